@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t sentiment .    Run: docker run -p 8080:8080 sentiment
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+# CPU-only torch from PyTorch's CPU wheel index: the pinned torch on PyPI is the multi-GB CUDA build.
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+COPY pyproject.toml README.md alembic.ini ./
+COPY sentiment ./sentiment
+COPY migrations ./migrations
+COPY templates ./templates
+# Editable, so the package finds migrations/ and templates/ beside it in /app.
+RUN pip install -e .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 sentiment \
+    && mkdir -p /data /models \
+    && chown sentiment:sentiment /data /models
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HOST=0.0.0.0 \
+    PORT=8080 \
+    DATABASE_URL=sqlite+aiosqlite:////data/sentiment.db \
+    HF_HOME=/models/hf-cache \
+    LOG_JSON=true
+WORKDIR /app
+USER sentiment
+VOLUME ["/data", "/models"]
+EXPOSE 8080
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health', timeout=2)"]
+CMD ["sentiment", "serve"]

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the test suite: installs the test dependencies into .venv, makes sure PostgreSQL answers, runs pytest.
+# Arguments go to pytest, e.g. `scripts/test.sh -m unit` or `scripts/test.sh -m "not slow"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --upgrade pip
+fi
+.venv/bin/pip install --quiet -e '.[test]'
+
+# The storage tests run against SQLite and the local PostgreSQL (127.0.0.1:5432, trust auth).
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
+    for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+
+# Model hubs are unreachable here: fail at once rather than retrying.
+export HF_HUB_OFFLINE=1
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,68 @@
+"""The one app factory: wires settings, services, routes, error handling and the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+
+from sentiment import __version__
+from sentiment.domain import VADER_KEY
+from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
+from sentiment.services import AlertService, PredictionService, Services, SystemService, load_model
+from sentiment.settings import Settings
+from sentiment.storage.database import create_engine, upgrade
+from sentiment.storage.writer import PredictionWriter
+from sentiment.web import api
+from sentiment.web.dependencies import DEPENDENCIES
+from sentiment.web.errors import EXCEPTION_HANDLERS
+
+
+def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
+    """Build the app; nothing connects or loads until the lifespan starts. `loader` lets tests share loaded models."""
+    load = loader or partial(load_backend, threads=settings.torch_threads)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await asyncio.to_thread(upgrade, settings.database_url)
+        engine = create_engine(settings.database_url)
+        writer = PredictionWriter(engine, settings.writer, settings.store_text)
+        registry = ModelRegistry(settings.models, settings.default_model, load)
+        alerts = AlertService(engine)
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            registry=registry,
+            writer=writer,
+            predictions=PredictionService(registry, writer, settings.max_text_length, settings.max_batch_size),
+            alerts=alerts,
+            system=SystemService(registry, writer, engine, __version__),
+        )
+        writer.start()
+        # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
+        loading = (
+            asyncio.create_task(load_model(registry, alerts, settings.default_model))
+            if settings.default_model != VADER_KEY
+            else None
+        )
+        try:
+            yield
+        finally:
+            if loading is not None and not loading.done():
+                loading.cancel()
+            await writer.close()
+            registry.close()
+            await engine.dispose()
+
+    return Litestar(
+        route_handlers=api.ROUTES,
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="Sentiment service", version=__version__),
+    )

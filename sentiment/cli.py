@@ -1,0 +1,104 @@
+"""`sentiment`: serve the API, score a text without a server, upgrade the database schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import msgspec
+import structlog
+
+from sentiment.settings import Settings, SettingsError
+
+log = structlog.get_logger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sentiment", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="start the HTTP service")
+    serve.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: PORT or 8080)")
+
+    predict = commands.add_parser("predict", help="score one text and print the prediction as JSON (no server)")
+    predict.add_argument("text")
+    predict.add_argument("--model", help="model key (default: PRELOAD_MODEL, else vader)")
+
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"sentiment: configuration error: {error}", file=sys.stderr)
+        return 2
+
+    from sentiment.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_json)
+    for warning in settings.warnings:
+        log.warning("obsolete_setting", detail=warning)
+
+    if args.command == "serve":
+        return _serve(settings, args.host or settings.host, args.port or settings.port)
+    if args.command == "predict":
+        return _predict(settings, args.text, args.model)
+    from sentiment.storage.database import upgrade
+
+    upgrade(settings.database_url)
+    log.info("database_upgraded", url=_safe_url(settings.database_url))
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from sentiment.app import create_app
+
+    log.info("starting", host=host, port=port, default_model=settings.default_model, database=_safe_url(settings.database_url))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    return 0
+
+
+def _predict(settings: Settings, text: str, model: str | None) -> int:
+    from functools import partial
+
+    from sentiment.domain import SentimentError, VADER_KEY
+    from sentiment.inference.registry import ModelRegistry, load_backend
+
+    async def run() -> dict[str, object]:
+        key = model or settings.default_model
+        registry = ModelRegistry(settings.models, key, partial(load_backend, threads=settings.torch_threads))
+        try:
+            entry = registry.entry(key)
+            if key != VADER_KEY:
+                await registry.load(key)
+                if entry.error:
+                    raise SentimentError(f"model {key} failed to load: {entry.error}")
+            result = await entry.run([text])
+        finally:
+            registry.close()
+        scored = result.scored[0]
+        return {"text": text, "sentiment": scored.label, "confidence": scored.confidence, "scores": scored.scores,
+                "model_used": key, "processing_time_ms": round(result.inference_ms, 3)}
+
+    try:
+        answer = asyncio.run(run())
+    except SentimentError as error:
+        print(f"sentiment: {error.detail}", file=sys.stderr)
+        return 1
+    print(msgspec.json.format(msgspec.json.encode(answer)).decode())
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

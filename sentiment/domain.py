@@ -1,0 +1,82 @@
+"""Domain types shared by every layer: labels, scored texts, predictions and the errors the service raises."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+
+Label = Literal["negative", "neutral", "positive"]
+LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
+VADER_KEY = "vader"
+
+
+class Scored(msgspec.Struct, frozen=True):
+    """What a backend says about one text."""
+
+    label: Label
+    confidence: float
+    scores: dict[str, float]
+
+
+class Prediction(msgspec.Struct, frozen=True):
+    """One answered prediction, as returned to the caller and as stored."""
+
+    id: UUID
+    text: str
+    sentiment: Label
+    confidence: float
+    scores: dict[str, float]
+    model_requested: str
+    model_used: str
+    fallback_used: bool
+    processing_time_ms: float
+    timestamp: datetime
+    dataset_id: UUID | None = None
+    group: str | None = None
+
+
+class SentimentError(Exception):
+    """Base of the errors the web layer maps to HTTP statuses in one table."""
+
+    def __init__(self, detail: str, extra: dict[str, object] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class InvalidInput(SentimentError):
+    """The request is well-formed JSON but breaks a limit or a rule (empty text, too long, batch too big)."""
+
+
+class UnknownModel(SentimentError):
+    def __init__(self, key: str, known: list[str]) -> None:
+        super().__init__(f"unknown model {key!r}; known models: {', '.join(known)}", {"known_models": known})
+
+
+class ModelNotLoaded(SentimentError):
+    """A catalogued model nobody asked to serve: neither loaded nor being loaded."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"model {key!r} is not loaded; load it with POST /models/{key}/load (admin token) "
+            f"or start the service with PRELOAD_MODEL={key}",
+        )
+
+
+class QueueFull(SentimentError):
+    """The model's queue is at capacity; the caller should retry after a moment."""
+
+    def __init__(self, key: str, retry_after_s: int = 1) -> None:
+        super().__init__(f"model {key!r} is at capacity; retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class ModelLoadError(SentimentError):
+    """A model could not be loaded (missing files, unmappable labels, no network for a hub id)."""
+
+
+class NotReady(SentimentError):
+    """The process serves, but should not get traffic yet (default model not loaded, database not answering)."""

@@ -1,0 +1,1 @@
+"""Model backends (transformers, VADER), the model catalogue and registry."""

@@ -1,0 +1,48 @@
+"""A Hugging Face sequence-classification model run in-process with torch on the CPU."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as transformers_logging
+
+from sentiment.domain import Label, ModelLoadError, Scored
+from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
+
+MAX_SEQUENCE_LENGTH = 512
+
+# A progress bar per load is noise in a service log.
+transformers_logging.disable_progress_bar()
+
+
+class TransformersBackend:
+    def __init__(self, source: str, threads: int | None = None) -> None:
+        """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate step)."""
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            # float16 checkpoints are upcast: float16 matmuls on a CPU are slow.
+            self._model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=True, dtype=torch.float32
+            ).eval()
+        except OSError as error:
+            raise ModelLoadError(
+                f"cannot load {source!r}: not a model folder and not in the local hub cache "
+                f"({str(error).splitlines()[0]}); download it first or point SENTIMENT_MODELS at a local folder"
+            ) from error
+        try:
+            self.labels: tuple[Label, ...] = map_labels(self._model.config.id2label)
+        except UnmappableLabels as error:
+            raise ModelLoadError(str(error)) from error
+        self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)
+
+    def predict(self, texts: Sequence[str]) -> list[Scored]:
+        encoded = self._tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self._max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            probabilities = torch.softmax(self._model(**encoded).logits, dim=-1).tolist()
+        return [scored_from_probabilities(self.labels, row) for row in probabilities]

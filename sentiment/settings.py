@@ -1,0 +1,192 @@
+"""Settings, read from the environment (and an optional `.env`) once, then passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from sentiment.domain import VADER_KEY
+from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, ModelSpec
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
+
+# Settings of the original multi-process system that mean nothing in one process.
+OBSOLETE_SETTINGS = ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS")
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; its message is the one line start-up prints."""
+
+
+class BreakerSettings(msgspec.Struct, frozen=True):
+    max_failures: int = 3
+    window_s: float = 300.0
+    open_s: float = 60.0
+    call_timeout_s: float = 10.0
+
+
+class WriterSettings(msgspec.Struct, frozen=True):
+    batch_size: int = 500
+    max_pending: int = 100_000
+    flush_interval_s: float = 0.2
+
+
+class Settings(msgspec.Struct, frozen=True):
+    database_url: str = DEFAULT_DATABASE_URL
+    default_model: str = VADER_KEY
+    models: tuple[ModelSpec, ...] = BUILTIN_MODELS
+    breaker: BreakerSettings = BreakerSettings()
+    writer: WriterSettings = WriterSettings()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    admin_token: str | None = None
+    torch_threads: int | None = None
+    store_text: bool = True
+    max_text_length: int = 10_000
+    max_batch_size: int = 256
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    log_json: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def model_keys(self) -> list[str]:
+        return [spec.key for spec in self.models]
+
+    def model(self, key: str) -> ModelSpec | None:
+        return next((spec for spec in self.models if spec.key == key), None)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> Settings:
+        """Build settings from `env` (default: `.env` overlaid by the process environment)."""
+        if env is None:
+            file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
+            env = {**file_values, **os.environ}
+        reader = _EnvReader(env)
+        models = BUILTIN_MODELS + _parse_models(env.get("SENTIMENT_MODELS", ""))
+        keys = [spec.key for spec in models]
+        if len(set(keys)) != len(keys):
+            raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
+        default_model = _resolve_model_key(env.get("PRELOAD_MODEL", "").strip() or VADER_KEY, keys)
+        database_url = _database_url(env)
+        return cls(
+            database_url=database_url,
+            default_model=default_model,
+            models=models,
+            breaker=BreakerSettings(
+                max_failures=reader.integer("FAILSAFE_MAX_LLM_FAILURES", 3, minimum=1),
+                window_s=reader.number("FAILSAFE_FAILURE_WINDOW_SECONDS", 300.0),
+                open_s=reader.number("FAILSAFE_CIRCUIT_BREAKER_TIMEOUT", 60.0),
+                call_timeout_s=reader.number("FAILSAFE_CALL_TIMEOUT_SECONDS", 10.0),
+            ),
+            writer=WriterSettings(
+                batch_size=reader.integer("SENTIMENT_WRITE_BATCH_SIZE", 500, minimum=1),
+                max_pending=reader.integer("SENTIMENT_MAX_PENDING_WRITES", 100_000, minimum=1),
+                flush_interval_s=reader.number("SENTIMENT_WRITE_INTERVAL_SECONDS", 0.2),
+            ),
+            host=env.get("HOST", "127.0.0.1"),
+            port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
+            admin_token=env.get("SENTIMENT_ADMIN_TOKEN") or None,
+            torch_threads=reader.integer("OMP_NUM_THREADS", None, minimum=1),
+            store_text=reader.boolean("SENTIMENT_STORE_TEXT", True),
+            max_text_length=reader.integer("SENTIMENT_MAX_TEXT_LENGTH", 10_000, minimum=1),
+            max_batch_size=reader.integer("SENTIMENT_MAX_BATCH_SIZE", 256, minimum=1),
+            auto_migrate=reader.boolean("SENTIMENT_AUTO_MIGRATE", make_url(database_url).get_backend_name() == "sqlite"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_json=reader.boolean("LOG_JSON", False),
+            warnings=tuple(
+                f"{name} is set but means nothing in the single-process service; it is ignored"
+                for name in OBSOLETE_SETTINGS
+                if name in env
+            ),
+        )
+
+
+class _EnvReader:
+    """Typed reads of environment values, each failing with a message that names the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def integer(self, name: str, default: int | None, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise SettingsError(f"{name}={value} is out of range ({minimum}..{maximum if maximum is not None else ''})")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a number") from None
+        if not value > 0:
+            raise SettingsError(f"{name}={raw!r} must be greater than 0")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self._raw(name)
+        if raw is None:
+            return default
+        if raw.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if raw.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _parse_models(raw: str) -> tuple[ModelSpec, ...]:
+    specs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        key, sep, source = (s.strip() for s in item.partition("="))
+        if not sep or not key or not source:
+            raise SettingsError(f"SENTIMENT_MODELS entry {item!r} is not of the form key=folder-or-hub-id")
+        specs.append(ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source))
+    return tuple(specs)
+
+
+def _resolve_model_key(key: str, known: list[str]) -> str:
+    key = KEY_ALIASES.get(key, key)
+    if key not in known:
+        raise SettingsError(f"PRELOAD_MODEL={key!r} is not a known model; known models: {', '.join(known)}")
+    return key
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    url = env.get("DATABASE_URL", "").strip()
+    if not url and env.get("POSTGRES_HOST"):
+        user = quote(env.get("POSTGRES_USER", "postgres"), safe="")
+        password = env.get("POSTGRES_PASSWORD")
+        credentials = f"{user}:{quote(password, safe='')}" if password else user
+        port = env.get("POSTGRES_PORT", "5432")
+        url = f"postgresql+asyncpg://{credentials}@{env['POSTGRES_HOST']}:{port}/{env.get('POSTGRES_DB', 'sentiment')}"
+    url = url or DEFAULT_DATABASE_URL
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingsError(f"DATABASE_URL={url!r} is not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+    # Accept the plain URLs people paste and pick the async drivers this service uses.
+    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+    backend = parsed.get_backend_name()
+    if backend not in drivers:
+        raise SettingsError(f"DATABASE_URL uses {backend!r}; supported: sqlite, postgresql")
+    return parsed.set(drivername=drivers[backend]).render_as_string(hide_password=False)

@@ -1,0 +1,1 @@
+"""SQLAlchemy tables, repositories, the write-behind writer and database plumbing."""

@@ -1,0 +1,123 @@
+"""Repositories: take a connection, speak rows in batches, return domain objects or plain figures."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sentiment.domain import Prediction
+from sentiment.storage.tables import AlertRow, PredictionRow
+
+AlertState = Literal["active", "resolved"]
+AlertSeverity = Literal["info", "warning", "critical"]
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class PredictionRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add_many(self, predictions: Sequence[Prediction], store_text: bool) -> None:
+        rows = [
+            {
+                "id": p.id,
+                "created_at": p.timestamp,
+                "text": p.text if store_text else None,
+                "text_hash": text_hash(p.text),
+                "text_length": len(p.text),
+                "sentiment": p.sentiment,
+                "confidence": p.confidence,
+                "scores": p.scores,
+                "model_requested": p.model_requested,
+                "model_used": p.model_used,
+                "fallback_used": p.fallback_used,
+                "processing_time_ms": p.processing_time_ms,
+                "dataset_id": p.dataset_id,
+                "group_name": p.group,
+            }
+            for p in predictions
+        ]
+        await self._connection.execute(insert(PredictionRow), rows)
+
+    async def count(self) -> int:
+        return int(await self._connection.scalar(select(func.count()).select_from(PredictionRow)) or 0)
+
+
+class Alert(msgspec.Struct, frozen=True):
+    id: int
+    key: str
+    kind: str
+    severity: str
+    message: str
+    state: str
+    raised_at: datetime
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class AlertRepository:
+    """Alerts are keyed: raising an active key again is a no-op, so replicas never duplicate one."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def raise_alert(
+        self, key: str, kind: str, severity: AlertSeverity, message: str, now: datetime
+    ) -> bool:
+        """Insert the alert unless one with this key is active; True when this call raised it."""
+        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
+        statement = (
+            dialect_insert(AlertRow)
+            .values(
+                key=key, active_key=key, kind=kind, severity=severity, message=message, state="active", raised_at=now
+            )
+            .on_conflict_do_nothing(index_elements=["active_key"])
+        )
+        result = await self._connection.execute(statement)
+        return result.rowcount == 1
+
+    async def resolve(self, key: str, now: datetime) -> bool:
+        result = await self._connection.execute(
+            update(AlertRow)
+            .where(AlertRow.active_key == key)
+            .values(active_key=None, state="resolved", resolved_at=now)
+        )
+        return result.rowcount == 1
+
+    async def acknowledge(self, alert_id: int, now: datetime) -> Alert | None:
+        await self._connection.execute(
+            update(AlertRow)
+            .where(AlertRow.id == alert_id, AlertRow.acknowledged_at.is_(None))
+            .values(acknowledged_at=now)
+        )
+        row = (await self._connection.execute(select(AlertRow.__table__).where(AlertRow.id == alert_id))).first()
+        return _alert(row) if row else None
+
+    async def list(self, state: AlertState | None = None, limit: int = 100) -> list[Alert]:
+        query = select(AlertRow.__table__).order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
+        if state is not None:
+            query = query.where(AlertRow.state == state)
+        return [_alert(row) for row in await self._connection.execute(query)]
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; every time this service stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _alert(row: object) -> Alert:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    values = {field: mapping[field] for field in Alert.__struct_fields__}
+    for field in ("raised_at", "resolved_at", "acknowledged_at"):
+        values[field] = as_utc(values[field])
+    return Alert(**values)

@@ -1,0 +1,127 @@
+"""Write-behind storage of predictions: off the request path, in batches, and patient while the database is down."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from contextlib import suppress
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sentiment.domain import Prediction
+from sentiment.settings import WriterSettings
+from sentiment.storage.repositories import PredictionRepository
+
+log = structlog.get_logger(__name__)
+
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class PredictionWriter:
+    """Buffers answered predictions and inserts them in batches on a background task.
+
+    The buffer is bounded by `max_pending`: when the database stays down long enough to fill it, new rows are
+    dropped (and counted in `dropped`) rather than letting memory grow without bound or stalling answers.
+    """
+
+    def __init__(self, engine: AsyncEngine, settings: WriterSettings, store_text: bool) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._store_text = store_text
+        self._pending: deque[Prediction] = deque()
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._progress = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self.submitted = 0
+        self.written = 0
+        self.dropped = 0
+        self.failed_attempts = 0
+        self.last_error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    @property
+    def database_up(self) -> bool:
+        return self.last_error is None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="prediction-writer")
+
+    def submit(self, predictions: Sequence[Prediction]) -> None:
+        room = self._settings.max_pending - len(self._pending)
+        accepted = predictions[: max(room, 0)]
+        self._pending.extend(accepted)
+        self.submitted += len(predictions)
+        if len(accepted) < len(predictions):
+            self.dropped += len(predictions) - len(accepted)
+            log.error("prediction_rows_dropped", dropped=len(predictions) - len(accepted), pending=len(self._pending))
+        self._wake.set()
+
+    async def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until everything submitted so far is written (or dropped); False when the timeout passed first."""
+        target = self.submitted
+
+        async def caught_up() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self.written + self.dropped >= target)
+
+        try:
+            await asyncio.wait_for(caught_up(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout_s: float = 30.0) -> None:
+        """Write everything pending (bounded by `timeout_s`), then stop."""
+        if self._task is None:
+            return
+        self._closing.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+        except TimeoutError:
+            self._task.cancel()
+            log.error("prediction_writer_closed_with_pending_rows", pending=len(self._pending))
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing.is_set():
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                # Let a batch gather instead of inserting each request's rows on their own; closing cuts it short.
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._closing.wait(), self._settings.flush_interval_s)
+            batch = [self._pending[i] for i in range(min(self._settings.batch_size, len(self._pending)))]
+            if batch and not await self._write(batch):
+                delay = RETRY_DELAYS_S[min(self.failed_attempts - 1, len(RETRY_DELAYS_S) - 1)]
+                await asyncio.sleep(delay)
+                continue
+            for _ in batch:
+                self._pending.popleft()
+            self.written += len(batch)
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def _write(self, batch: list[Prediction]) -> bool:
+        try:
+            async with self._engine.begin() as connection:
+                await PredictionRepository(connection).add_many(batch, self._store_text)
+        except (SQLAlchemyError, OSError) as error:
+            self.failed_attempts += 1
+            self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            log.warning("prediction_write_failed", rows=len(batch), pending=len(self._pending), error=self.last_error)
+            return False
+        if self.last_error is not None:
+            log.info("prediction_writes_resumed", pending=len(self._pending))
+        self.failed_attempts = 0
+        self.last_error = None
+        return True

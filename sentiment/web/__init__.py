@@ -1,0 +1,1 @@
+"""HTTP controllers (JSON API, pages), the error table, the admin guard and static assets."""

@@ -1,0 +1,85 @@
+"""JSON API: predictions, health and status, alerts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from sentiment.services import (
+    AlertService,
+    DatabaseHealth,
+    PredictionBatch,
+    PredictionService,
+    Readiness,
+    Status,
+    SystemService,
+)
+from sentiment.web.guard import require_admin
+from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
+
+
+def _timing_headers(batch: PredictionBatch) -> dict[str, str]:
+    return {"x-queue-time": f"{batch.queue_ms:.3f}", "x-inference-time": f"{batch.inference_ms:.3f}"}
+
+
+@post("/predict", status_code=200, summary="Score one text", tags=["predictions"])
+async def predict(data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]) -> Response[PredictionOut]:
+    batch = await predictions.predict([data.text], model=data.model)
+    return Response(PredictionOut.from_domain(batch.predictions[0]), headers=_timing_headers(batch))
+
+
+@post("/predict/batch", status_code=200, summary="Score a batch of texts, answered in input order", tags=["predictions"])
+async def predict_batch(data: JSONBody[BatchIn], predictions: NamedDependency[PredictionService]) -> Response[BatchOut]:
+    batch = await predictions.predict(data.texts, model=data.model)
+    out = BatchOut(
+        results=[PredictionOut.from_domain(p) for p in batch.predictions],
+        model_used=batch.model_requested,
+        total_processing_time_ms=batch.total_ms,
+        batch_size=len(batch.predictions),
+    )
+    return Response(out, headers=_timing_headers(batch))
+
+
+@get("/health", summary="Liveness: 200 while the process serves", tags=["system"])
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@get("/ready", summary="Readiness: 200 once the default model is loaded and the database answers", tags=["system"])
+async def ready(system: NamedDependency[SystemService]) -> Readiness:
+    return await system.readiness()
+
+
+@get("/status", summary="Version, uptime, models, database", tags=["system"])
+async def status(system: NamedDependency[SystemService]) -> Status:
+    return await system.status()
+
+
+@get("/db/health", summary="Database reachability, latency and unsaved predictions", tags=["system"])
+async def db_health(system: NamedDependency[SystemService]) -> Response[DatabaseHealth]:
+    report = await system.database_health()
+    return Response(report, status_code=200 if report.reachable else 503)
+
+
+@get("/alerts", summary="Active and past alerts, newest first", tags=["alerts"])
+async def list_alerts(
+    alerts: NamedDependency[AlertService],
+    alert_state: Annotated[Literal["active", "resolved"] | None, QueryParameter(name="state")] = None,
+) -> list[AlertOut]:
+    return [AlertOut.from_domain(alert) for alert in await alerts.list(alert_state)]
+
+
+@post("/alerts/{alert_id:int}/acknowledge", status_code=200, guards=[require_admin], summary="Acknowledge an alert",
+      tags=["alerts"])
+async def acknowledge_alert(alert_id: FromPath[int], alerts: NamedDependency[AlertService]) -> AlertOut:
+    alert = await alerts.acknowledge(alert_id)
+    if alert is None:
+        raise NotFoundException(f"no alert with id {alert_id}")
+    return AlertOut.from_domain(alert)
+
+
+ROUTES = [predict, predict_batch, health, ready, status, db_health, list_alerts, acknowledge_alert]

@@ -1,0 +1,33 @@
+"""The one table that turns domain errors into HTTP statuses, in Litestar's error shape."""
+
+from __future__ import annotations
+
+from litestar import Request, Response
+
+from sentiment.domain import InvalidInput, ModelNotLoaded, NotReady, QueueFull, SentimentError, UnknownModel
+
+STATUS_OF: dict[type[SentimentError], int] = {
+    InvalidInput: 400,
+    UnknownModel: 404,
+    ModelNotLoaded: 409,
+    QueueFull: 503,
+    NotReady: 503,
+}
+
+
+def domain_error_response(_: Request, error: SentimentError) -> Response[dict[str, object]]:
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
+    headers = {"retry-after": str(error.retry_after_s)} if isinstance(error, QueueFull) else None
+    body: dict[str, object] = {"status_code": status, "detail": error.detail}
+    if error.extra is not None:
+        body["extra"] = error.extra
+    return Response(body, status_code=status, headers=headers)
+
+
+def invalid_utf8_response(_: Request, error: UnicodeDecodeError) -> Response[dict[str, object]]:
+    # Litestar's JSON decoding lets this escape as a 500; a body that is not UTF-8 is the client's error.
+    detail = f"request body is not valid UTF-8 (byte {error.start})"
+    return Response({"status_code": 400, "detail": detail}, status_code=400)
+
+
+EXCEPTION_HANDLERS = {SentimentError: domain_error_response, UnicodeDecodeError: invalid_utf8_response}

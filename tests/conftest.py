@@ -1,0 +1,193 @@
+"""Shared fixtures: settings, databases (SQLite and Postgres), a loaded reference model, the app and its client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+# Hubs are unreachable here: fail at once instead of retrying for a minute.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import asyncpg
+import httpx
+import msgspec
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
+
+from sentiment.app import create_app
+from sentiment.inference.backend import Backend
+from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
+from sentiment.inference.registry import load_backend
+from sentiment.settings import Settings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SST2_MODEL = SHARED / "models" / "minilm-sst2"
+TWEETS_MODEL = SHARED / "models" / "minilm-tweets3"
+DATA = SHARED / "data"
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def loader() -> Callable[[ModelSpec], Backend]:
+    """Loads each model once per test session; the app under test shares the loaded backends."""
+    cache: dict[str, Backend] = {}
+
+    def load(spec: ModelSpec) -> Backend:
+        if spec.source not in cache:
+            cache[spec.source] = load_backend(spec)
+        return cache[spec.source]
+
+    return load
+
+
+async def _postgres_reachable() -> bool:
+    try:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=3)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database of each kind; the Postgres one is created for the test and dropped after it."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    if not await _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}")
+    name = f"sentiment_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    """Test settings: the reference models catalogued, migrations applied on start for every database."""
+    base = Settings(
+        database_url=database_url,
+        models=BUILTIN_MODELS
+        + (ModelSpec("minilm-sst2", str(SST2_MODEL)), ModelSpec("minilm-tweets3", str(TWEETS_MODEL))),
+        auto_migrate=True,
+    )
+    return msgspec.structs.replace(base, **overrides)
+
+
+async def wait_until_settled(app: Litestar, timeout_s: float = 60.0) -> None:
+    """Wait for the default model's background load to end (loaded or failed)."""
+    registry = app.state.services.registry
+    entry = registry.entry(registry.default_key)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while entry.loading or (entry.backend is None and entry.error is None and entry.key != "vader"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"model {entry.key} still {entry.status} after {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+def in_app(client: AsyncTestClient, fn: Callable[..., Awaitable[T]], *args: object) -> T:
+    """Run a coroutine function on the app's own event loop (the test client serves it from another thread)."""
+    return client.blocking_portal.call(fn, *args)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+async def sst2_client(sqlite_url: str, loader: Callable[[ModelSpec], Backend]) -> AsyncIterator[AsyncTestClient]:
+    """A client of the app serving minilm-sst2 as the default model, on SQLite."""
+    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2"), loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        yield client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        layer = Path(str(item.fspath)).parent.name
+        if layer in {"unit", "integration", "e2e"}:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+
+class ServerProcess:
+    """The real service, started as `python -m sentiment serve` on a free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "FAILSAFE_", "POSTGRES_"))}
+        clean.pop("DATABASE_URL", None)
+        clean.pop("PRELOAD_MODEL", None)
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sentiment", "serve", "--port", str(self.port)],
+            env={**clean, "HF_HUB_OFFLINE": "1", **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=log_path.parent,
+        )
+
+    def wait_healthy(self, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise TimeoutError(f"server not healthy after {timeout_s} s:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
+    """Start real service processes with the given environment; each is stopped when the test ends."""
+    started: list[ServerProcess] = []
+
+    def start(env: dict[str, str]) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(started)}.log")
+        started.append(server)
+        server.wait_healthy()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,66 @@
+"""The real service process: start-up, answers, and a clean SIGTERM that writes every pending row."""
+
+import asyncio
+import signal
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import SST2_MODEL, ServerProcess
+
+
+async def test_sigterm_after_load_writes_every_answered_prediction(
+    tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    database = tmp_path / "served.db"
+    # A long write interval keeps rows pending, so the shutdown itself must write them.
+    server = start_server(
+        {"DATABASE_URL": f"sqlite+aiosqlite:///{database}", "SENTIMENT_WRITE_INTERVAL_SECONDS": "30"}
+    )
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        singles = [client.post("/predict", json={"text": f"message {i} is lovely"}) for i in range(40)]
+        batches = [client.post("/predict/batch", json={"texts": [f"batch {i} item {j}" for j in range(8)]}) for i in range(5)]
+        responses = await asyncio.gather(*singles, *batches)
+    assert all(r.status_code == 200 for r in responses)
+    answered = 40 + 5 * 8
+    # uvicorn re-raises the signal once its graceful shutdown is done, so the exit status says SIGTERM.
+    assert server.stop(signal.SIGTERM) == -signal.SIGTERM
+    assert "Application shutdown complete" in server.log_path.read_text()
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT count(*) FROM predictions").fetchone()[0] == answered
+
+
+def test_configured_model_becomes_ready_and_answers(
+    tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    server = start_server(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 's.db'}",
+            "SENTIMENT_MODELS": f"minilm-sst2={SST2_MODEL}",
+            "PRELOAD_MODEL": "minilm-sst2",
+        }
+    )
+    for _ in range(300):
+        if httpx.get(f"{server.base_url}/ready").status_code == 200:
+            break
+        asyncio.run(asyncio.sleep(0.1))
+    answer = httpx.post(f"{server.base_url}/predict", json={"text": "UCLA is amazing for AI research!"}).json()
+    assert (answer["sentiment"], answer["model_used"], answer["fallback_used"]) == ("positive", "minilm-sst2", False)
+
+
+def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "serve"],
+        env={"PRELOAD_MODEL": "nope", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "sentiment: configuration error: PRELOAD_MODEL='nope' is not a known model; "
+        "known models: distilbert-sst2, twitter-roberta, bert-multilingual, vader"
+    ]

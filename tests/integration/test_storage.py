@@ -1,0 +1,94 @@
+"""Storage, run against SQLite and Postgres alike: every answered prediction becomes a row; alerts are keyed."""
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from sentiment.app import create_app
+from sentiment.inference.backend import Backend
+from sentiment.inference.catalogue import ModelSpec
+from sentiment.storage.database import create_engine, upgrade
+from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
+from sentiment.storage.tables import PredictionRow
+from tests.conftest import in_app, make_settings, wait_until_settled
+
+
+async def test_every_answered_prediction_is_a_stored_row(
+    database_url: str, loader: Callable[[ModelSpec], Backend]
+) -> None:
+    app = create_app(make_settings(database_url, default_model="minilm-sst2"), loader=loader)
+    answered_ids: list[str] = []
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        for i in range(15):
+            response = await client.post("/predict", json={"text": f"review number {i} was great"})
+            answered_ids.append(response.json()["id"])
+            batch = await client.post(
+                "/predict/batch", json={"texts": [f"text {i}-{j} was dull" for j in range(i % 5 + 1)], "model": "vader"}
+            )
+            answered_ids += [r["id"] for r in batch.json()["results"]]
+        assert in_app(client, app.state.services.writer.flush, 10)
+
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+        query = select(PredictionRow).where(PredictionRow.text == "review number 0 was great")
+        first = (await connection.execute(query)).one()
+    await engine.dispose()
+    assert len(answered_ids) == 15 + sum(i % 5 + 1 for i in range(15))
+    assert stored == set(answered_ids)
+    assert (first.model_used, first.model_requested, first.fallback_used, first.sentiment) == (
+        "minilm-sst2", "minilm-sst2", False, "positive"
+    )
+    assert first.text_hash == text_hash("review number 0 was great")
+    assert set(first.scores) == {"negative", "positive"}
+
+
+async def test_rows_are_written_on_shutdown_even_when_not_yet_flushed(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        for i in range(20):
+            await client.post("/predict", json={"text": f"text {i}"})
+    # The lifespan has ended: a clean shutdown writes everything pending.
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        assert await PredictionRepository(connection).count() == 20
+    await engine.dispose()
+
+
+async def test_store_text_false_keeps_only_hash_and_length(database_url: str) -> None:
+    app = create_app(make_settings(database_url, store_text=False))
+    async with AsyncTestClient(app=app) as client:
+        await client.post("/predict", json={"text": "a private message"})
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        row = (await connection.execute(select(PredictionRow))).one()
+    await engine.dispose()
+    assert row.text is None
+    assert (row.text_hash, row.text_length) == (text_hash("a private message"), len("a private message"))
+
+
+async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with engine.begin() as connection:
+        alerts = AlertRepository(connection)
+        assert await alerts.raise_alert("breaker_open:m", "breaker_open", "critical", "m is failing", t0)
+        # A second replica raising the same condition adds nothing.
+        assert not await alerts.raise_alert("breaker_open:m", "breaker_open", "critical", "m is failing", t0)
+        assert [a.key for a in await alerts.list("active")] == ["breaker_open:m"]
+        assert await alerts.resolve("breaker_open:m", t0 + timedelta(minutes=1))
+        assert not await alerts.resolve("breaker_open:m", t0 + timedelta(minutes=2))
+        assert await alerts.raise_alert("breaker_open:m", "breaker_open", "critical", "again", t0 + timedelta(minutes=3))
+        history = await alerts.list()
+        acknowledged = await alerts.acknowledge(history[0].id, t0 + timedelta(minutes=4))
+        rows = await connection.scalar(select(func.count()).select_from(PredictionRow))
+    await engine.dispose()
+    assert [(a.message, a.state) for a in history] == [("again", "active"), ("m is failing", "resolved")]
+    assert history[1].resolved_at == t0 + timedelta(minutes=1)
+    assert acknowledged is not None and acknowledged.acknowledged_at == t0 + timedelta(minutes=4)
+    assert rows == 0

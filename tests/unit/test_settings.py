@@ -1,0 +1,65 @@
+import pytest
+
+from sentiment.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+
+
+def test_defaults_serve_vader_on_a_local_sqlite_file() -> None:
+    settings = Settings.from_env({})
+    assert settings.default_model == "vader"
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.auto_migrate is True
+    assert (settings.breaker.max_failures, settings.breaker.window_s, settings.breaker.open_s) == (3, 300.0, 60.0)
+
+
+def test_extra_models_are_catalogued_and_preload_picks_the_default(tmp_path) -> None:
+    settings = Settings.from_env(
+        {"SENTIMENT_MODELS": f"local={tmp_path}, hub=org/some-model", "PRELOAD_MODEL": "local"}
+    )
+    assert settings.model("local").source == str(tmp_path)
+    assert settings.model("hub").source == "org/some-model"
+    assert settings.default_model == "local"
+
+
+def test_original_preload_key_is_accepted_as_distilbert_sst2() -> None:
+    assert Settings.from_env({"PRELOAD_MODEL": "distilbert-sentiment"}).default_model == "distilbert-sst2"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PRELOAD_MODEL": "gpt-5"}, "PRELOAD_MODEL='gpt-5' is not a known model; known models: distilbert-sst2"),
+        ({"FAILSAFE_MAX_LLM_FAILURES": "three"}, "FAILSAFE_MAX_LLM_FAILURES='three' is not a whole number"),
+        ({"FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "soon"}, "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT='soon' is not a number"),
+        ({"DATABASE_URL": "not a url"}, "DATABASE_URL='not a url' is not a database URL"),
+        ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL uses 'mysql'"),
+        ({"SENTIMENT_MODELS": "just-a-key"}, "SENTIMENT_MODELS entry 'just-a-key' is not of the form"),
+        ({"PORT": "99999"}, "PORT=99999 is out of range"),
+        ({"SENTIMENT_STORE_TEXT": "maybe"}, "SENTIMENT_STORE_TEXT='maybe' is not a boolean"),
+    ],
+)
+def test_bad_settings_stop_start_up_with_one_clear_line(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_postgres_parts_build_an_asyncpg_url_and_plain_urls_get_async_drivers() -> None:
+    parts = {"POSTGRES_HOST": "db", "POSTGRES_DB": "s", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p@ss"}
+    assert Settings.from_env(parts).database_url == "postgresql+asyncpg://u:p%40ss@db:5432/s"
+    assert Settings.from_env({"DATABASE_URL": "postgres://u@h/d"}).database_url == "postgresql+asyncpg://u@h/d"
+    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"}).auto_migrate is False
+
+
+def test_obsolete_settings_are_accepted_with_a_warning_each() -> None:
+    settings = Settings.from_env({"REDIS_HOST": "redis", "USE_LOCAL_AI": "true"})
+    assert len(settings.warnings) == 2
+    assert any("REDIS_HOST" in w for w in settings.warnings)
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=9000\nLOG_LEVEL=debug\n")
+    monkeypatch.setenv("PORT", "9100")
+    settings = Settings.from_env(dotenv=dotenv)
+    assert (settings.port, settings.log_level) == (9100, "DEBUG")
