@@ -13,11 +13,13 @@ from litestar.openapi import OpenAPIConfig
 from sentiment import __version__
 from sentiment.domain import VADER_KEY
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
-from sentiment.services import AlertService, PredictionService, Services, SystemService, load_model
+from sentiment.alerts import AlertService
+from sentiment.failsafe import Failsafe
+from sentiment.services import PredictionService, Services, SystemService, load_model
 from sentiment.settings import Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import api
+from sentiment.web import api, failsafe_api
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
 
@@ -34,19 +36,24 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         writer = PredictionWriter(engine, settings.writer, settings.store_text)
         registry = ModelRegistry(settings.models, settings.default_model, load)
         alerts = AlertService(engine)
+        failsafe = Failsafe(settings.breaker, alerts)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             registry=registry,
             writer=writer,
-            predictions=PredictionService(registry, writer, settings.max_text_length, settings.max_batch_size),
+            predictions=PredictionService(
+                registry, failsafe, writer, settings.max_text_length, settings.max_batch_size
+            ),
             alerts=alerts,
+            failsafe=failsafe,
             system=SystemService(registry, writer, engine, __version__),
         )
         writer.start()
+        alerts.start()
         # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
         loading = (
-            asyncio.create_task(load_model(registry, alerts, settings.default_model))
+            asyncio.create_task(load_model(registry, alerts, failsafe, settings.default_model))
             if settings.default_model != VADER_KEY
             else None
         )
@@ -55,12 +62,13 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         finally:
             if loading is not None and not loading.done():
                 loading.cancel()
+            await alerts.close()
             await writer.close()
             registry.close()
             await engine.dispose()
 
     return Litestar(
-        route_handlers=api.ROUTES,
+        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

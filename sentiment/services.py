@@ -1,12 +1,11 @@
-"""Services own the stories the web layer and the CLI tell: predicting, and raising or clearing alerts."""
+"""Services own the stories the web layer and the CLI tell: predicting, loading models, reporting health."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import msgspec
 import structlog
@@ -14,21 +13,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from sentiment.alerts import AlertService
+from sentiment.clock import WallClock, utc_now
 from sentiment.domain import VADER_KEY, InvalidInput, NotReady, Prediction
+from sentiment.failsafe import Failsafe
 from sentiment.inference.registry import ModelEntry, ModelRegistry, TimedResult
+from sentiment.metrics import FALLBACKS
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
-from sentiment.storage.repositories import Alert, AlertRepository, AlertSeverity, AlertState
 from sentiment.storage.writer import PredictionWriter
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 class PredictionBatch(msgspec.Struct, frozen=True):
     predictions: list[Prediction]
@@ -44,12 +39,14 @@ class PredictionService:
     def __init__(
         self,
         registry: ModelRegistry,
+        failsafe: Failsafe,
         writer: PredictionWriter,
         max_text_length: int,
         max_batch_size: int,
-        clock: Clock = utc_now,
+        clock: WallClock = utc_now,
     ) -> None:
         self._registry = registry
+        self._failsafe = failsafe
         self._writer = writer
         self._max_text_length = max_text_length
         self._max_batch_size = max_batch_size
@@ -81,12 +78,36 @@ class PredictionService:
         return PredictionBatch(predictions, entry.key, result.queue_ms, result.inference_ms, total_ms)
 
     async def _run(self, entry: ModelEntry, texts: Sequence[str]) -> tuple[TimedResult, str, bool]:
-        if entry.backend is not None:
-            try:
-                return await entry.run(texts), entry.key, False
-            except Exception as error:  # a model failure must never fail the request: VADER answers
-                log.warning("model_call_failed", model=entry.key, error=str(error) or type(error).__name__)
-        return await self._registry.vader.run(texts), VADER_KEY, entry.key != VADER_KEY
+        """Ask the model through its breaker; whenever it cannot answer in time, VADER does."""
+        if entry.key == VADER_KEY:
+            return await entry.run(texts), VADER_KEY, False
+        breaker = self._failsafe.breaker(entry.key)
+        if entry.backend is None:
+            breaker.record_unavailable(f"model is {entry.status}")
+            return await self._fallback(entry, texts)
+        permit = breaker.acquire()
+        if permit is None:
+            return await self._fallback(entry, texts)
+        timeout_s = self._failsafe.settings.call_timeout_s
+        try:
+            result = await asyncio.wait_for(entry.run(texts), timeout_s)
+        except TimeoutError:
+            breaker.record_failure(permit, f"no answer within {timeout_s:g} s")
+        except asyncio.CancelledError:
+            breaker.release(permit)
+            raise
+        except Exception as error:  # a model failure must never fail the request: VADER answers
+            reason = f"{type(error).__name__}: {error}"
+            log.warning("model_call_failed", model=entry.key, error=reason)
+            breaker.record_failure(permit, reason)
+        else:
+            breaker.record_success(permit)
+            return result, entry.key, False
+        return await self._fallback(entry, texts)
+
+    async def _fallback(self, entry: ModelEntry, texts: Sequence[str]) -> tuple[TimedResult, str, bool]:
+        FALLBACKS.labels(model=entry.key).inc(len(texts))
+        return await self._registry.vader.run(texts), VADER_KEY, True
 
     def _validate(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -101,50 +122,16 @@ class PredictionService:
                 raise InvalidInput(f"{where} is {len(text)} characters; the limit is {self._max_text_length}")
 
 
-class AlertService:
-    """Raises and clears keyed alerts in the shared database; a database error is logged, never raised."""
-
-    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
-        self._engine = engine
-        self._clock = clock
-
-    async def raise_alert(self, key: str, kind: str, severity: AlertSeverity, message: str) -> None:
-        try:
-            async with self._engine.begin() as connection:
-                raised = await AlertRepository(connection).raise_alert(key, kind, severity, message, self._clock())
-        except SQLAlchemyError as error:
-            log.error("alert_not_stored", key=key, error=str(error).splitlines()[0])
-            return
-        if raised:
-            log.warning("alert_raised", key=key, kind=kind, severity=severity)
-
-    async def resolve(self, key: str) -> None:
-        try:
-            async with self._engine.begin() as connection:
-                resolved = await AlertRepository(connection).resolve(key, self._clock())
-        except SQLAlchemyError as error:
-            log.error("alert_not_resolved", key=key, error=str(error).splitlines()[0])
-            return
-        if resolved:
-            log.info("alert_resolved", key=key)
-
-    async def list(self, state: AlertState | None = None, limit: int = 100) -> list[Alert]:
-        async with self._engine.connect() as connection:
-            return await AlertRepository(connection).list(state, limit)
-
-    async def acknowledge(self, alert_id: int) -> Alert | None:
-        async with self._engine.begin() as connection:
-            return await AlertRepository(connection).acknowledge(alert_id, self._clock())
-
-
-async def load_model(registry: ModelRegistry, alerts: AlertService, key: str) -> ModelEntry:
-    """Load a model and keep its load-failure alert in step with the outcome."""
+async def load_model(registry: ModelRegistry, alerts: AlertService, failsafe: Failsafe, key: str) -> ModelEntry:
+    """Load a model, then give it a fresh breaker and keep its load-failure alert in step with the outcome."""
     entry = await registry.load(key)
     alert_key = f"model_load_failed:{key}"
     if entry.error is not None:
-        await alerts.raise_alert(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
+        alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
     elif entry.backend is not None:
-        await alerts.resolve(alert_key)
+        # Failures counted while it was loading say nothing about the loaded model.
+        failsafe.reset(key, reason="model loaded")
+        alerts.post_resolve(alert_key)
     return entry
 
 
@@ -260,4 +247,5 @@ class Services:
     writer: PredictionWriter
     predictions: PredictionService
     alerts: AlertService
+    failsafe: Failsafe
     system: SystemService

@@ -14,6 +14,7 @@ from huggingface_hub import try_to_load_from_cache
 from sentiment.domain import VADER_KEY, ModelNotLoaded, Scored, UnknownModel
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.inference.faults import Fault
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +54,7 @@ class ModelEntry:
         # it fails, its requests are answered by VADER rather than refused.
         self.wanted = False
         self.load_seconds: float | None = None
+        self.fault: Fault | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     @property
@@ -77,13 +79,21 @@ class ModelEntry:
         if backend is None or executor is None:
             raise ModelNotLoaded(self.key)
         submitted = time.perf_counter()
+        fault = self.fault
 
         def timed() -> TimedResult:
             started = time.perf_counter()
+            if fault is not None:
+                fault.apply()
             scored = backend.predict(texts)
             return TimedResult(scored, (started - submitted) * 1000, (time.perf_counter() - started) * 1000)
 
         return await asyncio.get_running_loop().run_in_executor(executor, timed)
+
+    def set_fault(self, fault: Fault | None) -> None:
+        if self.fault is not None:
+            self.fault.clear()
+        self.fault = fault
 
     def attach(self, backend: Backend) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.key}")

@@ -9,8 +9,8 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from sentiment.alerts import AlertService
 from sentiment.services import (
-    AlertService,
     DatabaseHealth,
     PredictionBatch,
     PredictionService,

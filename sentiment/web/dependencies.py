@@ -5,7 +5,8 @@ from __future__ import annotations
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from sentiment.services import AlertService, PredictionService, SystemService
+from sentiment.alerts import AlertService
+from sentiment.services import PredictionService, Services, SystemService
 
 
 def _predictions(state: State) -> PredictionService:
@@ -20,7 +21,12 @@ def _system(state: State) -> SystemService:
     return state.services.system
 
 
+def _services(state: State) -> Services:
+    return state.services
+
+
 DEPENDENCIES = {
+    "services": Provide(_services, sync_to_thread=False),
     "predictions": Provide(_predictions, sync_to_thread=False),
     "alerts": Provide(_alerts, sync_to_thread=False),
     "system": Provide(_system, sync_to_thread=False),

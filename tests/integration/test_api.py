@@ -10,7 +10,7 @@ from sentiment.app import create_app
 from sentiment.domain import ModelLoadError
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
-from tests.conftest import make_settings, wait_until_settled
+from tests.conftest import in_app, make_settings, wait_until_settled
 
 PREDICTION_FIELDS = {
     "id", "sentiment", "confidence", "scores", "model_used", "processing_time_ms", "fallback_used", "timestamp"
@@ -121,6 +121,7 @@ async def test_default_model_that_fails_to_load_leaves_vader_answering_and_statu
         assert "weights are corrupt" in status["fallback_reason"]
         ready = await client.get("/ready")
         assert ready.status_code == 503 and "failed" in ready.json()["detail"]
+        in_app(client, app.state.services.alerts.settle)
         alerts = (await client.get("/alerts", params={"state": "active"})).json()
         assert [a["key"] for a in alerts] == ["model_load_failed:minilm-sst2"]
 

@@ -1,0 +1,159 @@
+"""A per-model circuit breaker: CLOSED -> OPEN after N failures inside a window, OPEN -> HALF-OPEN after a
+timeout, and exactly one trial call in HALF-OPEN decides between CLOSED and OPEN again.
+
+No I/O and no clock of its own: time comes from the injected `clock` (seconds), so tests move time exactly.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+import msgspec
+
+from sentiment.settings import BreakerSettings
+
+Clock = Callable[[], float]
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Permit(msgspec.Struct, frozen=True):
+    """Leave to call the model once; `trial` marks the single probe call of HALF-OPEN."""
+
+    trial: bool
+
+
+class Transition(msgspec.Struct, frozen=True):
+    name: str
+    previous: BreakerState
+    current: BreakerState
+    at: float
+    reason: str
+
+
+class BreakerSnapshot(msgspec.Struct, frozen=True):
+    name: str
+    state: BreakerState
+    failures_in_window: int
+    opened_at: float | None
+    next_trial_at: float | None
+    times_opened: int
+    trial_in_flight: bool
+
+
+class CircuitBreaker:
+    def __init__(
+        self,
+        name: str,
+        settings: BreakerSettings,
+        clock: Clock,
+        on_transition: Callable[[Transition], None] = lambda _: None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._clock = clock
+        self._on_transition = on_transition
+        self._state = BreakerState.CLOSED
+        self._failures: deque[float] = deque()
+        self._opened_at: float | None = None
+        self._trial_in_flight = False
+        self.times_opened = 0
+
+    @property
+    def state(self) -> BreakerState:
+        self._advance()
+        return self._state
+
+    def acquire(self) -> Permit | None:
+        """A permit to call the model, or None when the caller must use the fallback."""
+        self._advance()
+        if self._state is BreakerState.CLOSED:
+            return Permit(trial=False)
+        if self._state is BreakerState.HALF_OPEN and not self._trial_in_flight:
+            self._trial_in_flight = True
+            return Permit(trial=True)
+        return None
+
+    def record_success(self, permit: Permit) -> None:
+        if permit.trial:
+            self._trial_in_flight = False
+            self._failures.clear()
+            self._move(BreakerState.CLOSED, "trial call succeeded")
+
+    def record_failure(self, permit: Permit, reason: str) -> None:
+        now = self._clock()
+        if permit.trial:
+            self._trial_in_flight = False
+            self._open(now, f"trial call failed: {reason}")
+            return
+        if self._state is not BreakerState.CLOSED:
+            return  # a call let through before the breaker opened; the opening already counted it
+        self._failures.append(now)
+        self._forget_failures_before(now - self.settings.window_s)
+        if len(self._failures) >= self.settings.max_failures:
+            self._open(now, f"{len(self._failures)} failures within {self.settings.window_s:g} s; last: {reason}")
+
+    def release(self, permit: Permit) -> None:
+        """The call ended with no verdict (the caller went away): let the next call be the trial."""
+        if permit.trial:
+            self._trial_in_flight = False
+
+    def record_unavailable(self, reason: str) -> None:
+        """The model could not even be called (not loaded): a failure when a call would have been allowed."""
+        permit = self.acquire()
+        if permit is not None:
+            self.record_failure(permit, reason)
+
+    def reset(self, reason: str = "reset by hand") -> None:
+        self._failures.clear()
+        self._trial_in_flight = False
+        self._move(BreakerState.CLOSED, reason)
+
+    def snapshot(self) -> BreakerSnapshot:
+        self._advance()
+        self._forget_failures_before(self._clock() - self.settings.window_s)
+        return BreakerSnapshot(
+            name=self.name,
+            state=self._state,
+            failures_in_window=len(self._failures),
+            opened_at=self._opened_at if self._state is not BreakerState.CLOSED else None,
+            next_trial_at=(
+                self._opened_at + self.settings.open_s
+                if self._state is BreakerState.OPEN and self._opened_at is not None
+                else None
+            ),
+            times_opened=self.times_opened,
+            trial_in_flight=self._trial_in_flight,
+        )
+
+    def _advance(self) -> None:
+        if (
+            self._state is BreakerState.OPEN
+            and self._opened_at is not None
+            and self._clock() >= self._opened_at + self.settings.open_s
+        ):
+            self._move(BreakerState.HALF_OPEN, f"open for {self.settings.open_s:g} s; next call is a trial")
+
+    def _open(self, now: float, reason: str) -> None:
+        self._opened_at = now
+        self._failures.clear()
+        self.times_opened += 1
+        self._move(BreakerState.OPEN, reason)
+
+    def _forget_failures_before(self, cutoff: float) -> None:
+        while self._failures and self._failures[0] <= cutoff:
+            self._failures.popleft()
+
+    def _move(self, state: BreakerState, reason: str) -> None:
+        previous = self._state
+        self._state = state
+        if state is BreakerState.CLOSED:
+            self._opened_at = None
+        if previous is not state:
+            self._on_transition(Transition(self.name, previous, state, self._clock(), reason))
