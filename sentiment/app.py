@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from sentiment import __version__
 from sentiment.domain import VADER_KEY
+from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
 from sentiment.alerts import AlertService
 from sentiment.failsafe import Failsafe
@@ -34,20 +35,33 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             await asyncio.to_thread(upgrade, settings.database_url)
         engine = create_engine(settings.database_url)
         writer = PredictionWriter(engine, settings.writer, settings.store_text)
-        registry = ModelRegistry(settings.models, settings.default_model, load)
         alerts = AlertService(engine)
         failsafe = Failsafe(settings.breaker, alerts)
+        cache = ResultCache(settings.cache_size)
+        registry = ModelRegistry(
+            settings.models,
+            settings.default_model,
+            load,
+            settings.batching,
+            settings.breaker.call_timeout_s,
+            on_outcome=failsafe.record,
+        )
         app.state.services = Services(
             settings=settings,
             engine=engine,
             registry=registry,
             writer=writer,
             predictions=PredictionService(
-                registry, failsafe, writer, settings.max_text_length, settings.max_batch_size
+                registry,
+                failsafe,
+                cache,
+                writer,
+                settings.max_text_length,
+                settings.max_batch_size,
             ),
             alerts=alerts,
             failsafe=failsafe,
-            system=SystemService(registry, writer, engine, __version__),
+            system=SystemService(registry, failsafe, cache, writer, engine, __version__),
         )
         writer.start()
         alerts.start()
@@ -64,7 +78,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 loading.cancel()
             await alerts.close()
             await writer.close()
-            registry.close()
+            await registry.close()
             await engine.dispose()
 
     return Litestar(

@@ -71,7 +71,8 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
 
     async def run() -> dict[str, object]:
         key = model or settings.default_model
-        registry = ModelRegistry(settings.models, key, partial(load_backend, threads=settings.torch_threads))
+        loader = partial(load_backend, threads=settings.torch_threads)
+        registry = ModelRegistry(settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s)
         try:
             entry = registry.entry(key)
             if key != VADER_KEY:
@@ -80,7 +81,7 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
                     raise SentimentError(f"model {key} failed to load: {entry.error}")
             result = await entry.run([text])
         finally:
-            registry.close()
+            await registry.close()
         scored = result.scored[0]
         return {"text": text, "sentiment": scored.label, "confidence": scored.confidence, "scores": scored.scores,
                 "model_used": key, "processing_time_ms": round(result.inference_ms, 3)}

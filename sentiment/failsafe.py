@@ -9,9 +9,10 @@ import msgspec
 import structlog
 
 from sentiment.alerts import AlertService
-from sentiment.breaker import BreakerState, CircuitBreaker, Transition
+from sentiment.breaker import BreakerState, CircuitBreaker, Permit, Transition
 from sentiment.breaker.breaker import Clock
 from sentiment.inference.faults import FaultMode
+from sentiment.inference.queue import CallOutcome
 from sentiment.metrics import BREAKER_TRANSITIONS
 from sentiment.settings import BreakerSettings
 
@@ -51,6 +52,14 @@ class Failsafe:
         if model not in self._breakers:
             self._breakers[model] = CircuitBreaker(model, self.settings, self._clock, self._on_transition)
         return self._breakers[model]
+
+    def record(self, model: str, outcome: CallOutcome) -> None:
+        """The verdict of one model call (one batch), as the model's batching queue reports it."""
+        breaker, permit = self.breaker(model), Permit(trial=outcome.trial)
+        if outcome.ok:
+            breaker.record_success(permit)
+        else:
+            breaker.record_failure(permit, outcome.reason or "model call failed")
 
     def reset(self, model: str | None = None, reason: str = "reset by hand") -> None:
         for breaker in [self.breaker(model)] if model is not None else list(self._breakers.values()):

@@ -15,9 +15,11 @@ from uuid_utils.compat import uuid7
 
 from sentiment.alerts import AlertService
 from sentiment.clock import WallClock, utc_now
-from sentiment.domain import VADER_KEY, InvalidInput, NotReady, Prediction
+from sentiment.domain import VADER_KEY, InvalidInput, ModelNotLoaded, NotReady, Prediction, Scored
 from sentiment.failsafe import Failsafe
-from sentiment.inference.registry import ModelEntry, ModelRegistry, TimedResult
+from sentiment.inference.cache import ResultCache
+from sentiment.inference.queue import ModelCallFailed, QueueTimeout
+from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.metrics import FALLBACKS
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
@@ -33,13 +35,22 @@ class PredictionBatch(msgspec.Struct, frozen=True):
     total_ms: float
 
 
+class _Answer(msgspec.Struct, frozen=True):
+    scored: list[Scored]
+    model_used: str
+    fallback_used: bool
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+
+
 class PredictionService:
-    """pick the model -> run it (or VADER when it cannot serve) -> build predictions -> hand them to the writer."""
+    """pick the model -> cache -> its breaker -> its batching queue (or VADER) -> predictions -> the writer."""
 
     def __init__(
         self,
         registry: ModelRegistry,
         failsafe: Failsafe,
+        cache: ResultCache,
         writer: PredictionWriter,
         max_text_length: int,
         max_batch_size: int,
@@ -47,6 +58,7 @@ class PredictionService:
     ) -> None:
         self._registry = registry
         self._failsafe = failsafe
+        self._cache = cache
         self._writer = writer
         self._max_text_length = max_text_length
         self._max_batch_size = max_batch_size
@@ -56,7 +68,7 @@ class PredictionService:
         self._validate(texts)
         started = time.perf_counter()
         entry = self._registry.select(model)
-        result, used, fallback = await self._run(entry, texts)
+        answers = await self._answer(entry, texts)
         total_ms = (time.perf_counter() - started) * 1000
         now = self._clock()
         predictions = [
@@ -67,47 +79,69 @@ class PredictionService:
                 confidence=scored.confidence,
                 scores=scored.scores,
                 model_requested=entry.key,
-                model_used=used,
-                fallback_used=fallback,
+                model_used=answer.model_used,
+                fallback_used=answer.fallback_used,
                 processing_time_ms=total_ms,
                 timestamp=now,
             )
-            for text, scored in zip(texts, result.scored, strict=True)
+            for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
         self._writer.submit(predictions)
-        return PredictionBatch(predictions, entry.key, result.queue_ms, result.inference_ms, total_ms)
+        queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)
+        inference_ms = max((answer.inference_ms for answer, _ in answers), default=0.0)
+        return PredictionBatch(predictions, entry.key, queue_ms, inference_ms, total_ms)
 
-    async def _run(self, entry: ModelEntry, texts: Sequence[str]) -> tuple[TimedResult, str, bool]:
-        """Ask the model through its breaker; whenever it cannot answer in time, VADER does."""
+    async def _answer(self, entry: ModelEntry, texts: Sequence[str]) -> list[tuple[_Answer, Scored]]:
+        """Per text, its answer: cached model answers first, then one model call (or VADER) for the rest."""
         if entry.key == VADER_KEY:
-            return await entry.run(texts), VADER_KEY, False
+            return self._per_text(await self._vader(texts, fallback=False))
+        cached = [self._cache.get(entry.key, text) for text in texts]
+        missing = [text for text, hit in zip(texts, cached, strict=True) if hit is None]
+        fresh: list[tuple[_Answer, Scored]] = []
+        if missing:
+            fresh = self._per_text(await self._through_breaker(entry, missing))
+            for text, (answer, scored) in zip(missing, fresh, strict=True):
+                if not answer.fallback_used:
+                    self._cache.put(entry.key, text, scored)
+        from_cache = _Answer([], entry.key, False)
+        remaining = iter(fresh)
+        return [(from_cache, hit) if hit is not None else next(remaining) for hit in cached]
+
+    async def _through_breaker(self, entry: ModelEntry, texts: Sequence[str]) -> _Answer:
+        """Ask the model through its breaker; whenever it cannot answer in time, VADER does."""
         breaker = self._failsafe.breaker(entry.key)
-        if entry.backend is None:
+        if not entry.loaded:
             breaker.record_unavailable(f"model is {entry.status}")
-            return await self._fallback(entry, texts)
+            return await self._vader(texts, fallback=True, asked=entry.key)
         permit = breaker.acquire()
         if permit is None:
-            return await self._fallback(entry, texts)
-        timeout_s = self._failsafe.settings.call_timeout_s
+            return await self._vader(texts, fallback=True, asked=entry.key)
         try:
-            result = await asyncio.wait_for(entry.run(texts), timeout_s)
-        except TimeoutError:
-            breaker.record_failure(permit, f"no answer within {timeout_s:g} s")
-        except asyncio.CancelledError:
-            breaker.release(permit)
+            result = await entry.run(texts, permit.trial, self._failsafe.settings.call_timeout_s)
+        except QueueTimeout as timeout:
+            # A call that ran late is counted by the queue; one that never started leaves no verdict.
+            if not timeout.started:
+                breaker.release(permit)
+        except ModelCallFailed:
+            pass  # the queue has told the breaker about the failed call
+        except ModelNotLoaded:
+            breaker.record_failure(permit, "model was unloaded")
+        except BaseException:
+            breaker.release(permit)  # cancelled, or the queue is full: no verdict on the model
             raise
-        except Exception as error:  # a model failure must never fail the request: VADER answers
-            reason = f"{type(error).__name__}: {error}"
-            log.warning("model_call_failed", model=entry.key, error=reason)
-            breaker.record_failure(permit, reason)
         else:
-            breaker.record_success(permit)
-            return result, entry.key, False
-        return await self._fallback(entry, texts)
+            return _Answer(result.scored, entry.key, False, result.queue_ms, result.inference_ms)
+        return await self._vader(texts, fallback=True, asked=entry.key)
 
-    async def _fallback(self, entry: ModelEntry, texts: Sequence[str]) -> tuple[TimedResult, str, bool]:
-        FALLBACKS.labels(model=entry.key).inc(len(texts))
-        return await self._registry.vader.run(texts), VADER_KEY, True
+    async def _vader(self, texts: Sequence[str], fallback: bool, asked: str | None = None) -> _Answer:
+        if fallback:
+            FALLBACKS.labels(model=asked).inc(len(texts))
+        result = await self._registry.vader.run(texts)
+        return _Answer(result.scored, VADER_KEY, fallback, result.queue_ms, result.inference_ms)
+
+    @staticmethod
+    def _per_text(answer: _Answer) -> list[tuple[_Answer, Scored]]:
+        return [(answer, scored) for scored in answer.scored]
 
     def _validate(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -128,7 +162,7 @@ async def load_model(registry: ModelRegistry, alerts: AlertService, failsafe: Fa
     alert_key = f"model_load_failed:{key}"
     if entry.error is not None:
         alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
-    elif entry.backend is not None:
+    elif entry.loaded:
         # Failures counted while it was loading say nothing about the loaded model.
         failsafe.reset(key, reason="model loaded")
         alerts.post_resolve(alert_key)
@@ -168,7 +202,16 @@ class Status(msgspec.Struct):
     serving: str
     fallback_reason: str | None
     models: list[ModelState]
+    breakers: dict[str, str]
+    queue_depths: dict[str, int]
+    cache: CacheStats
     database: DatabaseHealth
+
+
+class CacheStats(msgspec.Struct):
+    size: int
+    hits: int
+    misses: int
 
 
 class SystemService:
@@ -176,8 +219,18 @@ class SystemService:
 
     PING_TIMEOUT_S = 2.0
 
-    def __init__(self, registry: ModelRegistry, writer: PredictionWriter, engine: AsyncEngine, version: str) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        failsafe: Failsafe,
+        cache: ResultCache,
+        writer: PredictionWriter,
+        engine: AsyncEngine,
+        version: str,
+    ) -> None:
         self._registry = registry
+        self._failsafe = failsafe
+        self._cache = cache
         self._writer = writer
         self._engine = engine
         self._version = version
@@ -205,7 +258,7 @@ class SystemService:
         default = self._registry.entry(self._registry.default_key)
         database = await self.database_health()
         reasons = []
-        if default.backend is None:
+        if not default.loaded:
             reasons.append(f"default model {default.key} is {default.status}" + (f": {default.error}" if default.error else ""))
         if not database.reachable:
             reasons.append(f"database does not answer: {database.error}")
@@ -222,7 +275,7 @@ class SystemService:
     async def status(self) -> Status:
         default = self._registry.entry(self._registry.default_key)
         fallback_reason = None
-        if default.backend is None:
+        if not default.loaded:
             fallback_reason = f"default model {default.key} is {default.status}" + (
                 f": {default.error}" if default.error else "; VADER answers until it is loaded"
             )
@@ -230,9 +283,14 @@ class SystemService:
             version=self._version,
             uptime_s=round(time.monotonic() - self._started, 3),
             default_model=default.key,
-            serving=default.key if default.backend is not None else VADER_KEY,
+            serving=default.key if default.loaded else VADER_KEY,
             fallback_reason=fallback_reason,
             models=self.models(),
+            breakers={
+                e.key: self._failsafe.breaker(e.key).state.value for e in self._registry.entries() if e.key != VADER_KEY
+            },
+            queue_depths={e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None},
+            cache=CacheStats(self._cache.size, self._cache.hits, self._cache.misses),
             database=await self.database_health(),
         )
 

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from sentiment.domain import VADER_KEY
+from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, ModelSpec
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
@@ -44,6 +45,8 @@ class Settings(msgspec.Struct, frozen=True):
     models: tuple[ModelSpec, ...] = BUILTIN_MODELS
     breaker: BreakerSettings = BreakerSettings()
     writer: WriterSettings = WriterSettings()
+    batching: BatchPolicy = BatchPolicy()
+    cache_size: int = 10_000
     host: str = "127.0.0.1"
     port: int = 8080
     admin_token: str | None = None
@@ -91,6 +94,13 @@ class Settings(msgspec.Struct, frozen=True):
                 max_pending=reader.integer("SENTIMENT_MAX_PENDING_WRITES", 100_000, minimum=1),
                 flush_interval_s=reader.number("SENTIMENT_WRITE_INTERVAL_SECONDS", 0.2),
             ),
+            batching=BatchPolicy(
+                max_batch_size=reader.integer("SENTIMENT_BATCH_SIZE", 32, minimum=1),
+                max_batch_tokens=reader.integer("SENTIMENT_BATCH_TOKENS", 8192, minimum=1),
+                max_wait_s=reader.number("SENTIMENT_BATCH_WAIT_MS", 10.0, allow_zero=True) / 1000,
+                max_queue=reader.integer("SENTIMENT_QUEUE_SIZE", 2048, minimum=1),
+            ),
+            cache_size=reader.integer("SENTIMENT_CACHE_SIZE", 10_000, minimum=0),
             host=env.get("HOST", "127.0.0.1"),
             port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
             admin_token=env.get("SENTIMENT_ADMIN_TOKEN") or None,
@@ -131,7 +141,7 @@ class _EnvReader:
             raise SettingsError(f"{name}={value} is out of range ({minimum}..{maximum if maximum is not None else ''})")
         return value
 
-    def number(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float, allow_zero: bool = False) -> float:
         raw = self._raw(name)
         if raw is None:
             return default
@@ -139,8 +149,8 @@ class _EnvReader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name}={raw!r} is not a number") from None
-        if not value > 0:
-            raise SettingsError(f"{name}={raw!r} must be greater than 0")
+        if value < 0 or (value == 0 and not allow_zero) or value != value:
+            raise SettingsError(f"{name}={raw!r} must be {'0 or more' if allow_zero else 'greater than 0'}")
         return value
 
     def boolean(self, name: str, default: bool) -> bool:

@@ -99,7 +99,7 @@ async def wait_until_settled(app: Litestar, timeout_s: float = 60.0) -> None:
     registry = app.state.services.registry
     entry = registry.entry(registry.default_key)
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while entry.loading or (entry.backend is None and entry.error is None and entry.key != "vader"):
+    while entry.loading or (not entry.loaded and entry.error is None):
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"model {entry.key} still {entry.status} after {timeout_s} s")
         await asyncio.sleep(0.01)

@@ -1,25 +1,30 @@
-"""The models this process knows, their load state, and the worker thread each loaded model runs on."""
+"""The models this process knows, their load state, and the batching queue each loaded model serves from."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import structlog
 from huggingface_hub import try_to_load_from_cache
 
-from sentiment.domain import VADER_KEY, ModelNotLoaded, Scored, UnknownModel
+from sentiment.domain import VADER_KEY, ModelNotLoaded, UnknownModel
 from sentiment.inference.backend import Backend
+from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.faults import Fault
+from sentiment.inference.queue import BatchQueue, CallOutcome, TimedResult
 
 log = structlog.get_logger(__name__)
 
 ModelStatus = Literal["available", "not downloaded", "loading", "loaded", "failed"]
 BackendLoader = Callable[[ModelSpec], Backend]
+OutcomeHook = Callable[[str, CallOutcome], None]
+
+# VADER answers in microseconds: no reason to hold texts back, and room for the largest batch requests.
+VADER_POLICY = BatchPolicy(max_batch_size=256, max_batch_tokens=1 << 30, max_wait_s=0.0, max_queue=1 << 16)
 
 
 def load_backend(spec: ModelSpec, threads: int | None = None) -> Backend:
@@ -33,21 +38,11 @@ def load_backend(spec: ModelSpec, threads: int | None = None) -> Backend:
     return TransformersBackend(spec.source, threads)
 
 
-class TimedResult:
-    """Scored texts with where the time went: waiting for the worker thread, and running the model."""
-
-    __slots__ = ("scored", "queue_ms", "inference_ms")
-
-    def __init__(self, scored: list[Scored], queue_ms: float, inference_ms: float) -> None:
-        self.scored = scored
-        self.queue_ms = queue_ms
-        self.inference_ms = inference_ms
-
-
 class ModelEntry:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.backend: Backend | None = None
+        self.queue: BatchQueue | None = None
+        self.labels: tuple[str, ...] = ()
         self.loading = False
         self.error: str | None = None
         # A model "should serve" once it is the default or was asked to load: until it is loaded, and while
@@ -55,15 +50,18 @@ class ModelEntry:
         self.wanted = False
         self.load_seconds: float | None = None
         self.fault: Fault | None = None
-        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def key(self) -> str:
         return self.spec.key
 
     @property
+    def loaded(self) -> bool:
+        return self.queue is not None
+
+    @property
     def status(self) -> ModelStatus:
-        if self.backend is not None:
+        if self.queue is not None:
             return "loaded"
         if self.loading:
             return "loading"
@@ -73,46 +71,42 @@ class ModelEntry:
             return "available"
         return "not downloaded"
 
-    async def run(self, texts: Sequence[str]) -> TimedResult:
-        """Run the model on its own worker thread; the event loop only awaits."""
-        backend, executor = self.backend, self._executor
-        if backend is None or executor is None:
+    async def run(self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None) -> TimedResult:
+        if self.queue is None:
             raise ModelNotLoaded(self.key)
-        submitted = time.perf_counter()
-        fault = self.fault
-
-        def timed() -> TimedResult:
-            started = time.perf_counter()
-            if fault is not None:
-                fault.apply()
-            scored = backend.predict(texts)
-            return TimedResult(scored, (started - submitted) * 1000, (time.perf_counter() - started) * 1000)
-
-        return await asyncio.get_running_loop().run_in_executor(executor, timed)
+        return await self.queue.submit(texts, trial, timeout_s)
 
     def set_fault(self, fault: Fault | None) -> None:
         if self.fault is not None:
             self.fault.clear()
         self.fault = fault
 
-    def attach(self, backend: Backend) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{self.key}")
-        self.backend = backend
-
-    def detach(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-        self.backend, self._executor = None, None
+    def apply_fault(self) -> None:
+        """Runs on the model's worker thread before each call, so an injected hang occupies it like a real one."""
+        if self.fault is not None:
+            self.fault.apply()
 
 
 class ModelRegistry:
-    def __init__(self, specs: Sequence[ModelSpec], default_key: str, loader: BackendLoader = load_backend) -> None:
+    def __init__(
+        self,
+        specs: Sequence[ModelSpec],
+        default_key: str,
+        loader: BackendLoader,
+        policy: BatchPolicy,
+        call_timeout_s: float,
+        on_outcome: OutcomeHook = lambda _key, _outcome: None,
+    ) -> None:
+        """Build inside a running event loop: VADER is attached, with its queue, at once."""
         self._entries = {spec.key: ModelEntry(spec) for spec in specs}
         self._loader = loader
+        self._policy = policy
+        self._call_timeout_s = call_timeout_s
+        self._on_outcome = on_outcome
         self.default_key = default_key
         self._entries[default_key].wanted = True
         self.vader = self._entries[VADER_KEY]
-        self.vader.attach(loader(self.vader.spec))
+        self._attach(self.vader, loader(self.vader.spec), VADER_POLICY, None)
 
     @property
     def keys(self) -> list[str]:
@@ -130,7 +124,7 @@ class ModelRegistry:
     def select(self, key: str | None) -> ModelEntry:
         """The entry that should answer for `key` (default when None); refuses a model nobody asked to serve."""
         entry = self.entry(key or self.default_key)
-        if entry.backend is None and not entry.loading and not entry.wanted:
+        if not entry.loaded and not entry.loading and not entry.wanted:
             raise ModelNotLoaded(entry.key)
         return entry
 
@@ -138,7 +132,7 @@ class ModelRegistry:
         """Load in a thread; a failure is recorded on the entry (and logged), never raised to the caller."""
         entry = self.entry(key)
         entry.wanted = True
-        if entry.backend is not None or entry.loading:
+        if entry.loaded or entry.loading:
             return entry
         entry.loading, entry.error = True, None
         started = time.perf_counter()
@@ -149,13 +143,27 @@ class ModelRegistry:
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            entry.attach(backend)
+            policy = self._policy
+            self._attach(entry, backend, policy, self._call_timeout_s)
             entry.load_seconds = time.perf_counter() - started
             log.info("model_loaded", model=key, seconds=round(entry.load_seconds, 2), labels=backend.labels)
         finally:
             entry.loading = False
         return entry
 
-    def close(self) -> None:
+    def _attach(self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None) -> None:
+        entry.labels = backend.labels
+        entry.queue = BatchQueue(
+            entry.key,
+            backend,
+            policy,
+            timeout_s,
+            on_outcome=lambda outcome: self._on_outcome(entry.key, outcome),
+            before_call=entry.apply_fault,
+        )
+
+    async def close(self) -> None:
         for entry in self._entries.values():
-            entry.detach()
+            if entry.queue is not None:
+                await entry.queue.close()
+                entry.queue = None

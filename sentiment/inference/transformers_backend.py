@@ -38,6 +38,8 @@ class TransformersBackend:
         except UnmappableLabels as error:
             raise ModelLoadError(str(error)) from error
         self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)
+        # One pass at load pays for lazy initialisation, so the first user request is not the slow one.
+        self.predict(["warm-up pass"] * 2)
 
     def predict(self, texts: Sequence[str]) -> list[Scored]:
         encoded = self._tokenizer(

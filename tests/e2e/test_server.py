@@ -64,3 +64,34 @@ def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
         "sentiment: configuration error: PRELOAD_MODEL='nope' is not a known model; "
         "known models: distilbert-sst2, twitter-roberta, bert-multilingual, vader"
     ]
+
+
+async def test_full_queue_answers_503_with_retry_after_at_once(
+    tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    server = start_server(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'q.db'}",
+            "SENTIMENT_MODELS": f"minilm-sst2={SST2_MODEL}",
+            "PRELOAD_MODEL": "minilm-sst2",
+            "SENTIMENT_ADMIN_TOKEN": "t",
+            "SENTIMENT_QUEUE_SIZE": "2",
+            "SENTIMENT_BATCH_SIZE": "1",
+        }
+    )
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        while (await client.get("/ready")).status_code != 200:
+            await asyncio.sleep(0.1)
+        # The model hangs on its first call: that text leaves the queue, the next two fill it.
+        await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "hang", "hang_seconds": 5},
+                          headers={"authorization": "Bearer t"})
+        held = [asyncio.create_task(client.post("/predict", json={"text": f"held {i}"})) for i in range(3)]
+        await asyncio.sleep(0.5)
+        refused = await client.post("/predict", json={"text": "one too many"})
+        await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "none"},
+                          headers={"authorization": "Bearer t"})
+        assert all(r.status_code == 200 for r in await asyncio.gather(*held))
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.elapsed.total_seconds() < 0.5
+    assert "at capacity" in refused.json()["detail"]

@@ -131,3 +131,31 @@ async def test_health_answers_and_db_health_reports_the_writer(sst2_client: Asyn
     report = (await sst2_client.get("/db/health")).json()
     assert report["reachable"] is True and report["dialect"] == "sqlite"
     assert {"latency_ms", "pending_writes", "written", "dropped"} <= set(report)
+
+
+async def test_repeated_text_is_answered_from_the_cache_and_still_stored(
+    sqlite_url: str, loader: Callable[[ModelSpec], Backend]
+) -> None:
+    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2"), loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        first = (await client.post("/predict", json={"text": "RT @user: what a great game"})).json()
+        again = await client.post("/predict/batch", json={"texts": ["RT @user: what a great game", "new text"]})
+        cache = (await client.get("/status")).json()["cache"]
+        assert in_app(client, app.state.services.writer.flush, 10)
+        written = app.state.services.writer.written
+    hit = again.json()["results"][0]
+    assert (hit["model_used"], hit["fallback_used"], hit["confidence"]) == ("minilm-sst2", False, first["confidence"])
+    assert hit["id"] != first["id"]
+    assert (cache["hits"], cache["misses"], cache["size"]) == (1, 2, 2)
+    assert written == 3
+
+
+async def test_cache_size_zero_turns_it_off(sqlite_url: str, loader: Callable[[ModelSpec], Backend]) -> None:
+    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2", cache_size=0), loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        for _ in range(2):
+            await client.post("/predict", json={"text": "same text"})
+        cache = (await client.get("/status")).json()["cache"]
+    assert cache == {"size": 0, "hits": 0, "misses": 0}

@@ -1,0 +1,47 @@
+"""Batching policy as plain logic: which queued texts form the next model call, and whether to wait for more."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+CHARS_PER_TOKEN = 4
+
+
+class BatchPolicy(msgspec.Struct, frozen=True):
+    max_batch_size: int = 32
+    max_batch_tokens: int = 8192
+    max_wait_s: float = 0.01
+    max_queue: int = 2048
+    max_tokens_per_text: int = 512
+
+
+def estimate_tokens(text: str, policy: BatchPolicy) -> int:
+    """A cheap upper-bound-ish token count (no tokenizer on the event loop), capped at the model's truncation."""
+    return min(len(text) // CHARS_PER_TOKEN + 2, policy.max_tokens_per_text)
+
+
+def batch_length(queued_tokens: Sequence[int], policy: BatchPolicy) -> int:
+    """How many texts from the head of the queue form the next batch.
+
+    A batch pads every text to its longest, so its cost is `count x longest`; the batch grows while that stays
+    within the token budget and the size limit. The head text always goes, however long, so nothing starves.
+    """
+    count, longest = 0, 0
+    for tokens in queued_tokens:
+        widest = max(longest, tokens)
+        if count and (count + 1 > policy.max_batch_size or (count + 1) * widest > policy.max_batch_tokens):
+            break
+        count, longest = count + 1, widest
+    return count
+
+
+def should_wait(queued: int, last_batch_size: int, waited_s: float, policy: BatchPolicy) -> bool:
+    """Hold a small batch back briefly only when recent traffic filled bigger ones.
+
+    A lone sequential caller (last batch of one) is never delayed; under concurrent load, the clients answered by
+    the previous batch are about to send again, and a few milliseconds gathers them into one forward pass.
+    """
+    target = min(last_batch_size, policy.max_batch_size)
+    return queued < target and waited_s < policy.max_wait_s

@@ -1,0 +1,203 @@
+"""Per-model batching queue: concurrent requests wait together and run as batches on the model's worker thread.
+
+The event loop only queues and awaits; the forward pass runs on one dedicated thread per model. The moment the
+model is free the worker forms the next batch from the head of the queue (size and token budget from the
+`BatchPolicy`), so requests that arrived during a forward pass share the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+
+import msgspec
+import structlog
+
+from sentiment.domain import QueueFull, Scored
+from sentiment.inference.backend import Backend
+from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, should_wait
+
+log = structlog.get_logger(__name__)
+
+
+class TimedResult(msgspec.Struct, frozen=True):
+    """Scored texts in input order, and where the time went: waiting in the queue, and running the model."""
+
+    scored: list[Scored]
+    queue_ms: float
+    inference_ms: float
+
+
+class CallOutcome(msgspec.Struct, frozen=True):
+    """One model call (one batch): what the breaker counts."""
+
+    ok: bool
+    trial: bool
+    size: int
+    seconds: float
+    reason: str | None = None
+
+
+class ModelCallFailed(RuntimeError):
+    """The batch holding the caller's texts raised or ran past the call timeout."""
+
+
+class QueueTimeout(TimeoutError):
+    """The caller's deadline passed; `started` says whether the model had begun its texts."""
+
+    def __init__(self, started: bool) -> None:
+        super().__init__("no answer before the deadline")
+        self.started = started
+
+
+class _Request:
+    __slots__ = ("texts", "results", "remaining", "future", "trial", "submitted", "first_start", "inference_s")
+
+    def __init__(self, texts: Sequence[str], trial: bool, future: asyncio.Future[TimedResult]) -> None:
+        self.texts = texts
+        self.results: list[Scored | None] = [None] * len(texts)
+        self.remaining = len(texts)
+        self.future = future
+        self.trial = trial
+        self.submitted = time.perf_counter()
+        self.first_start: float | None = None
+        self.inference_s = 0.0
+
+
+class _Item(msgspec.Struct, array_like=True):
+    request: _Request
+    index: int
+    tokens: int
+
+
+class BatchQueue:
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        policy: BatchPolicy,
+        call_timeout_s: float | None,
+        on_outcome: Callable[[CallOutcome], None] = lambda _: None,
+        before_call: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self._backend = backend
+        self._call_timeout_s = call_timeout_s
+        self._on_outcome = on_outcome
+        self._before_call = before_call
+        self._items: deque[_Item] = deque()
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"queue-{name}")
+        self.last_batch_size = 1
+        self.batches = 0
+        self.texts_done = 0
+
+    @property
+    def depth(self) -> int:
+        return len(self._items)
+
+    async def submit(self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None) -> TimedResult:
+        """Queue the texts, wait for all their results (raises QueueFull at once when there is no room)."""
+        if len(self._items) + len(texts) > self.policy.max_queue:
+            raise QueueFull(self.name)
+        request = _Request(texts, trial, asyncio.get_running_loop().create_future())
+        self._items.extend(_Item(request, i, estimate_tokens(text, self.policy)) for i, text in enumerate(texts))
+        self._wakeup.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(request.future), timeout_s)
+        except TimeoutError:
+            request.future.cancel()  # texts still queued are skipped
+            raise QueueTimeout(started=request.first_start is not None) from None
+        except asyncio.CancelledError:
+            request.future.cancel()
+            raise
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self._task
+        for item in self._items:
+            item.request.future.cancel()
+        self._items.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._items:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            waiting_since = time.perf_counter()
+            while should_wait(len(self._items), self.last_batch_size, time.perf_counter() - waiting_since, self.policy):
+                self._wakeup.clear()
+                remaining = self.policy.max_wait_s - (time.perf_counter() - waiting_since)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), max(remaining, 0))
+            batch = self._take_batch()
+            if batch:
+                self.last_batch_size = len(batch)
+                await self._call(batch)
+
+    def _take_batch(self) -> list[_Item]:
+        """Pop the next batch from the head, dropping texts whose callers have given up."""
+        while self._items and self._items[0].request.future.done():
+            self._items.popleft()
+        live = (item.tokens for item in self._items if not item.request.future.done())
+        wanted = batch_length(live, self.policy)
+        batch: list[_Item] = []
+        while self._items and len(batch) < wanted:
+            item = self._items.popleft()
+            if not item.request.future.done():
+                batch.append(item)
+        return batch
+
+    async def _call(self, batch: list[_Item]) -> None:
+        texts = [item.request.texts[item.index] for item in batch]
+        requests = {id(item.request): item.request for item in batch}.values()
+        trial = any(request.trial for request in requests)
+        started = time.perf_counter()
+        for request in requests:
+            if request.first_start is None:
+                request.first_start = started
+
+        def forward() -> list[Scored]:
+            self._before_call()
+            return self._backend.predict(texts)
+
+        try:
+            work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
+            scored = await asyncio.wait_for(work, self._call_timeout_s)
+        except Exception as error:
+            seconds = time.perf_counter() - started
+            reason = (
+                f"no answer within {self._call_timeout_s:g} s"
+                if isinstance(error, TimeoutError)
+                else f"{type(error).__name__}: {error}"
+            )
+            log.warning("model_call_failed", model=self.name, batch_size=len(batch), error=reason)
+            for request in requests:
+                if not request.future.done():
+                    request.future.set_exception(ModelCallFailed(reason))
+            self._on_outcome(CallOutcome(False, trial, len(batch), seconds, reason))
+            return
+        seconds = time.perf_counter() - started
+        self.batches += 1
+        self.texts_done += len(batch)
+        for request in requests:
+            request.inference_s += seconds
+        for item, result in zip(batch, scored, strict=True):
+            request = item.request
+            request.results[item.index] = result
+            request.remaining -= 1
+            if request.remaining == 0 and not request.future.done():
+                queue_s = (request.first_start or started) - request.submitted
+                request.future.set_result(
+                    TimedResult(request.results, queue_s * 1000, request.inference_s * 1000)  # type: ignore[arg-type]
+                )
+        self._on_outcome(CallOutcome(True, trial, len(batch), seconds))

@@ -1,0 +1,37 @@
+from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, should_wait
+
+POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=100, max_wait_s=0.01, max_tokens_per_text=64)
+
+
+def test_batch_takes_up_to_the_size_limit_in_queue_order() -> None:
+    assert batch_length([5] * 10, POLICY) == 4
+    assert batch_length([5] * 3, POLICY) == 3
+    assert batch_length([], POLICY) == 0
+
+
+def test_batch_stops_before_padding_would_break_the_token_budget() -> None:
+    # 3 texts padded to 30 tokens = 90 fit; a 4th, padded to 30, would be 120.
+    assert batch_length([10, 30, 20, 5], POLICY) == 3
+    # A long text later in the queue widens the padding of the whole batch.
+    assert batch_length([10, 10, 60], POLICY) == 2
+
+
+def test_head_text_always_goes_even_when_it_alone_breaks_the_budget() -> None:
+    assert batch_length([500, 1], POLICY) == 1
+
+
+def test_token_estimate_grows_with_length_and_is_capped_at_truncation() -> None:
+    assert estimate_tokens("", POLICY) == 2
+    assert estimate_tokens("x" * 40, POLICY) == 12
+    assert estimate_tokens("x" * 100_000, POLICY) == 64
+
+
+def test_lone_sequential_caller_is_never_delayed() -> None:
+    assert not should_wait(queued=1, last_batch_size=1, waited_s=0.0, policy=POLICY)
+
+
+def test_small_batch_waits_briefly_when_recent_batches_were_bigger() -> None:
+    assert should_wait(queued=1, last_batch_size=4, waited_s=0.0, policy=POLICY)
+    assert should_wait(queued=3, last_batch_size=32, waited_s=0.009, policy=POLICY)
+    assert not should_wait(queued=3, last_batch_size=32, waited_s=0.01, policy=POLICY)
+    assert not should_wait(queued=4, last_batch_size=32, waited_s=0.0, policy=POLICY)

@@ -1,0 +1,137 @@
+"""The batching queue with a recording backend: grouping, order, splitting, a full queue, abandoned callers."""
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from sentiment.domain import QueueFull, Scored
+from sentiment.inference.batching import BatchPolicy
+from sentiment.inference.queue import BatchQueue, CallOutcome, ModelCallFailed, QueueTimeout
+
+
+class RecordingBackend:
+    """Scores each text by its length and remembers every batch; `gate` holds calls until it is set."""
+
+    labels = ("negative", "positive")
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+
+    def predict(self, texts: Sequence[str]) -> list[Scored]:
+        self.gate.wait(5)
+        self.batches.append(list(texts))
+        if self.fail:
+            raise RuntimeError("boom")
+        return [Scored("positive", float(len(t)), {"positive": float(len(t))}) for t in texts]
+
+
+POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=1000, max_wait_s=0.0, max_queue=10)
+
+
+@pytest.fixture
+def backend() -> RecordingBackend:
+    return RecordingBackend()
+
+
+async def test_requests_waiting_while_the_model_is_busy_share_the_next_batch(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    backend.gate.clear()
+    first = asyncio.create_task(queue.submit(["busy"]))
+    await asyncio.sleep(0.05)  # the first call is now running and holding the model
+    others = [asyncio.create_task(queue.submit([f"text {i}"])) for i in range(3)]
+    await asyncio.sleep(0.01)
+    backend.gate.set()
+    await asyncio.gather(first, *others)
+    await queue.close()
+    assert backend.batches == [["busy"], ["text 0", "text 1", "text 2"]]
+
+
+async def test_results_come_back_to_each_caller_in_its_own_order(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    texts_a, texts_b = ["a", "aaa", "aa"], ["bbbbb", "b"]
+    result_a, result_b = await asyncio.gather(queue.submit(texts_a), queue.submit(texts_b))
+    await queue.close()
+    assert [s.confidence for s in result_a.scored] == [1.0, 3.0, 2.0]
+    assert [s.confidence for s in result_b.scored] == [5.0, 1.0]
+
+
+async def test_a_large_request_is_split_into_several_model_calls(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    texts = [f"t{i}" for i in range(10)]
+    result = await queue.submit(texts)
+    await queue.close()
+    assert [len(b) for b in backend.batches] == [4, 4, 2]
+    assert [s.confidence for s in result.scored] == [float(len(t)) for t in texts]
+
+
+async def test_a_full_queue_refuses_at_once(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    backend.gate.clear()
+    running = asyncio.create_task(queue.submit(["x"]))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(queue.submit(["y"] * 10))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull):
+        await queue.submit(["one too many"])
+    backend.gate.set()
+    await asyncio.gather(running, waiting)
+    await queue.close()
+
+
+async def test_texts_of_callers_that_gave_up_are_never_run(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    backend.gate.clear()
+    running = asyncio.create_task(queue.submit(["first"]))
+    await asyncio.sleep(0.05)
+    with pytest.raises(QueueTimeout) as gave_up:
+        await queue.submit(["abandoned"], timeout_s=0.01)
+    assert gave_up.value.started is False
+    backend.gate.set()
+    await running
+    assert (await queue.submit(["later"])).scored[0].confidence == 5.0
+    await queue.close()
+    assert backend.batches == [["first"], ["later"]]
+
+
+async def test_each_model_call_reports_one_outcome_and_failures_reach_every_caller(backend: RecordingBackend) -> None:
+    outcomes: list[CallOutcome] = []
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None, on_outcome=outcomes.append)
+    await queue.submit(["ok"], trial=True)
+    backend.fail = True
+    results = await asyncio.gather(queue.submit(["a", "b"]), queue.submit(["c"]), return_exceptions=True)
+    await queue.close()
+    assert all(isinstance(r, ModelCallFailed) for r in results)
+    assert [(o.ok, o.trial) for o in outcomes][0] == (True, True)
+    assert [o.ok for o in outcomes[1:]] == [False] * (len(outcomes) - 1)
+    assert sum(o.size for o in outcomes[1:]) == 3
+    assert "RuntimeError: boom" in (outcomes[1].reason or "")
+
+
+async def test_a_call_past_the_timeout_fails_its_callers_and_counts_once(backend: RecordingBackend) -> None:
+    outcomes: list[CallOutcome] = []
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=0.05, on_outcome=outcomes.append)
+    backend.gate.clear()
+    with pytest.raises(ModelCallFailed, match="no answer within 0.05 s"):
+        await asyncio.gather(queue.submit(["slow", "also slow"]))
+    backend.gate.set()
+    await queue.close()
+    assert [(o.ok, o.size) for o in outcomes] == [(False, 2)]
+
+
+async def test_timing_splits_queue_wait_from_inference(backend: RecordingBackend) -> None:
+    queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
+    backend.gate.clear()
+    first = asyncio.create_task(queue.submit(["first"]))
+    await asyncio.sleep(0.05)  # "first" holds the model
+    second = asyncio.create_task(queue.submit(["second"]))
+    await asyncio.sleep(0.1)
+    backend.gate.set()
+    ran, waited = await asyncio.gather(first, second)
+    await queue.close()
+    assert ran.inference_ms >= 140 and ran.queue_ms < 50
+    assert waited.queue_ms >= 90 and waited.inference_ms < 50
