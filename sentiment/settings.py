@@ -95,8 +95,10 @@ class Settings(msgspec.Struct, frozen=True):
                 flush_interval_s=reader.number("SENTIMENT_WRITE_INTERVAL_SECONDS", 0.2),
             ),
             batching=BatchPolicy(
-                max_batch_size=reader.integer("SENTIMENT_BATCH_SIZE", 32, minimum=1),
-                max_batch_tokens=reader.integer("SENTIMENT_BATCH_TOKENS", 8192, minimum=1),
+                max_batch_size=reader.integer("SENTIMENT_BATCH_SIZE", 64, minimum=1),
+                max_batch_tokens=reader.integer("SENTIMENT_BATCH_TOKENS", 16384, minimum=1),
+                micro_batch_size=reader.integer("SENTIMENT_MICRO_BATCH_SIZE", 16, minimum=1),
+                micro_batch_tokens=reader.integer("SENTIMENT_MICRO_BATCH_TOKENS", 384, minimum=1),
                 max_wait_s=reader.number("SENTIMENT_BATCH_WAIT_MS", 10.0, allow_zero=True) / 1000,
                 max_queue=reader.integer("SENTIMENT_QUEUE_SIZE", 2048, minimum=1),
             ),

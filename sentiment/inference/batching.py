@@ -10,8 +10,13 @@ CHARS_PER_TOKEN = 4
 
 
 class BatchPolicy(msgspec.Struct, frozen=True):
-    max_batch_size: int = 32
-    max_batch_tokens: int = 8192
+    """`max_batch_*` bound what one model call takes from the queue; `micro_batch_*` bound each forward pass
+    inside it (texts of similar length together, so little compute goes on padding)."""
+
+    max_batch_size: int = 64
+    max_batch_tokens: int = 16384
+    micro_batch_size: int = 16
+    micro_batch_tokens: int = 384
     max_wait_s: float = 0.01
     max_queue: int = 2048
     max_tokens_per_text: int = 512
@@ -35,6 +40,25 @@ def batch_length(queued_tokens: Sequence[int], policy: BatchPolicy) -> int:
             break
         count, longest = count + 1, widest
     return count
+
+
+def plan_micro_batches(tokens: Sequence[int], policy: BatchPolicy) -> list[list[int]]:
+    """Split one call's texts (by index) into forward passes: sorted by length, each pass padded to its longest
+    and kept within the micro-batch size and padded-token budget. A text too long for the budget runs alone."""
+    order = sorted(range(len(tokens)), key=tokens.__getitem__)
+    passes: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so this text is the longest of the pass it would join.
+        if current and (
+            len(current) + 1 > policy.micro_batch_size or (len(current) + 1) * tokens[index] > policy.micro_batch_tokens
+        ):
+            passes.append(current)
+            current = []
+        current.append(index)
+    if current:
+        passes.append(current)
+    return passes
 
 
 def should_wait(queued: int, last_batch_size: int, waited_s: float, policy: BatchPolicy) -> bool:

@@ -19,7 +19,13 @@ import structlog
 
 from sentiment.domain import QueueFull, Scored
 from sentiment.inference.backend import Backend
-from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, should_wait
+from sentiment.inference.batching import (
+    BatchPolicy,
+    batch_length,
+    estimate_tokens,
+    plan_micro_batches,
+    should_wait,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -166,9 +172,15 @@ class BatchQueue:
             if request.first_start is None:
                 request.first_start = started
 
+        passes = plan_micro_batches([item.tokens for item in batch], self.policy)
+
         def forward() -> list[Scored]:
             self._before_call()
-            return self._backend.predict(texts)
+            scored: list[Scored | None] = [None] * len(texts)
+            for indices in passes:
+                for index, result in zip(indices, self._backend.predict([texts[i] for i in indices]), strict=True):
+                    scored[index] = result
+            return scored  # type: ignore[return-value]
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)

@@ -1,4 +1,4 @@
-from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, should_wait
+from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, plan_micro_batches, should_wait
 
 POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=100, max_wait_s=0.01, max_tokens_per_text=64)
 
@@ -35,3 +35,24 @@ def test_small_batch_waits_briefly_when_recent_batches_were_bigger() -> None:
     assert should_wait(queued=3, last_batch_size=32, waited_s=0.009, policy=POLICY)
     assert not should_wait(queued=3, last_batch_size=32, waited_s=0.01, policy=POLICY)
     assert not should_wait(queued=4, last_batch_size=32, waited_s=0.0, policy=POLICY)
+
+
+MICRO = BatchPolicy(micro_batch_size=3, micro_batch_tokens=60)
+
+
+def test_micro_batches_group_texts_of_similar_length_and_cover_each_text_once() -> None:
+    tokens = [40, 5, 12, 6, 30, 7, 11]
+    passes = plan_micro_batches(tokens, MICRO)
+    assert passes == [[1, 3, 5], [6, 2], [4], [0]]
+    assert sorted(i for p in passes for i in p) == list(range(len(tokens)))
+
+
+def test_each_micro_batch_keeps_its_padded_size_within_the_budget() -> None:
+    tokens = [20, 20, 20, 21, 50, 70]
+    for indices in plan_micro_batches(tokens, MICRO):
+        assert len(indices) <= MICRO.micro_batch_size
+        assert len(indices) == 1 or len(indices) * max(tokens[i] for i in indices) <= MICRO.micro_batch_tokens
+
+
+def test_a_text_longer_than_the_budget_runs_alone() -> None:
+    assert plan_micro_batches([500, 3], MICRO) == [[1], [0]]
