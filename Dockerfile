@@ -15,9 +15,10 @@ COPY templates ./templates
 RUN pip install -e .
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 sentiment \
+RUN groupadd --gid 10001 sentiment \
+    && useradd --create-home --uid 10001 --gid 10001 sentiment \
     && mkdir -p /data /models \
-    && chown sentiment:sentiment /data /models
+    && chown 10001:10001 /data /models
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 ENV PATH=/opt/venv/bin:$PATH \
@@ -28,7 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/models/hf-cache \
     LOG_JSON=true
 WORKDIR /app
-USER sentiment
+USER 10001:10001
 VOLUME ["/data", "/models"]
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s \

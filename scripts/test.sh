@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the test suite: installs the test dependencies into .venv, makes sure PostgreSQL answers, runs pytest.
+# Run the test suite: installs the test dependencies into .venv (and chromium for the browser tests), makes sure
+# PostgreSQL answers, lints the Dockerfile, runs pytest.
 # Arguments go to pytest, e.g. `scripts/test.sh -m unit` or `scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,14 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start || true
     for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
+
+# Browser tests drive Debian's chromium through playwright (never `playwright install`).
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+# The Dockerfile cannot be built here (no Docker engine): it is linted instead.
+.venv/bin/hadolint Dockerfile
 
 # Model hubs are unreachable here: fail at once rather than retrying.
 export HF_HUB_OFFLINE=1

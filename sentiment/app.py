@@ -9,20 +9,24 @@ from functools import partial
 
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
 from sentiment.domain import VADER_KEY
 from sentiment.inference.cache import ResultCache
+from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
 from sentiment.alerts import AlertService
 from sentiment.failsafe import Failsafe
+from sentiment.metrics import observe_call
 from sentiment.services import PredictionService, Services, SystemService, load_model
 from sentiment.settings import Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import api, failsafe_api
+from sentiment.web import api, failsafe_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
+from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
 
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
@@ -37,6 +41,11 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         writer = PredictionWriter(engine, settings.writer, settings.store_text)
         alerts = AlertService(engine)
         failsafe = Failsafe(settings.breaker, alerts)
+
+        def on_outcome(model: str, outcome: CallOutcome) -> None:
+            failsafe.record(model, outcome)
+            observe_call(model, outcome)
+
         cache = ResultCache(settings.cache_size)
         registry = ModelRegistry(
             settings.models,
@@ -44,7 +53,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             load,
             settings.batching,
             settings.breaker.call_timeout_s,
-            on_outcome=failsafe.record,
+            on_outcome=on_outcome,
         )
         app.state.services = Services(
             settings=settings,
@@ -61,6 +70,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             ),
             alerts=alerts,
             failsafe=failsafe,
+            cache=cache,
             system=SystemService(registry, failsafe, cache, writer, engine, __version__),
         )
         writer.start()
@@ -82,9 +92,15 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES],
+        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES, *pages.ROUTES, metrics],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="Sentiment service", version=__version__),
+        middleware=[RequestContextMiddleware(), PROMETHEUS.middleware],
+        logging_config=None,  # logging is the process's: sentiment.logging sets it up once
+        template_config=pages.TEMPLATE_CONFIG,
+        # Only the JSON document under /schema: the interactive docs at /docs are served from local files.
+        openapi_config=OpenAPIConfig(
+            title="Sentiment service", version=__version__, render_plugins=[JsonRenderPlugin()]
+        ),
     )

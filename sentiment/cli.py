@@ -59,7 +59,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from sentiment.app import create_app
 
     log.info("starting", host=host, port=port, default_model=settings.default_model, database=_safe_url(settings.database_url))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower(), access_log=False)
+    # log_config=None: uvicorn logs through the handler configure_logging installed.
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
     return 0
 
 

@@ -20,7 +20,7 @@ from sentiment.failsafe import Failsafe
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
-from sentiment.metrics import FALLBACKS
+from sentiment.metrics import FALLBACKS, MODEL_LOAD_TIME, PREDICTIONS, QUEUE_TIME
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
 from sentiment.storage.writer import PredictionWriter
@@ -87,6 +87,8 @@ class PredictionService:
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
         self._writer.submit(predictions)
+        for prediction in predictions:
+            PREDICTIONS.labels(model=prediction.model_used, label=prediction.sentiment).inc()
         queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)
         inference_ms = max((answer.inference_ms for answer, _ in answers), default=0.0)
         return PredictionBatch(predictions, entry.key, queue_ms, inference_ms, total_ms)
@@ -130,6 +132,7 @@ class PredictionService:
             breaker.release(permit)  # cancelled, or the queue is full: no verdict on the model
             raise
         else:
+            QUEUE_TIME.labels(model=entry.key).observe(result.queue_ms / 1000)
             return _Answer(result.scored, entry.key, False, result.queue_ms, result.inference_ms)
         return await self._vader(texts, fallback=True, asked=entry.key)
 
@@ -163,6 +166,7 @@ async def load_model(registry: ModelRegistry, alerts: AlertService, failsafe: Fa
     if entry.error is not None:
         alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
     elif entry.loaded:
+        MODEL_LOAD_TIME.labels(model=key).set(entry.load_seconds or 0.0)
         # Failures counted while it was loading say nothing about the loaded model.
         failsafe.reset(key, reason="model loaded")
         alerts.post_resolve(alert_key)
@@ -306,4 +310,5 @@ class Services:
     predictions: PredictionService
     alerts: AlertService
     failsafe: Failsafe
+    cache: ResultCache
     system: SystemService

@@ -135,7 +135,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class ServerProcess:
     """The real service, started as `python -m sentiment serve` on a free port."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: list[str] | None = None) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -146,8 +146,8 @@ class ServerProcess:
         clean.pop("PRELOAD_MODEL", None)
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "sentiment", "serve", "--port", str(self.port)],
-            env={**clean, "HF_HUB_OFFLINE": "1", **env},
+            command or [sys.executable, "-m", "sentiment", "serve"],
+            env={**clean, "HF_HUB_OFFLINE": "1", **env, "PORT": str(self.port)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=log_path.parent,
@@ -178,12 +178,13 @@ class ServerProcess:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerProcess]]:
-    """Start real service processes with the given environment; each is stopped when the test ends."""
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real service processes with the given environment (and command, default `python -m sentiment
+    serve`) on a free port; each is stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def start(env: dict[str, str]) -> ServerProcess:
-        server = ServerProcess(env, tmp_path / f"server-{len(started)}.log")
+    def start(env: dict[str, str], command: list[str] | None = None) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(started)}.log", command)
         started.append(server)
         server.wait_healthy()
         return server
@@ -191,3 +192,57 @@ def start_server(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ServerPr
     yield start
     for server in started:
         server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Debian's chromium driven by playwright (never `playwright install`). Function-scoped: playwright's sync
+    API keeps an event loop running while it is open, which must not overlap the async tests' loops."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class PageWatch:
+    """A page, with every console error and every request that left 127.0.0.1 recorded."""
+
+    def __init__(self, page: object) -> None:
+        self.page = page
+        self.console_errors: list[str] = []
+        self.foreign_requests: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+        page.on("pageerror", lambda e: self.console_errors.append(str(e)))  # type: ignore[attr-defined]
+        page.on("request", self._check_host)  # type: ignore[attr-defined]
+
+    def _check_host(self, request: object) -> None:
+        url = httpx.URL(request.url)  # type: ignore[attr-defined]
+        if url.scheme in {"http", "https", "ws", "wss"} and url.host not in {"127.0.0.1", "localhost"}:
+            self.foreign_requests.append(str(url))
+
+    def screenshot(self, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+        return path
+
+
+@pytest.fixture
+def watched_page(browser: object) -> Iterator[PageWatch]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    yield PageWatch(context.new_page())
+    context.close()

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from sentiment.alerts import AlertService
@@ -18,6 +19,7 @@ from sentiment.services import (
     Status,
     SystemService,
 )
+from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
 from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
 
@@ -26,14 +28,27 @@ def _timing_headers(batch: PredictionBatch) -> dict[str, str]:
     return {"x-queue-time": f"{batch.queue_ms:.3f}", "x-inference-time": f"{batch.inference_ms:.3f}"}
 
 
-@post("/predict", status_code=200, summary="Score one text", tags=["predictions"])
-async def predict(data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]) -> Response[PredictionOut]:
+PREDICTION_ERRORS = error_responses(400, 404, 409, 503)
+
+
+@post("/predict", status_code=200, summary="Score one text", tags=["predictions"], responses=PREDICTION_ERRORS)
+async def predict(
+    data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]
+) -> Response[PredictionOut]:
     batch = await predictions.predict([data.text], model=data.model)
     return Response(PredictionOut.from_domain(batch.predictions[0]), headers=_timing_headers(batch))
 
 
-@post("/predict/batch", status_code=200, summary="Score a batch of texts, answered in input order", tags=["predictions"])
-async def predict_batch(data: JSONBody[BatchIn], predictions: NamedDependency[PredictionService]) -> Response[BatchOut]:
+@post(
+    "/predict/batch",
+    status_code=200,
+    summary="Score a batch of texts, answered in input order",
+    tags=["predictions"],
+    responses=PREDICTION_ERRORS,
+)
+async def predict_batch(
+    data: JSONBody[BatchIn], predictions: NamedDependency[PredictionService]
+) -> Response[BatchOut]:
     batch = await predictions.predict(data.texts, model=data.model)
     out = BatchOut(
         results=[PredictionOut.from_domain(p) for p in batch.predictions],
@@ -49,7 +64,12 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", summary="Readiness: 200 once the default model is loaded and the database answers", tags=["system"])
+@get(
+    "/ready",
+    summary="Readiness: 200 once the default model is loaded and the database answers",
+    tags=["system"],
+    responses=error_responses(503),
+)
 async def ready(system: NamedDependency[SystemService]) -> Readiness:
     return await system.readiness()
 
@@ -59,13 +79,18 @@ async def status(system: NamedDependency[SystemService]) -> Status:
     return await system.status()
 
 
-@get("/db/health", summary="Database reachability, latency and unsaved predictions", tags=["system"])
+@get(
+    "/db/health",
+    summary="Database reachability, latency and unsaved predictions (503 when unreachable)",
+    tags=["system"],
+    responses={503: ResponseSpec(data_container=DatabaseHealth, description="the database does not answer")},
+)
 async def db_health(system: NamedDependency[SystemService]) -> Response[DatabaseHealth]:
     report = await system.database_health()
     return Response(report, status_code=200 if report.reachable else 503)
 
 
-@get("/alerts", summary="Active and past alerts, newest first", tags=["alerts"])
+@get("/alerts", summary="Active and past alerts, newest first", tags=["alerts"], responses=error_responses(400))
 async def list_alerts(
     alerts: NamedDependency[AlertService],
     alert_state: Annotated[Literal["active", "resolved"] | None, QueryParameter(name="state")] = None,
@@ -73,8 +98,14 @@ async def list_alerts(
     return [AlertOut.from_domain(alert) for alert in await alerts.list(alert_state)]
 
 
-@post("/alerts/{alert_id:int}/acknowledge", status_code=200, guards=[require_admin], summary="Acknowledge an alert",
-      tags=["alerts"])
+@post(
+    "/alerts/{alert_id:int}/acknowledge",
+    status_code=200,
+    guards=[require_admin],
+    summary="Acknowledge an alert (admin token)",
+    tags=["alerts"],
+    responses=error_responses(401, 403, 404),
+)
 async def acknowledge_alert(alert_id: FromPath[int], alerts: NamedDependency[AlertService]) -> AlertOut:
     alert = await alerts.acknowledge(alert_id)
     if alert is None:

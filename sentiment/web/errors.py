@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
 from litestar import Request, Response
+from litestar.openapi.spec import Example
+from litestar.openapi.datastructures import ResponseSpec
 
 from sentiment.domain import InvalidInput, ModelNotLoaded, NotReady, QueueFull, SentimentError, UnknownModel
 
@@ -31,3 +36,31 @@ def invalid_utf8_response(_: Request, error: UnicodeDecodeError) -> Response[dic
 
 
 EXCEPTION_HANDLERS = {SentimentError: domain_error_response, UnicodeDecodeError: invalid_utf8_response}
+
+
+class ErrorBody(msgspec.Struct):
+    status_code: int
+    detail: str
+    extra: dict[str, Any] | list[Any] | None = None
+
+
+_ERROR_MEANING = {
+    400: "bad input: the detail names the rule or limit that was broken",
+    401: "missing or wrong admin token",
+    403: "no admin token is configured on the service",
+    404: "unknown model or resource; for models, extra.known_models lists the keys",
+    409: "the model is catalogued but not loaded",
+    503: "not ready, or the model's queue is full (then Retry-After says when to retry)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the errors an endpoint can answer, all in the one error shape."""
+    return {
+        status: ResponseSpec(
+            data_container=ErrorBody,
+            description=_ERROR_MEANING[status],
+            examples=[Example(value={"status_code": status, "detail": _ERROR_MEANING[status]})],
+        )
+        for status in statuses
+    }

@@ -13,6 +13,7 @@ from sentiment.domain import VADER_KEY
 from sentiment.failsafe import FailsafeReport
 from sentiment.inference.faults import Fault
 from sentiment.services import Services
+from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
 from sentiment.web.schemas import ModelKey
 
@@ -34,14 +35,26 @@ def _report(services: Services) -> FailsafeReport:
     return services.failsafe.report(models, faults)
 
 
-@get("/failsafe/status", summary="Per-model circuit breakers: state, failures in window, next trial", tags=["failsafe"])
+@get(
+    "/failsafe/status",
+    summary="Per-model circuit breakers: state, failures in the window, next trial, settings",
+    tags=["failsafe"],
+)
 async def failsafe_status(services: NamedDependency[Services]) -> FailsafeReport:
     return _report(services)
 
 
-@post("/failsafe/reset", status_code=200, guards=[require_admin], summary="Close breakers by hand (all, or one model)",
-      tags=["failsafe"])
-async def failsafe_reset(services: NamedDependency[Services], data: JSONBody[ResetIn | None] = None) -> FailsafeReport:
+@post(
+    "/failsafe/reset",
+    status_code=200,
+    guards=[require_admin],
+    summary="Close breakers by hand: all, or one model (admin token)",
+    tags=["failsafe"],
+    responses=error_responses(400, 401, 403, 404),
+)
+async def failsafe_reset(
+    services: NamedDependency[Services], data: JSONBody[ResetIn | None] = None
+) -> FailsafeReport:
     model = data.model if data is not None else None
     if model is not None:
         services.registry.entry(model)  # 404 for an unknown key
@@ -49,9 +62,14 @@ async def failsafe_reset(services: NamedDependency[Services], data: JSONBody[Res
     return _report(services)
 
 
-@post("/failsafe/faults", status_code=200, guards=[require_admin],
-      summary="Make a model fail or hang on purpose (for tests and demonstrations); mode none clears it",
-      tags=["failsafe"])
+@post(
+    "/failsafe/faults",
+    status_code=200,
+    guards=[require_admin],
+    summary="Make a model fail or hang on purpose, for tests and demonstrations; mode none clears it (admin token)",
+    tags=["failsafe"],
+    responses=error_responses(400, 401, 403, 404),
+)
 async def failsafe_fault(services: NamedDependency[Services], data: JSONBody[FaultIn]) -> FailsafeReport:
     entry = services.registry.entry(data.model)
     entry.set_fault(None if data.mode == "none" else Fault(data.mode, data.hang_seconds))

@@ -11,25 +11,35 @@ import msgspec
 from sentiment.domain import Label, Prediction
 from sentiment.storage.repositories import Alert
 
-ModelKey = Annotated[str, msgspec.Meta(min_length=1, max_length=200, description="a model key from GET /models")]
+ModelKey = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=200, description="a model key (see /status)", examples=["minilm-sst2"]),
+]
+Text = Annotated[str, msgspec.Meta(description="the text to score", examples=["UCLA is amazing for AI research!"])]
 
 
 class PredictIn(msgspec.Struct, forbid_unknown_fields=True):
-    text: str
+    text: Text
     model: ModelKey | None = None
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
-    texts: list[str]
+    texts: Annotated[
+        list[str],
+        msgspec.Meta(description="texts to score, answered in this order", examples=[["great game!", "so boring"]]),
+    ]
     model: ModelKey | None = None
 
 
 class PredictionOut(msgspec.Struct):
-    id: UUID
+    id: Annotated[UUID, msgspec.Meta(description="UUIDv7, also the stored row's key")]
     sentiment: Label
-    confidence: float
-    scores: dict[str, float]
-    model_used: str
+    confidence: Annotated[float, msgspec.Meta(description="probability of the chosen label", examples=[0.997])]
+    scores: Annotated[
+        dict[str, float],
+        msgspec.Meta(description="every label the model knows", examples=[{"negative": 0.003, "positive": 0.997}]),
+    ]
+    model_used: Annotated[str, msgspec.Meta(description="vader when the fallback answered", examples=["minilm-sst2"])]
     processing_time_ms: float
     fallback_used: bool
     timestamp: datetime

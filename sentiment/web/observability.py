@@ -1,0 +1,121 @@
+"""What every HTTP exchange gets: a request id bound to its log lines, one access-log event, security headers,
+and the Prometheus scrape (HTTP metrics from Litestar's middleware plus the service's own state)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+
+import structlog
+from litestar import Response, get
+from litestar.datastructures import MutableScopeHeaders, State
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.plugins.prometheus import PrometheusConfig
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sentiment.breaker import BreakerState
+from sentiment.domain import VADER_KEY
+from sentiment.services import Services
+
+log = structlog.get_logger("sentiment.http")
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+BREAKER_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+# No inline script or style anywhere: pages, htmx and /docs load theirs from /static.
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "x-frame-options": "DENY",
+}
+
+PROMETHEUS = PrometheusConfig(
+    app_name="sentiment", prefix="sentiment", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics$"]
+)
+
+
+class RequestContextMiddleware(ASGIMiddleware):
+    """Binds a request id (the caller's `x-request-id` when it is sane, else a new one) to every log line of the
+    request, echoes it in the response, adds the security headers, and logs one `http_request` event."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableScopeHeaders.from_message(message)
+                headers["x-request-id"] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await next_app(scope, receive, send_with_headers)
+            finally:
+                log.info(
+                    "http_request",
+                    method=scope["method"],
+                    route=scope.get("path_template", scope["path"]),
+                    status=status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
+
+
+class ServiceCollector(Collector):
+    """Figures owned by this app's objects, read at scrape time."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[Metric]:
+        services = self._services
+        pending = GaugeMetricFamily("sentiment_pending_writes", "Answered predictions not yet written")
+        pending.add_metric([], services.writer.pending)
+        yield pending
+        dropped = CounterMetricFamily("sentiment_dropped_writes", "Predictions dropped because the write buffer was full")
+        dropped.add_metric([], services.writer.dropped)
+        yield dropped
+        breaker = GaugeMetricFamily("sentiment_breaker_state", "0 closed, 1 half-open, 2 open", labels=["model"])
+        depth = GaugeMetricFamily("sentiment_queue_depth", "Texts waiting in the model's queue", labels=["model"])
+        for entry in services.registry.entries():
+            if entry.key != VADER_KEY:
+                breaker.add_metric([entry.key], BREAKER_STATE_VALUE[services.failsafe.breaker(entry.key).state])
+            if entry.queue is not None:
+                depth.add_metric([entry.key], entry.queue.depth)
+        yield breaker
+        yield depth
+        cache = services.cache
+        hits = CounterMetricFamily("sentiment_cache_hits", "Texts answered from the result cache")
+        hits.add_metric([], cache.hits)
+        yield hits
+        misses = CounterMetricFamily("sentiment_cache_misses", "Texts the result cache did not hold")
+        misses.add_metric([], cache.misses)
+        yield misses
+
+
+@get("/metrics", summary="Prometheus metrics (text format)", tags=["system"], media_type="text/plain")
+async def metrics(state: State) -> Response[bytes]:
+    own = CollectorRegistry()
+    own.register(ServiceCollector(state.services))
+    return Response(
+        generate_latest(REGISTRY) + generate_latest(own),
+        media_type="text/plain; version=0.0.4; charset=utf-8",
+    )

@@ -1,0 +1,71 @@
+"""Operations: the Docker image's own entry command and environment, and JSON logs with request ids."""
+
+import json
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT, SST2_MODEL, ServerProcess
+
+
+def final_stage(dockerfile: Path) -> tuple[dict[str, str], list[str], str]:
+    """ENV, CMD and WORKDIR of the Dockerfile's last stage (continuation lines joined)."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    stage = text.rsplit("\nFROM ", 1)[1]
+    env: dict[str, str] = {}
+    command: list[str] = []
+    workdir = "/"
+    for line in stage.splitlines():
+        instruction, _, rest = line.strip().partition(" ")
+        if instruction == "ENV":
+            env.update(pair.split("=", 1) for pair in shlex.split(rest))
+        elif instruction == "CMD":
+            command = json.loads(rest)
+        elif instruction == "WORKDIR":
+            workdir = rest.strip()
+    return env, command, workdir
+
+
+def test_image_entry_command_and_environment_serve_on_all_interfaces(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    env, command, workdir = final_stage(ROOT / "Dockerfile")
+    assert command == ["sentiment", "serve"] and workdir == "/app"
+    assert env["HOST"] == "0.0.0.0" and env["PORT"] == "8080"
+    # Outside Docker, the volumes /data and /models are folders of the test, and PATH finds this venv's script.
+    env["DATABASE_URL"] = env["DATABASE_URL"].replace("/data/", f"{tmp_path}/")
+    env["HF_HOME"] = env["HF_HOME"].replace("/models/", f"{tmp_path}/")
+    env["PATH"] = f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"
+    server = start_server(
+        {**env, "SENTIMENT_MODELS": f"mine={SST2_MODEL}", "PRELOAD_MODEL": "mine"}, command=command
+    )
+    listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+    assert f"0.0.0.0:{server.port}" in listening
+    answer = httpx.post(f"{server.base_url}/predict", json={"text": "I love it"}).json()
+    assert answer["sentiment"] == "positive"
+    assert (tmp_path / "sentiment.db").exists()
+    # LOG_JSON=true in the image: every line, uvicorn's included, is a JSON object.
+    lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
+    assert any(line["event"] == "starting" for line in lines)
+    assert any(line.get("logger") == "uvicorn.error" for line in lines)
+
+
+def test_json_log_line_carries_the_request_id_and_never_the_text(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    secret_text = "my very private tweet about nothing"
+    server = start_server({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", "LOG_JSON": "true"})
+    response = httpx.post(f"{server.base_url}/predict", json={"text": secret_text}, headers={"x-request-id": "req-7"})
+    assert response.status_code == 200
+    server.stop()
+    log = server.log_path.read_text()
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    request_lines = [e for e in events if e.get("request_id") == "req-7"]
+    assert request_lines and request_lines[-1]["event"] == "http_request"
+    assert request_lines[-1]["route"] == "/predict" and request_lines[-1]["status"] == 200
+    assert secret_text not in log

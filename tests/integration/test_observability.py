@@ -1,0 +1,87 @@
+"""Metrics, request ids and security headers on the in-process app."""
+
+from collections.abc import Callable
+
+from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from sentiment.app import create_app
+from sentiment.inference.backend import Backend
+from sentiment.inference.catalogue import ModelSpec
+from tests.conftest import make_settings, wait_until_settled
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(scrape: dict, name: str, **labels: str) -> float:
+    return scrape.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_metrics_show_inference_histograms_and_http_routes_after_predictions(
+    sqlite_url: str, loader: Callable[[ModelSpec], Backend]
+) -> None:
+    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2", cache_size=0), loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        before = samples((await client.get("/metrics")).text)
+        for text in ("a great film", "a dull film", "fine"):
+            await client.post("/predict", json={"text": text})
+        await client.post("/predict/batch", json={"texts": ["good", "bad", "ok", "meh"]})
+        await client.post("/alerts/7/acknowledge")
+        response = await client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain")
+    after = samples(response.text)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    model = {"model": "minilm-sst2"}
+    assert grew("sentiment_queue_time_seconds_count", **model) == 4
+    assert grew("sentiment_batch_size_sum", **model) == 7
+    assert grew("sentiment_inference_time_seconds_count", **model) >= 1
+    assert grew("sentiment_inference_time_seconds_sum", **model) > 0
+    assert grew("sentiment_predictions_total", model="minilm-sst2", label="positive") >= 2
+    assert value(after, "sentiment_breaker_state", **model) == 0
+    assert value(after, "sentiment_pending_writes") >= 0
+    # HTTP metrics are grouped by route template, never by raw path.
+    assert grew("sentiment_requests_total", app_name="sentiment", method="POST", path="/predict", status_code="200") == 3
+    routes = {dict(labels).get("path") for name, labels in after if name == "sentiment_requests_total"}
+    assert "/alerts/{alert_id}/acknowledge" in routes
+    assert "/alerts/7/acknowledge" not in routes
+
+
+async def test_every_response_carries_a_request_id_and_the_security_headers(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        mine = await client.get("/health", headers={"x-request-id": "trace-42"})
+        fresh = await client.post("/predict", json={"text": "hello"})
+        refused = await client.post("/predict", json={"text": ""})
+        bogus = await client.get("/health", headers={"x-request-id": "<script>"})
+    assert mine.headers["x-request-id"] == "trace-42"
+    assert len(fresh.headers["x-request-id"]) == 32
+    assert bogus.headers["x-request-id"] != "<script>"
+    for response in (mine, fresh, refused):
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_openapi_document_gives_every_operation_a_summary_and_its_errors(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        spec = (await client.get("/schema/openapi.json")).json()
+        cdn_ui = await client.get("/schema/swagger")
+    assert cdn_ui.status_code == 404  # Litestar's CDN-backed UIs are off; /docs serves local files
+    operations = [(path, op) for path, item in spec["paths"].items() for op in item.values() if "responses" in op]
+    assert all(op.get("summary") for _, op in operations)
+    predict = spec["paths"]["/predict"]["post"]
+    assert {"400", "404", "409", "503"} <= set(predict["responses"])
+    acknowledge = next(op for path, op in operations if path.endswith("/acknowledge"))
+    assert {"401", "403", "404"} <= set(acknowledge["responses"])
