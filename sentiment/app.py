@@ -12,18 +12,19 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
+from sentiment.alerts import AlertService
 from sentiment.domain import VADER_KEY
+from sentiment.failsafe import Failsafe
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
-from sentiment.alerts import AlertService
-from sentiment.failsafe import Failsafe
+from sentiment.management import ModelService
 from sentiment.metrics import observe_call
-from sentiment.services import PredictionService, Services, SystemService, load_model
+from sentiment.services import PredictionService, Services, SystemService
 from sentiment.settings import Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import api, failsafe_api, pages
+from sentiment.web import api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
@@ -31,7 +32,9 @@ from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, me
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
     """Build the app; nothing connects or loads until the lifespan starts. `loader` lets tests share loaded models."""
-    load = loader or partial(load_backend, threads=settings.torch_threads)
+    load = loader or partial(
+        load_backend, threads=settings.torch_threads, remote_timeout_s=settings.breaker.call_timeout_s
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -41,12 +44,14 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         writer = PredictionWriter(engine, settings.writer, settings.store_text)
         alerts = AlertService(engine)
         failsafe = Failsafe(settings.breaker, alerts)
+        cache = ResultCache(settings.cache_size)
 
         def on_outcome(model: str, outcome: CallOutcome) -> None:
             failsafe.record(model, outcome)
             observe_call(model, outcome)
+            if not outcome.ok:
+                registry.entry(model).stats.record_error()
 
-        cache = ResultCache(settings.cache_size)
         registry = ModelRegistry(
             settings.models,
             settings.default_model,
@@ -55,44 +60,39 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             settings.breaker.call_timeout_s,
             on_outcome=on_outcome,
         )
+        models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             registry=registry,
             writer=writer,
             predictions=PredictionService(
-                registry,
-                failsafe,
-                cache,
-                writer,
-                settings.max_text_length,
-                settings.max_batch_size,
+                registry, failsafe, cache, writer, settings.max_text_length, settings.max_batch_size
             ),
             alerts=alerts,
             failsafe=failsafe,
             cache=cache,
+            models=models,
             system=SystemService(registry, failsafe, cache, writer, engine, __version__),
         )
         writer.start()
         alerts.start()
         # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
-        loading = (
-            asyncio.create_task(load_model(registry, alerts, failsafe, settings.default_model))
-            if settings.default_model != VADER_KEY
-            else None
-        )
+        if settings.default_model != VADER_KEY:
+            models.preload(settings.default_model)
+        following = asyncio.create_task(models.run_sync(), name="model-choices")
         try:
             yield
         finally:
-            if loading is not None and not loading.done():
-                loading.cancel()
+            following.cancel()
+            await models.close()
             await alerts.close()
             await writer.close()
             await registry.close()
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES, *pages.ROUTES, metrics],
+        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *pages.ROUTES, metrics],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -29,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
 
+    models = commands.add_parser("models", help="the model catalogue")
+    models_actions = models.add_subparsers(dest="action", required=True)
+    models_actions.add_parser("list", help="every known model with its source, labels and status")
+    pull = models_actions.add_parser("pull", help="download a hub model into the local cache, with a progress bar")
+    pull.add_argument("key")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -46,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host or settings.host, args.port or settings.port)
     if args.command == "predict":
         return _predict(settings, args.text, args.model)
+    if args.command == "models":
+        return _list_models(settings) if args.action == "list" else _pull_model(settings, args.key)
     from sentiment.storage.database import upgrade
 
     upgrade(settings.database_url)
@@ -57,7 +65,9 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
     from sentiment.app import create_app
+    from sentiment.inference.memory import limit_malloc_arenas
 
+    limit_malloc_arenas()
     log.info("starting", host=host, port=port, default_model=settings.default_model, database=_safe_url(settings.database_url))
     # log_config=None: uvicorn logs through the handler configure_logging installed.
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -93,6 +103,51 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
         print(f"sentiment: {error.detail}", file=sys.stderr)
         return 1
     print(msgspec.json.format(msgspec.json.encode(answer)).decode())
+    return 0
+
+
+def _list_models(settings: Settings) -> int:
+    from sentiment.inference.registry import ModelEntry
+
+    rows = [("KEY", "KIND", "STATUS", "LABELS", "SOURCE")]
+    for spec in settings.models:
+        entry = ModelEntry(spec)
+        default = " (default)" if spec.key == settings.default_model else ""
+        rows.append((spec.key + default, spec.kind, entry.status, ",".join(entry.labels) or "?", spec.source))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0
+
+
+def _pull_model(settings: Settings, key: str) -> int:
+    from tqdm import tqdm
+
+    from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
+
+    spec = settings.model(key)
+    if spec is None:
+        print(f"sentiment: unknown model {key!r}; known models: {', '.join(settings.model_keys)}", file=sys.stderr)
+        return 1
+    if spec.kind != "transformers" or spec.is_local:
+        print(f"sentiment: {key} is served from {spec.source}; there is nothing to download", file=sys.stderr)
+        return 1
+    bars: list[tqdm] = []  # opened on the first progress report, so a hub that cannot be reached shows no bar
+
+    def progress(update: DownloadProgress) -> None:
+        if not bars:
+            bars.append(tqdm(unit="B", unit_scale=True, desc=key, total=update.bytes_total))
+        bars[0].update(update.bytes_done - bars[0].n)
+
+    try:
+        folder = download_model(spec.source, on_progress=progress)
+    except (HubUnreachable, DownloadFailed) as error:
+        print(f"sentiment: {error}", file=sys.stderr)
+        return 1
+    finally:
+        for bar in bars:
+            bar.close()
+    print(folder)
     return 0
 
 

@@ -80,3 +80,7 @@ class ModelLoadError(SentimentError):
 
 class NotReady(SentimentError):
     """The process serves, but should not get traffic yet (default model not loaded, database not answering)."""
+
+
+class Conflict(SentimentError):
+    """The request contradicts the service's current state (unloading the default model, for one)."""

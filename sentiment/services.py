@@ -17,10 +17,11 @@ from sentiment.alerts import AlertService
 from sentiment.clock import WallClock, utc_now
 from sentiment.domain import VADER_KEY, InvalidInput, ModelNotLoaded, NotReady, Prediction, Scored
 from sentiment.failsafe import Failsafe
+from sentiment.management import ModelService
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
-from sentiment.metrics import FALLBACKS, MODEL_LOAD_TIME, PREDICTIONS, QUEUE_TIME
+from sentiment.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
 from sentiment.storage.writer import PredictionWriter
@@ -87,6 +88,8 @@ class PredictionService:
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
         self._writer.submit(predictions)
+        fallback_texts = sum(prediction.fallback_used for prediction in predictions)
+        entry.stats.record_request(len(predictions), total_ms, fallback_texts)
         for prediction in predictions:
             PREDICTIONS.labels(model=prediction.model_used, label=prediction.sentiment).inc()
         queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)
@@ -157,20 +160,6 @@ class PredictionService:
                 raise InvalidInput(f"{where} is empty or whitespace only")
             if len(text) > self._max_text_length:
                 raise InvalidInput(f"{where} is {len(text)} characters; the limit is {self._max_text_length}")
-
-
-async def load_model(registry: ModelRegistry, alerts: AlertService, failsafe: Failsafe, key: str) -> ModelEntry:
-    """Load a model, then give it a fresh breaker and keep its load-failure alert in step with the outcome."""
-    entry = await registry.load(key)
-    alert_key = f"model_load_failed:{key}"
-    if entry.error is not None:
-        alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
-    elif entry.loaded:
-        MODEL_LOAD_TIME.labels(model=key).set(entry.load_seconds or 0.0)
-        # Failures counted while it was loading say nothing about the loaded model.
-        failsafe.reset(key, reason="model loaded")
-        alerts.post_resolve(alert_key)
-    return entry
 
 
 class ModelState(msgspec.Struct):
@@ -311,4 +300,5 @@ class Services:
     alerts: AlertService
     failsafe: Failsafe
     cache: ResultCache
+    models: ModelService
     system: SystemService

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
@@ -14,7 +15,7 @@ from sqlalchemy.exc import ArgumentError
 
 from sentiment.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
-from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, ModelSpec
+from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
@@ -47,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True):
     writer: WriterSettings = WriterSettings()
     batching: BatchPolicy = BatchPolicy()
     cache_size: int = 10_000
+    sync_interval_s: float = 2.0
     host: str = "127.0.0.1"
     port: int = 8080
     admin_token: str | None = None
@@ -73,7 +75,12 @@ class Settings(msgspec.Struct, frozen=True):
             file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
             env = {**file_values, **os.environ}
         reader = _EnvReader(env)
-        models = BUILTIN_MODELS + _parse_models(env.get("SENTIMENT_MODELS", ""))
+        models = (
+            BUILTIN_MODELS
+            + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip())
+            + _parse_models(env.get("SENTIMENT_MODELS", ""))
+            + _remote_model(env.get("MODEL_SERVICE_URL", "").strip())
+        )
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
             raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
@@ -103,6 +110,7 @@ class Settings(msgspec.Struct, frozen=True):
                 max_queue=reader.integer("SENTIMENT_QUEUE_SIZE", 2048, minimum=1),
             ),
             cache_size=reader.integer("SENTIMENT_CACHE_SIZE", 10_000, minimum=0),
+            sync_interval_s=reader.number("SENTIMENT_SYNC_INTERVAL_SECONDS", 2.0),
             host=env.get("HOST", "127.0.0.1"),
             port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
             admin_token=env.get("SENTIMENT_ADMIN_TOKEN") or None,
@@ -172,8 +180,33 @@ def _parse_models(raw: str) -> tuple[ModelSpec, ...]:
         key, sep, source = (s.strip() for s in item.partition("="))
         if not sep or not key or not source:
             raise SettingsError(f"SENTIMENT_MODELS entry {item!r} is not of the form key=folder-or-hub-id")
-        specs.append(ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source))
+        specs.append(spec_from_source(key, source))
     return tuple(specs)
+
+
+def _models_file(path: str) -> tuple[ModelSpec, ...]:
+    """`[models.KEY]` tables with a `source` each (a folder, a hub id or a remote server URL)."""
+    if not path:
+        return ()
+    try:
+        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SettingsError(f"SENTIMENT_MODELS_FILE={path!r} cannot be read: {error}") from None
+    specs = []
+    for key, table in document.get("models", {}).items():
+        if not isinstance(table, dict) or not isinstance(table.get("source"), str):
+            raise SettingsError(f"SENTIMENT_MODELS_FILE {path!r}: [models.{key}] needs a source = \"...\"")
+        specs.append(spec_from_source(key, table["source"]))
+    return tuple(specs)
+
+
+def _remote_model(url: str) -> tuple[ModelSpec, ...]:
+    if not url:
+        return ()
+    parsed = urlsplit(url)
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise SettingsError(f"MODEL_SERVICE_URL={url!r} is not an http(s) URL")
+    return (spec_from_source(REMOTE_KEY, url),)
 
 
 def _resolve_model_key(key: str, known: list[str]) -> str:

@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from sentiment.domain import VADER_KEY
+from sentiment.domain import LABELS, VADER_KEY, Label
 
-BackendKind = Literal["transformers", "vader"]
+BackendKind = Literal["transformers", "vader", "remote"]
 
 
 class ModelSpec(msgspec.Struct, frozen=True):
     key: str
     source: str
     kind: BackendKind = "transformers"
+    # Labels known before loading (built-in hub models); local folders are read from their config.json.
+    known_labels: tuple[Label, ...] = ()
 
     @property
     def is_local(self) -> bool:
-        return self.kind == "vader" or Path(self.source).is_dir()
+        return self.kind != "transformers" or Path(self.source).is_dir()
+
+    @property
+    def labels(self) -> tuple[Label, ...]:
+        """The service labels this model answers with, as far as they can be known without loading it."""
+        if self.known_labels or self.kind != "transformers":
+            return self.known_labels
+        from sentiment.inference.labels import UnmappableLabels, map_labels
+
+        try:
+            id2label = json.loads((Path(self.source) / "config.json").read_text())["id2label"]
+            mapped = map_labels({int(k): v for k, v in id2label.items()})
+        except (OSError, ValueError, KeyError, UnmappableLabels):
+            return ()
+        return tuple(label for label in LABELS if label in mapped)
+
+
+def spec_from_source(key: str, source: str) -> ModelSpec:
+    """A configured model: a local folder, a hub id, or the URL of a remote inference server."""
+    if source.startswith(("http://", "https://")):
+        return ModelSpec(key, source.rstrip("/"), kind="remote")
+    return ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source)
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("distilbert-sst2", "distilbert-base-uncased-finetuned-sst-2-english"),
-    ModelSpec("twitter-roberta", "cardiffnlp/twitter-roberta-base-sentiment-latest"),
-    ModelSpec("bert-multilingual", "nlptown/bert-base-multilingual-uncased-sentiment"),
-    ModelSpec(VADER_KEY, "vaderSentiment", kind="vader"),
+    ModelSpec("distilbert-sst2", "distilbert-base-uncased-finetuned-sst-2-english",
+              known_labels=("negative", "positive")),
+    ModelSpec("twitter-roberta", "cardiffnlp/twitter-roberta-base-sentiment-latest", known_labels=LABELS),
+    # Five star classes: 1-2 negative, 3 neutral, 4-5 positive.
+    ModelSpec("bert-multilingual", "nlptown/bert-base-multilingual-uncased-sentiment", known_labels=LABELS),
+    ModelSpec(VADER_KEY, "vaderSentiment", kind="vader", known_labels=LABELS),
 )
 
 # Keys the original system used, still accepted in configuration.
 KEY_ALIASES: dict[str, str] = {"distilbert-sentiment": "distilbert-sst2"}
+# The original system's single remote model server (MODEL_SERVICE_URL) is catalogued under this key.
+REMOTE_KEY = "remote"

@@ -74,6 +74,16 @@ class _Request:
         self.inference_s = 0.0
 
 
+class _ClosedBackend:
+    labels: tuple[str, ...] = ()
+
+    def predict(self, texts: Sequence[str]) -> list[Scored]:
+        raise RuntimeError("the model's queue is closed")
+
+
+_CLOSED = _ClosedBackend()
+
+
 class _Item(msgspec.Struct, array_like=True):
     request: _Request
     index: int
@@ -92,7 +102,7 @@ class BatchQueue:
     ) -> None:
         self.name = name
         self.policy = policy
-        self._backend = backend
+        self._backend: Backend = backend
         self._call_timeout_s = call_timeout_s
         self._on_outcome = on_outcome
         self._before_call = before_call
@@ -101,6 +111,7 @@ class BatchQueue:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"queue-{name}")
         self.last_batch_size = 1
+        self._calling = False
         self.batches = 0
         self.texts_done = 0
 
@@ -124,6 +135,15 @@ class BatchQueue:
             request.future.cancel()
             raise
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until every queued text has been answered (True) or the timeout passed (False)."""
+        deadline = time.monotonic() + timeout_s
+        while self._items or self._calling:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     async def close(self) -> None:
         self._task.cancel()
         with suppress(asyncio.CancelledError):
@@ -132,6 +152,12 @@ class BatchQueue:
             item.request.future.cancel()
         self._items.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        close_backend = getattr(self._backend, "close", None)
+        if close_backend is not None:
+            close_backend()
+        # The cancelled worker task keeps its traceback, and with it this queue: drop the model explicitly so
+        # its memory goes back at once, whoever still holds the queue.
+        self._backend = _CLOSED
 
     async def _run(self) -> None:
         while True:
@@ -148,7 +174,11 @@ class BatchQueue:
             batch = self._take_batch()
             if batch:
                 self.last_batch_size = len(batch)
-                await self._call(batch)
+                self._calling = True
+                try:
+                    await self._call(batch)
+                finally:
+                    self._calling = False
 
     def _take_batch(self) -> list[_Item]:
         """Pop the next batch from the head, dropping texts whose callers have given up."""

@@ -5,51 +5,72 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
+import msgspec
 import structlog
 from huggingface_hub import try_to_load_from_cache
 
-from sentiment.domain import VADER_KEY, ModelNotLoaded, UnknownModel
+from sentiment.domain import VADER_KEY, Conflict, ModelNotLoaded, UnknownModel
 from sentiment.inference.backend import Backend
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.faults import Fault
+from sentiment.inference.memory import anonymous_memory_bytes, release_freed_memory
 from sentiment.inference.queue import BatchQueue, CallOutcome, TimedResult
+from sentiment.inference.stats import ModelStats
 
 log = structlog.get_logger(__name__)
 
-ModelStatus = Literal["available", "not downloaded", "loading", "loaded", "failed"]
+ModelStatus = Literal["available", "not downloaded", "downloading", "loading", "loaded", "failed"]
 BackendLoader = Callable[[ModelSpec], Backend]
 OutcomeHook = Callable[[str, CallOutcome], None]
 
 # VADER answers in microseconds: no reason to hold texts back, and room for the largest batch requests.
 VADER_POLICY = BatchPolicy(max_batch_size=256, max_batch_tokens=1 << 30, max_wait_s=0.0, max_queue=1 << 16)
+UNLOAD_DRAIN_S = 30.0
 
 
-def load_backend(spec: ModelSpec, threads: int | None = None) -> Backend:
+def load_backend(spec: ModelSpec, threads: int | None = None, remote_timeout_s: float = 10.0) -> Backend:
     """Build the backend a spec names; imported lazily so VADER-only use never imports torch."""
     if spec.kind == "vader":
         from sentiment.inference.vader import VaderBackend
 
         return VaderBackend()
+    if spec.kind == "remote":
+        from sentiment.inference.remote import RemoteBackend
+
+        return RemoteBackend(spec.source, remote_timeout_s)
     from sentiment.inference.transformers_backend import TransformersBackend
 
     return TransformersBackend(spec.source, threads)
+
+
+class DownloadState(msgspec.Struct):
+    state: Literal["downloading", "done", "failed"]
+    bytes_done: int = 0
+    bytes_total: int | None = None
+    percent: float | None = None
+    error: str | None = None
+    folder: str | None = None
 
 
 class ModelEntry:
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self.queue: BatchQueue | None = None
-        self.labels: tuple[str, ...] = ()
+        self.labels: tuple[str, ...] = spec.labels
         self.loading = False
         self.error: str | None = None
         # A model "should serve" once it is the default or was asked to load: until it is loaded, and while
         # it fails, its requests are answered by VADER rather than refused.
         self.wanted = False
         self.load_seconds: float | None = None
+        self.memory_bytes: int | None = None
         self.fault: Fault | None = None
+        self.download: DownloadState | None = None
+        self.stats = ModelStats()
 
     @property
     def key(self) -> str:
@@ -60,6 +81,13 @@ class ModelEntry:
         return self.queue is not None
 
     @property
+    def source(self) -> str:
+        """Where it loads from: a finished download's folder, else the configured source."""
+        if self.download is not None and self.download.folder is not None:
+            return self.download.folder
+        return self.spec.source
+
+    @property
     def status(self) -> ModelStatus:
         if self.queue is not None:
             return "loaded"
@@ -67,9 +95,17 @@ class ModelEntry:
             return "loading"
         if self.error is not None:
             return "failed"
-        if self.spec.is_local or try_to_load_from_cache(self.spec.source, "config.json") is not None:
+        if self.download is not None and self.download.state == "downloading":
+            return "downloading"
+        if self.spec.is_local or self.download_folder() is not None:
             return "available"
         return "not downloaded"
+
+    def download_folder(self) -> str | None:
+        if self.download is not None and self.download.folder is not None:
+            return self.download.folder
+        cached = try_to_load_from_cache(self.spec.source, "config.json")
+        return str(Path(cached).parent) if isinstance(cached, str) else None
 
     async def run(self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None) -> TimedResult:
         if self.queue is None:
@@ -128,6 +164,14 @@ class ModelRegistry:
             raise ModelNotLoaded(entry.key)
         return entry
 
+    def make_default(self, key: str) -> None:
+        """Requests from now on go to `key`; those already queued on the old default finish there."""
+        entry = self.entry(key)
+        entry.wanted = True
+        if key != self.default_key:
+            log.info("default_model_changed", previous=self.default_key, model=key)
+            self.default_key = key
+
     async def load(self, key: str) -> ModelEntry:
         """Load in a thread; a failure is recorded on the entry (and logged), never raised to the caller."""
         entry = self.entry(key)
@@ -135,20 +179,41 @@ class ModelRegistry:
         if entry.loaded or entry.loading:
             return entry
         entry.loading, entry.error = True, None
-        started = time.perf_counter()
-        log.info("model_loading", model=key, source=entry.spec.source)
+        started, memory_before = time.perf_counter(), anonymous_memory_bytes()
+        spec = msgspec.structs.replace(entry.spec, source=entry.source)
+        log.info("model_loading", model=key, source=spec.source)
         try:
-            backend = await asyncio.to_thread(self._loader, entry.spec)
+            backend = await asyncio.to_thread(self._loader, spec)
         except Exception as error:  # any load failure leaves the service up and serving VADER
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            policy = self._policy
-            self._attach(entry, backend, policy, self._call_timeout_s)
+            self._attach(entry, backend, self._policy, self._call_timeout_s)
             entry.load_seconds = time.perf_counter() - started
+            memory_after = anonymous_memory_bytes()
+            if memory_before is not None and memory_after is not None:
+                entry.memory_bytes = max(memory_after - memory_before, 0)
             log.info("model_loaded", model=key, seconds=round(entry.load_seconds, 2), labels=backend.labels)
         finally:
             entry.loading = False
+        return entry
+
+    async def unload(self, key: str) -> ModelEntry:
+        """Stop taking requests for the model, let the queued ones finish on it, then free its memory."""
+        entry = self.entry(key)
+        if key == VADER_KEY:
+            raise Conflict("vader is the fallback of every model and cannot be unloaded")
+        if key == self.default_key:
+            raise Conflict(f"{key} is the default model; make another model the default first")
+        entry.wanted = False
+        queue, entry.queue = entry.queue, None
+        if queue is not None:
+            if not await queue.drain(UNLOAD_DRAIN_S):
+                log.warning("model_unloaded_with_queued_texts", model=key, queued=queue.depth)
+            await queue.close()
+            del queue
+            release_freed_memory()
+            log.info("model_unloaded", model=key)
         return entry
 
     def _attach(self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.domain import Prediction
-from sentiment.storage.tables import AlertRow, PredictionRow
+from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 
 AlertState = Literal["active", "resolved"]
 AlertSeverity = Literal["info", "warning", "critical"]
@@ -121,3 +121,37 @@ def _alert(row: object) -> Alert:
     for field in ("raised_at", "resolved_at", "acknowledged_at"):
         values[field] = as_utc(values[field])
     return Alert(**values)
+
+
+class ModelChoices(msgspec.Struct, frozen=True):
+    default_model: str | None = None
+    loaded: tuple[str, ...] = ()
+    updated_at: datetime | None = None
+
+
+class ModelChoiceRepository:
+    """The default model and the loaded set chosen through the API, one row each, upserted."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def get(self) -> ModelChoices:
+        query = select(ModelChoiceRow.name, ModelChoiceRow.value, ModelChoiceRow.updated_at)
+        rows = {name: (value, updated_at) for name, value, updated_at in await self._connection.execute(query)}
+        if "default_model" not in rows:
+            return ModelChoices()
+        return ModelChoices(
+            default_model=rows["default_model"][0],
+            loaded=tuple(rows.get("loaded_models", ((), None))[0] or ()),
+            updated_at=as_utc(rows["default_model"][1]),
+        )
+
+    async def save(self, choices: ModelChoices, now: datetime) -> None:
+        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
+        for name, value in (("default_model", choices.default_model), ("loaded_models", list(choices.loaded))):
+            statement = dialect_insert(ModelChoiceRow).values(name=name, value=value, updated_at=now)
+            await self._connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["name"], set_={"value": statement.excluded.value, "updated_at": now}
+                )
+            )

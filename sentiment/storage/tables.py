@@ -57,3 +57,13 @@ class AlertRow(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_alerts_raised_at", "raised_at"),)
+
+
+class ModelChoiceRow(Base):
+    """Model choices made through the API (default model, loaded set), shared by every replica."""
+
+    __tablename__ = "model_choices"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[object] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

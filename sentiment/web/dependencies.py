@@ -6,6 +6,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from sentiment.alerts import AlertService
+from sentiment.management import ModelService
 from sentiment.services import PredictionService, Services, SystemService
 
 
@@ -21,12 +22,17 @@ def _system(state: State) -> SystemService:
     return state.services.system
 
 
+def _models(state: State) -> ModelService:
+    return state.services.models
+
+
 def _services(state: State) -> Services:
     return state.services
 
 
 DEPENDENCIES = {
     "services": Provide(_services, sync_to_thread=False),
+    "models": Provide(_models, sync_to_thread=False),
     "predictions": Provide(_predictions, sync_to_thread=False),
     "alerts": Provide(_alerts, sync_to_thread=False),
     "system": Provide(_system, sync_to_thread=False),

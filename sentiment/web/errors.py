@@ -9,12 +9,21 @@ from litestar import Request, Response
 from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
 
-from sentiment.domain import InvalidInput, ModelNotLoaded, NotReady, QueueFull, SentimentError, UnknownModel
+from sentiment.domain import (
+    Conflict,
+    InvalidInput,
+    ModelNotLoaded,
+    NotReady,
+    QueueFull,
+    SentimentError,
+    UnknownModel,
+)
 
 STATUS_OF: dict[type[SentimentError], int] = {
     InvalidInput: 400,
     UnknownModel: 404,
     ModelNotLoaded: 409,
+    Conflict: 409,
     QueueFull: 503,
     NotReady: 503,
 }
@@ -49,7 +58,7 @@ _ERROR_MEANING = {
     401: "missing or wrong admin token",
     403: "no admin token is configured on the service",
     404: "unknown model or resource; for models, extra.known_models lists the keys",
-    409: "the model is catalogued but not loaded",
+    409: "the model is catalogued but not loaded, or the action contradicts the current state",
     503: "not ready, or the model's queue is full (then Retry-After says when to retry)",
 }
 

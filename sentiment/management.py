@@ -1,0 +1,254 @@
+"""Model management: the catalogue as operators see it, downloads with progress, load/unload/default without
+dropping a request, and the shared choices every replica follows."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sentiment.alerts import AlertService
+from sentiment.clock import WallClock, utc_now
+from sentiment.domain import VADER_KEY, Conflict
+from sentiment.failsafe import Failsafe
+from sentiment.inference.download import DownloadProgress, download_model
+from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistry
+from sentiment.inference.stats import ModelFigures
+from sentiment.metrics import MODEL_LOAD_TIME
+from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
+
+log = structlog.get_logger(__name__)
+
+Downloader = Callable[..., str]
+
+
+class ModelView(msgspec.Struct):
+    key: str
+    source: str
+    kind: str
+    labels: list[str]
+    status: str
+    is_default: bool
+    breaker: str | None
+    error: str | None
+    download: DownloadState | None
+
+
+class ModelDetail(msgspec.Struct):
+    model: ModelView
+    figures: ModelFigures
+    load_seconds: float | None
+    memory_mb: float | None
+    queue_depth: int | None
+
+
+class ModelsOverview(msgspec.Struct):
+    default_model: str
+    models: list[ModelView]
+
+
+class ModelService:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        failsafe: Failsafe,
+        alerts: AlertService,
+        engine: AsyncEngine,
+        sync_interval_s: float,
+        downloader: Downloader = download_model,
+        clock: WallClock = utc_now,
+    ) -> None:
+        self._registry = registry
+        self._failsafe = failsafe
+        self._alerts = alerts
+        self._engine = engine
+        self._sync_interval_s = sync_interval_s
+        self._downloader = downloader
+        self._clock = clock
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._pending_default: str | None = None
+        # When the choices this process acts on were made: shared choices no newer than that are already applied
+        # (or superseded by a local change that is being saved), so the follower leaves them alone.
+        self._choices_at: datetime | None = None
+
+    # -- what operators see -------------------------------------------------------------------------------
+
+    def overview(self) -> ModelsOverview:
+        return ModelsOverview(self._registry.default_key, [self.view(e) for e in self._registry.entries()])
+
+    def view(self, entry: ModelEntry) -> ModelView:
+        return ModelView(
+            key=entry.key,
+            source=entry.spec.source,
+            kind=entry.spec.kind,
+            labels=list(entry.labels),
+            status=entry.status,
+            is_default=entry.key == self._registry.default_key,
+            breaker=self._failsafe.breaker(entry.key).state.value if entry.key != VADER_KEY else None,
+            error=entry.error,
+            download=entry.download,
+        )
+
+    def detail(self, key: str) -> ModelDetail:
+        entry = self._registry.entry(key)
+        return ModelDetail(
+            model=self.view(entry),
+            figures=entry.stats.figures(),
+            load_seconds=entry.load_seconds,
+            memory_mb=round(entry.memory_bytes / 2**20, 1) if entry.memory_bytes is not None else None,
+            queue_depth=entry.queue.depth if entry.queue is not None else None,
+        )
+
+    # -- actions ------------------------------------------------------------------------------------------
+
+    async def load(self, key: str) -> ModelEntry:
+        """Load (in the background when called from a request) and keep the load alert in step."""
+        entry = await self._registry.load(key)
+        alert_key = f"model_load_failed:{key}"
+        if entry.error is not None:
+            self._alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
+        elif entry.loaded:
+            MODEL_LOAD_TIME.labels(model=key).set(entry.load_seconds or 0.0)
+            # Failures counted while it was loading say nothing about the loaded model.
+            self._failsafe.reset(key, reason="model loaded")
+            self._alerts.post_resolve(alert_key)
+            if self._pending_default == key:
+                self._make_default(key)
+        return entry
+
+    def preload(self, key: str) -> None:
+        """Start-up: load the configured default in the background; /health answers meanwhile."""
+        self._spawn(self.load(key))
+
+    def start_load(self, key: str) -> ModelView:
+        entry = self._registry.entry(key)
+        if entry.status == "not downloaded":
+            raise Conflict(f"model {key} is not downloaded: POST /models/download {{\"model\": \"{key}\"}} first")
+        entry.wanted = True
+        self._spawn(self.load(key))
+        return self.view(entry)
+
+    async def request_load(self, key: str) -> ModelView:
+        view = self.start_load(key)
+        await self._save_choices()
+        return view
+
+    async def request_unload(self, key: str) -> ModelView:
+        entry = await self._registry.unload(key)
+        await self._save_choices()
+        return self.view(entry)
+
+    async def request_default(self, key: str) -> ModelsOverview:
+        """The default becomes `key` now if it is loaded, else as soon as its load finishes."""
+        entry = self._registry.entry(key)
+        if entry.status == "not downloaded":
+            raise Conflict(f"model {key} is not downloaded: POST /models/download {{\"model\": \"{key}\"}} first")
+        self._switch_default(key)
+        await self._save_choices()
+        return self.overview()
+
+    def start_download(self, key: str) -> ModelView:
+        entry = self._registry.entry(key)
+        if entry.spec.kind != "transformers" or entry.spec.is_local:
+            raise Conflict(f"model {key} is served from {entry.spec.source}; there is nothing to download")
+        if entry.download is not None and entry.download.state == "downloading":
+            return self.view(entry)
+        entry.download = DownloadState("downloading")
+        self._spawn(self._download(entry))
+        return self.view(entry)
+
+    async def _download(self, entry: ModelEntry) -> None:
+        def progress(update: DownloadProgress) -> None:
+            entry.download = DownloadState("downloading", update.bytes_done, update.bytes_total, update.percent)
+
+        alert_key = f"model_download_failed:{entry.key}"
+        log.info("model_download_started", model=entry.key, source=entry.spec.source)
+        try:
+            folder = await asyncio.to_thread(self._downloader, entry.spec.source, on_progress=progress)
+        except Exception as error:  # every failure ends the download as failed, with its message
+            message = str(error) or type(error).__name__
+            entry.download = DownloadState("failed", error=message)
+            log.error("model_download_failed", model=entry.key, error=message)
+            self._alerts.post_raise(alert_key, "model_download_failed", "warning", f"download of {entry.key} failed: {message}")
+            return
+        done = entry.download
+        entry.download = DownloadState("done", done.bytes_done if done else 0, done.bytes_total if done else None, 100.0,
+                                       folder=folder)
+        log.info("model_download_finished", model=entry.key, folder=folder)
+        self._alerts.post_resolve(alert_key)
+
+    def _switch_default(self, key: str) -> None:
+        entry = self._registry.entry(key)
+        entry.wanted = True
+        if entry.loaded:
+            self._make_default(key)
+        else:
+            self._pending_default = key
+            if not entry.loading:
+                self._spawn(self.load(key))
+
+    def _make_default(self, key: str) -> None:
+        self._pending_default = None
+        self._registry.make_default(key)
+
+    # -- replicas follow the shared choices ---------------------------------------------------------------
+
+    def _choices(self) -> ModelChoices:
+        loaded = tuple(e.key for e in self._registry.entries() if e.wanted and e.key != VADER_KEY)
+        return ModelChoices(default_model=self._pending_default or self._registry.default_key, loaded=loaded)
+
+    async def _save_choices(self) -> None:
+        self._choices_at = now = self._clock()
+        try:
+            async with self._engine.begin() as connection:
+                await ModelChoiceRepository(connection).save(self._choices(), now)
+        except (SQLAlchemyError, OSError) as error:
+            log.error("model_choices_not_saved", error=str(error).splitlines()[0])
+
+    async def follow_shared_choices(self) -> None:
+        """Apply the choices another replica stored: load, unload and switch default to match them."""
+        try:
+            async with self._engine.connect() as connection:
+                choices = await ModelChoiceRepository(connection).get()
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("model_choices_not_read", error=str(error).splitlines()[0])
+            return
+        if choices.default_model is None or choices.updated_at is None:
+            return  # nothing chosen through the API yet: the configuration rules
+        if self._choices_at is not None and choices.updated_at <= self._choices_at:
+            return
+        self._choices_at = choices.updated_at
+        known = set(self._registry.keys)
+        for key in set(choices.loaded) - known | ({choices.default_model} - known):
+            log.warning("model_choice_unknown_here", model=key)
+        target = choices.default_model if choices.default_model in known else self._registry.default_key
+        for key in choices.loaded:
+            entry = self._registry.entry(key) if key in known else None
+            if entry is not None and not entry.loaded and not entry.loading and entry.error is None:
+                self.start_load(key)
+        if target != self._registry.default_key and target != self._pending_default:
+            self._switch_default(target)
+        for entry in self._registry.entries():
+            if entry.loaded and entry.key not in choices.loaded and entry.key not in {VADER_KEY, target,
+                                                                                    self._registry.default_key}:
+                await self._registry.unload(entry.key)
+
+    async def run_sync(self) -> None:
+        while True:
+            await self.follow_shared_choices()
+            await asyncio.sleep(self._sync_interval_s)
+
+    def _spawn(self, work: object) -> None:
+        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
