@@ -1,10 +1,13 @@
-"""Alerts: raised and resolved in order on a background task, stored keyed in the shared database."""
+"""Alerts: raised and resolved in order on a background task, stored keyed in the shared database. A change
+that cannot be stored (the database is down) waits and is stored when it returns, with the time it happened."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections import deque
+from datetime import datetime
 
+import msgspec
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,18 +17,32 @@ from sentiment.storage.repositories import Alert, AlertRepository, AlertSeverity
 
 log = structlog.get_logger(__name__)
 
+RETRY_DELAY_S = 1.0
+MAX_WAITING_CHANGES = 10_000
+
+
+class AlertChange(msgspec.Struct, frozen=True):
+    key: str
+    at: datetime
+    raise_: bool
+    kind: str = ""
+    severity: AlertSeverity = "warning"
+    message: str = ""
+
 
 class AlertService:
-    """Sync code (the breaker's transition hook) posts alert changes; one task applies them in order.
+    """Sync code (the breaker's transition hook, the rule monitor) posts changes; one task applies them in order.
 
     Order matters: a breaker that opens and closes quickly must end with its alert resolved, not raised.
-    A database error is logged, never raised into the code that noticed the condition.
+    A database error is logged and the change retried, never raised into the code that noticed the condition.
     """
 
     def __init__(self, engine: AsyncEngine, clock: WallClock = utc_now) -> None:
         self._engine = engine
         self._clock = clock
-        self._queue: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._changes: deque[AlertChange] = deque(maxlen=MAX_WAITING_CHANGES)
+        self._posted = asyncio.Event()
+        self._applied = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -34,42 +51,37 @@ class AlertService:
     async def close(self, timeout_s: float = 10.0) -> None:
         if self._task is None:
             return
-        try:
-            await asyncio.wait_for(self._queue.join(), timeout_s)
-        except TimeoutError:
-            log.error("alerts_closed_with_pending_changes", pending=self._queue.qsize())
+        if not await self.settle(timeout_s):
+            log.error("alerts_closed_with_waiting_changes", waiting=len(self._changes))
         self._task.cancel()
         self._task = None
 
-    async def settle(self) -> None:
-        """Wait until every posted change is applied."""
-        await self._queue.join()
+    async def settle(self, timeout_s: float | None = None) -> bool:
+        """Wait until every posted change is stored; False when the timeout passed first."""
+
+        async def applied() -> None:
+            async with self._applied:
+                await self._applied.wait_for(lambda: not self._changes)
+
+        try:
+            await asyncio.wait_for(applied(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def waiting(self) -> int:
+        return len(self._changes)
 
     def post_raise(self, key: str, kind: str, severity: AlertSeverity, message: str) -> None:
-        self._queue.put_nowait(lambda: self.raise_alert(key, kind, severity, message))
+        self._post(AlertChange(key, self._clock(), True, kind, severity, message))
 
     def post_resolve(self, key: str) -> None:
-        self._queue.put_nowait(lambda: self.resolve(key))
+        self._post(AlertChange(key, self._clock(), False))
 
-    async def raise_alert(self, key: str, kind: str, severity: AlertSeverity, message: str) -> None:
-        try:
-            async with self._engine.begin() as connection:
-                raised = await AlertRepository(connection).raise_alert(key, kind, severity, message, self._clock())
-        except (SQLAlchemyError, OSError) as error:
-            log.error("alert_not_stored", key=key, error=str(error).splitlines()[0])
-            return
-        if raised:
-            log.warning("alert_raised", key=key, kind=kind, severity=severity)
-
-    async def resolve(self, key: str) -> None:
-        try:
-            async with self._engine.begin() as connection:
-                resolved = await AlertRepository(connection).resolve(key, self._clock())
-        except (SQLAlchemyError, OSError) as error:
-            log.error("alert_not_resolved", key=key, error=str(error).splitlines()[0])
-            return
-        if resolved:
-            log.info("alert_resolved", key=key)
+    def _post(self, change: AlertChange) -> None:
+        self._changes.append(change)
+        self._posted.set()
 
     async def list(self, state: AlertState | None = None, limit: int = 100) -> list[Alert]:
         async with self._engine.connect() as connection:
@@ -81,8 +93,32 @@ class AlertService:
 
     async def _run(self) -> None:
         while True:
-            change = await self._queue.get()
-            try:
-                await change()
-            finally:
-                self._queue.task_done()
+            if not self._changes:
+                self._posted.clear()
+                await self._posted.wait()
+                continue
+            change = self._changes[0]
+            if not await self._apply(change):
+                await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            self._changes.popleft()
+            async with self._applied:
+                self._applied.notify_all()
+
+    async def _apply(self, change: AlertChange) -> bool:
+        try:
+            async with self._engine.begin() as connection:
+                alerts = AlertRepository(connection)
+                if change.raise_:
+                    done = await alerts.raise_alert(change.key, change.kind, change.severity, change.message, change.at)
+                else:
+                    done = await alerts.resolve(change.key, change.at)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("alert_change_waiting_for_database", key=change.key, error=str(error).splitlines()[0])
+            return False
+        if done:
+            if change.raise_:
+                log.warning("alert_raised", key=change.key, kind=change.kind, severity=change.severity)
+            else:
+                log.info("alert_resolved", key=change.key)
+        return True

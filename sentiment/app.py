@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -20,6 +21,8 @@ from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
 from sentiment.management import ModelService
 from sentiment.metrics import observe_call
+from sentiment.monitor import AlertMonitor
+from sentiment.inference.stats import RecentWindow
 from sentiment.services import PredictionService, Services, SystemService
 from sentiment.settings import Settings
 from sentiment.storage.database import create_engine, upgrade
@@ -61,30 +64,37 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             on_outcome=on_outcome,
         )
         models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
+        recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
+        system = SystemService(registry, failsafe, cache, writer, engine, __version__)
+        monitor = AlertMonitor(settings.alert_rules, recent, alerts)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             registry=registry,
             writer=writer,
             predictions=PredictionService(
-                registry, failsafe, cache, writer, settings.max_text_length, settings.max_batch_size
+                registry, failsafe, cache, writer, recent, settings.max_text_length, settings.max_batch_size
             ),
             alerts=alerts,
             failsafe=failsafe,
             cache=cache,
             models=models,
-            system=SystemService(registry, failsafe, cache, writer, engine, __version__),
+            system=system,
         )
         writer.start()
         alerts.start()
         # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
         if settings.default_model != VADER_KEY:
             models.preload(settings.default_model)
-        following = asyncio.create_task(models.run_sync(), name="model-choices")
+        background = [
+            asyncio.create_task(models.run_sync(), name="model-choices"),
+            asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
+        ]
         try:
             yield
         finally:
-            following.cancel()
+            for task in background:
+                task.cancel()
             await models.close()
             await alerts.close()
             await writer.close()

@@ -21,6 +21,7 @@ from sentiment.management import ModelService
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
+from sentiment.inference.stats import RecentWindow
 from sentiment.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
@@ -53,6 +54,7 @@ class PredictionService:
         failsafe: Failsafe,
         cache: ResultCache,
         writer: PredictionWriter,
+        recent: RecentWindow,
         max_text_length: int,
         max_batch_size: int,
         clock: WallClock = utc_now,
@@ -61,6 +63,7 @@ class PredictionService:
         self._failsafe = failsafe
         self._cache = cache
         self._writer = writer
+        self._recent = recent
         self._max_text_length = max_text_length
         self._max_batch_size = max_batch_size
         self._clock = clock
@@ -90,6 +93,7 @@ class PredictionService:
         self._writer.submit(predictions)
         fallback_texts = sum(prediction.fallback_used for prediction in predictions)
         entry.stats.record_request(len(predictions), total_ms, fallback_texts)
+        self._recent.record(len(predictions), fallback_texts, total_ms)
         for prediction in predictions:
             PREDICTIONS.labels(model=prediction.model_used, label=prediction.sentiment).inc()
         queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)
@@ -246,6 +250,9 @@ class SystemService:
             dropped=self._writer.dropped,
             last_write_error=self._writer.last_error,
         )
+
+    async def database_error(self) -> str | None:
+        return (await self.database_health()).error
 
     async def readiness(self) -> Readiness:
         default = self._registry.entry(self._registry.default_key)

@@ -34,6 +34,14 @@ class BreakerSettings(msgspec.Struct, frozen=True):
     call_timeout_s: float = 10.0
 
 
+class AlertRules(msgspec.Struct, frozen=True):
+    fallback_rate: float = 0.2
+    latency_p95_ms: float = 2_000.0
+    window_s: float = 300.0
+    min_requests: int = 20
+    check_interval_s: float = 5.0
+
+
 class WriterSettings(msgspec.Struct, frozen=True):
     batch_size: int = 500
     max_pending: int = 100_000
@@ -45,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True):
     default_model: str = VADER_KEY
     models: tuple[ModelSpec, ...] = BUILTIN_MODELS
     breaker: BreakerSettings = BreakerSettings()
+    alert_rules: AlertRules = AlertRules()
     writer: WriterSettings = WriterSettings()
     batching: BatchPolicy = BatchPolicy()
     cache_size: int = 10_000
@@ -95,6 +104,13 @@ class Settings(msgspec.Struct, frozen=True):
                 window_s=reader.number("FAILSAFE_FAILURE_WINDOW_SECONDS", 300.0),
                 open_s=reader.number("FAILSAFE_CIRCUIT_BREAKER_TIMEOUT", 60.0),
                 call_timeout_s=reader.number("FAILSAFE_CALL_TIMEOUT_SECONDS", 10.0),
+            ),
+            alert_rules=AlertRules(
+                fallback_rate=reader.number("SENTIMENT_ALERT_FALLBACK_RATE", 0.2),
+                latency_p95_ms=reader.number("SENTIMENT_ALERT_P95_MS", 2000.0),
+                window_s=reader.number("SENTIMENT_ALERT_WINDOW_SECONDS", 300.0),
+                min_requests=reader.integer("SENTIMENT_ALERT_MIN_REQUESTS", 20, minimum=1),
+                check_interval_s=reader.number("SENTIMENT_ALERT_CHECK_SECONDS", 5.0),
             ),
             writer=WriterSettings(
                 batch_size=reader.integer("SENTIMENT_WRITE_BATCH_SIZE", 500, minimum=1),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 
@@ -52,5 +53,64 @@ class ModelStats:
             errors=self.errors,
             fallbacks=self.fallbacks,
             latency_p50_ms=percentile(latencies, 50) if latencies else None,
+            latency_p95_ms=percentile(latencies, 95) if latencies else None,
+        )
+
+
+class WindowTotals(msgspec.Struct, frozen=True):
+    requests: int
+    texts: int
+    fallback_texts: int
+    latency_p95_ms: float | None
+
+    @property
+    def fallback_rate(self) -> float:
+        return self.fallback_texts / self.texts if self.texts else 0.0
+
+
+class _Slice:
+    __slots__ = ("start", "requests", "texts", "fallback_texts", "latencies_ms")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.requests = 0
+        self.texts = 0
+        self.fallback_texts = 0
+        self.latencies_ms: list[float] = []
+
+
+class RecentWindow:
+    """Requests of the last `window_s` seconds, kept in fixed slices so old ones fall out as time moves.
+    Time comes from the injected clock (seconds)."""
+
+    MAX_LATENCIES_PER_SLICE = 2_000
+
+    def __init__(self, window_s: float, clock: Callable[[], float], slices: int = 30) -> None:
+        self._window_s = window_s
+        self._slice_s = window_s / slices
+        self._clock = clock
+        self._slices: deque[_Slice] = deque()
+
+    def record(self, texts: int, fallback_texts: int, latency_ms: float) -> None:
+        now = self._clock()
+        start = now - now % self._slice_s
+        if not self._slices or self._slices[-1].start != start:
+            self._slices.append(_Slice(start))
+        current = self._slices[-1]
+        current.requests += 1
+        current.texts += texts
+        current.fallback_texts += fallback_texts
+        if len(current.latencies_ms) < self.MAX_LATENCIES_PER_SLICE:
+            current.latencies_ms.append(latency_ms)
+
+    def totals(self) -> WindowTotals:
+        cutoff = self._clock() - self._window_s
+        while self._slices and self._slices[0].start + self._slice_s <= cutoff:
+            self._slices.popleft()
+        latencies = [latency for s in self._slices for latency in s.latencies_ms]
+        return WindowTotals(
+            requests=sum(s.requests for s in self._slices),
+            texts=sum(s.texts for s in self._slices),
+            fallback_texts=sum(s.fallback_texts for s in self._slices),
             latency_p95_ms=percentile(latencies, 95) if latencies else None,
         )

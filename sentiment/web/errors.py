@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import structlog
 from litestar import Request, Response
+from sqlalchemy.exc import SQLAlchemyError
 from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
 
@@ -18,6 +20,8 @@ from sentiment.domain import (
     SentimentError,
     UnknownModel,
 )
+
+log = structlog.get_logger(__name__)
 
 STATUS_OF: dict[type[SentimentError], int] = {
     InvalidInput: 400,
@@ -44,7 +48,18 @@ def invalid_utf8_response(_: Request, error: UnicodeDecodeError) -> Response[dic
     return Response({"status_code": 400, "detail": detail}, status_code=400)
 
 
-EXCEPTION_HANDLERS = {SentimentError: domain_error_response, UnicodeDecodeError: invalid_utf8_response}
+def database_unavailable_response(_: Request, error: Exception) -> Response[dict[str, object]]:
+    log.warning("database_unavailable", error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    detail = "the database does not answer; predictions are still answered and stored when it returns"
+    return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
+
+
+EXCEPTION_HANDLERS = {
+    SentimentError: domain_error_response,
+    UnicodeDecodeError: invalid_utf8_response,
+    SQLAlchemyError: database_unavailable_response,
+    ConnectionError: database_unavailable_response,
+}
 
 
 class ErrorBody(msgspec.Struct):

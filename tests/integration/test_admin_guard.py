@@ -5,8 +5,14 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
+from sentiment.alerts import AlertService
 from sentiment.app import create_app
 from tests.conftest import in_app, make_settings
+
+
+async def raise_one_alert(alerts: AlertService) -> None:
+    alerts.post_raise("k", "test", "warning", "a test alert")
+    await alerts.settle()
 
 
 @pytest.fixture
@@ -14,7 +20,7 @@ async def client(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterat
     """An app with one active alert, configured with the parametrised admin token."""
     app = create_app(make_settings(sqlite_url, admin_token=request.param))
     async with AsyncTestClient(app=app) as client:
-        in_app(client, app.state.services.alerts.raise_alert, "k", "test", "warning", "a test alert")
+        in_app(client, raise_one_alert, app.state.services.alerts)
         yield client
 
 
