@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
-from litestar import Litestar
+from typing import Any
+
+from litestar import Litestar, Request
+from litestar.middleware.rate_limit import RateLimitConfig
+from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
 from sentiment.alerts import AlertService
+from sentiment.analytics import AnalyticsService
 from sentiment.domain import VADER_KEY
 from sentiment.failsafe import Failsafe
 from sentiment.inference.cache import ResultCache
@@ -23,14 +30,37 @@ from sentiment.management import ModelService
 from sentiment.metrics import observe_call
 from sentiment.monitor import AlertMonitor
 from sentiment.inference.stats import RecentWindow
-from sentiment.services import PredictionService, Services, SystemService
-from sentiment.settings import Settings
+from sentiment.services import HistoryService, PredictionService, Services, SystemService
+from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
+from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import api, failsafe_api, models_api, pages
+from sentiment.web import analytics_api, api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
+
+
+def session_config(settings: Settings) -> CookieBackendConfig:
+    """Signed and encrypted, HttpOnly, SameSite=Strict. The key comes from SENTIMENT_SESSION_SECRET, else from
+    the admin token (so replicas sharing the token share sessions), else it is random per process."""
+    seed = settings.session_secret or settings.admin_token or secrets.token_hex(32)
+    return CookieBackendConfig(
+        secret=hashlib.sha256(b"sentiment-session:" + seed.encode()).digest(),
+        samesite="strict",
+        httponly=True,
+        secure=settings.secure_cookies,
+        max_age=12 * 3600,
+    )
+
+
+def rate_limit(limit: tuple[RateUnit, int]) -> RateLimitConfig:
+    """Per client address, on the prediction endpoints only (the rest is cheap or admin-only)."""
+    return RateLimitConfig(rate_limit=limit, check_throttle_handler=_is_prediction)
+
+
+def _is_prediction(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.startswith("/predict")
 
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
@@ -79,6 +109,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             failsafe=failsafe,
             cache=cache,
             models=models,
+            history=HistoryService(engine),
+            analytics=AnalyticsService(engine),
             system=system,
         )
         writer.start()
@@ -90,6 +122,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             asyncio.create_task(models.run_sync(), name="model-choices"),
             asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
         ]
+        if settings.retention_days is not None:
+            background.append(asyncio.create_task(purge_forever(engine, settings.retention_days), name="retention"))
         try:
             yield
         finally:
@@ -102,11 +136,19 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[*api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *pages.ROUTES, metrics],
+        route_handlers=[
+            *api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *analytics_api.ROUTES, *pages.ROUTES, metrics
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[RequestContextMiddleware(), PROMETHEUS.middleware],
+        middleware=[
+            RequestContextMiddleware(),
+            PROMETHEUS.middleware,
+            session_config(settings).middleware,
+            *([rate_limit(settings.rate_limit).middleware] if settings.rate_limit else []),
+        ],
+        request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # logging is the process's: sentiment.logging sets it up once
         template_config=pages.TEMPLATE_CONFIG,
         # Only the JSON document under /schema: the interactive docs at /docs are served from local files.

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from sentiment.alerts import AlertService
+from sentiment.analytics import AnalyticsService
 from sentiment.clock import WallClock, utc_now
 from sentiment.domain import VADER_KEY, InvalidInput, ModelNotLoaded, NotReady, Prediction, Scored
 from sentiment.failsafe import Failsafe
@@ -25,6 +26,7 @@ from sentiment.inference.stats import RecentWindow
 from sentiment.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
+from sentiment.storage.history import HistoryFilters, HistoryPage, HistoryRepository
 from sentiment.storage.writer import PredictionWriter
 
 log = structlog.get_logger(__name__)
@@ -308,4 +310,15 @@ class Services:
     failsafe: Failsafe
     cache: ResultCache
     models: ModelService
+    history: HistoryService
+    analytics: AnalyticsService
     system: SystemService
+
+
+class HistoryService:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def page(self, filters: HistoryFilters) -> HistoryPage:
+        async with self._engine.connect() as connection:
+            return await HistoryRepository(connection).page(filters)

@@ -6,6 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -21,6 +22,10 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
 # Settings of the original multi-process system that mean nothing in one process.
 OBSOLETE_SETTINGS = ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS")
+
+
+RateUnit = Literal["second", "minute", "hour", "day"]
+RATE_UNITS = ("second", "minute", "hour", "day")
 
 
 class SettingsError(ValueError):
@@ -61,10 +66,15 @@ class Settings(msgspec.Struct, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8080
     admin_token: str | None = None
+    session_secret: str | None = None
+    secure_cookies: bool = False
     torch_threads: int | None = None
     store_text: bool = True
     max_text_length: int = 10_000
     max_batch_size: int = 256
+    max_body_bytes: int = 4 * 1024 * 1024
+    rate_limit: tuple[RateUnit, int] | None = None
+    retention_days: int | None = None
     auto_migrate: bool = True
     log_level: str = "INFO"
     log_json: bool = False
@@ -130,10 +140,15 @@ class Settings(msgspec.Struct, frozen=True):
             host=env.get("HOST", "127.0.0.1"),
             port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
             admin_token=env.get("SENTIMENT_ADMIN_TOKEN") or None,
+            session_secret=env.get("SENTIMENT_SESSION_SECRET") or None,
+            secure_cookies=reader.boolean("SENTIMENT_SECURE_COOKIES", False),
             torch_threads=reader.integer("OMP_NUM_THREADS", None, minimum=1),
             store_text=reader.boolean("SENTIMENT_STORE_TEXT", True),
             max_text_length=reader.integer("SENTIMENT_MAX_TEXT_LENGTH", 10_000, minimum=1),
             max_batch_size=reader.integer("SENTIMENT_MAX_BATCH_SIZE", 256, minimum=1),
+            max_body_bytes=reader.integer("SENTIMENT_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
+            rate_limit=_rate_limit(env.get("SENTIMENT_RATE_LIMIT", "").strip()),
+            retention_days=reader.integer("SENTIMENT_RETENTION_DAYS", None, minimum=1),
             auto_migrate=reader.boolean("SENTIMENT_AUTO_MIGRATE", make_url(database_url).get_backend_name() == "sqlite"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_json=reader.boolean("LOG_JSON", False),
@@ -188,6 +203,17 @@ class _EnvReader:
         if raw.lower() in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
+    """`N/unit` (unit: second, minute, hour or day) requests per client to the prediction endpoints."""
+    if not raw or raw.lower() in {"0", "off", "none"}:
+        return None
+    count, _, unit = raw.partition("/")
+    unit = unit.strip().lower().rstrip("s")
+    if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
+        raise SettingsError(f"SENTIMENT_RATE_LIMIT={raw!r} is not of the form N/minute (or /second, /hour, /day)")
+    return unit, int(count)  # type: ignore[return-value]
 
 
 def _parse_models(raw: str) -> tuple[ModelSpec, ...]:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.domain import Prediction
+from sentiment.storage.analytics import RollupRepository
 from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 
 AlertState = Literal["active", "resolved"]
@@ -28,10 +29,12 @@ class PredictionRepository:
         self._connection = connection
 
     async def add_many(self, predictions: Sequence[Prediction], store_text: bool) -> None:
+        """Insert the rows and count them into the hourly rollups, in the caller's transaction."""
         rows = [
             {
                 "id": p.id,
-                "created_at": p.timestamp,
+                # UTC: SQLite keeps the wall time and drops the offset, and rollups bucket by UTC hour.
+                "created_at": as_utc(p.timestamp),
                 "text": p.text if store_text else None,
                 "text_hash": text_hash(p.text),
                 "text_length": len(p.text),
@@ -48,6 +51,7 @@ class PredictionRepository:
             for p in predictions
         ]
         await self._connection.execute(insert(PredictionRow), rows)
+        await RollupRepository(self._connection).add(predictions)
 
     async def count(self) -> int:
         return int(await self._connection.scalar(select(func.count()).select_from(PredictionRow)) or 0)
@@ -112,7 +116,9 @@ class AlertRepository:
 
 def as_utc(moment: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every time this service stores is UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _alert(row: object) -> Alert:

@@ -35,8 +35,47 @@ class PredictionRow(Base):
     __table_args__ = (
         Index("ix_predictions_created_at", "created_at"),
         Index("ix_predictions_model_used_created_at", "model_used", "created_at"),
-        Index("ix_predictions_dataset_id", "dataset_id"),
+        Index("ix_predictions_dataset_id_created_at", "dataset_id", "created_at"),
         Index("ix_predictions_text_hash", "text_hash"),
+    )
+
+
+NO_DATASET = UUID(int=0)
+
+
+class PredictionRollupRow(Base):
+    """Predictions counted per UTC hour, model, label, fallback flag and data set, kept up to date in the
+    transaction that inserts the predictions: analytics read whole hours here and only the edges from rows."""
+
+    __tablename__ = "prediction_rollups"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    model_used: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sentiment: Mapped[str] = mapped_column(String(16), primary_key=True)
+    fallback_used: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    # NO_DATASET (the nil UUID) rather than NULL: NULLs never collide in a key, so upserts would miss the row.
+    dataset_key: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    predictions: Mapped[int] = mapped_column(Integer)
+    latency_sum_ms: Mapped[float] = mapped_column(Float)
+    # A cumulative latency histogram (predictions at or under each bound, as Prometheus keeps one), so latency
+    # percentiles can be estimated from rollups; the bounds are analytics_math.LATENCY_BOUNDS_MS.
+    latency_le_1ms: Mapped[int] = mapped_column(Integer)
+    latency_le_2_5ms: Mapped[int] = mapped_column(Integer)
+    latency_le_5ms: Mapped[int] = mapped_column(Integer)
+    latency_le_10ms: Mapped[int] = mapped_column(Integer)
+    latency_le_25ms: Mapped[int] = mapped_column(Integer)
+    latency_le_50ms: Mapped[int] = mapped_column(Integer)
+    latency_le_100ms: Mapped[int] = mapped_column(Integer)
+    latency_le_250ms: Mapped[int] = mapped_column(Integer)
+    latency_le_500ms: Mapped[int] = mapped_column(Integer)
+    latency_le_1000ms: Mapped[int] = mapped_column(Integer)
+    latency_le_2500ms: Mapped[int] = mapped_column(Integer)
+    latency_le_5000ms: Mapped[int] = mapped_column(Integer)
+    latency_le_10000ms: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        Index("ix_prediction_rollups_model_used_hour", "model_used", "hour"),
+        Index("ix_prediction_rollups_dataset_key_hour", "dataset_key", "hour"),
     )
 
 

@@ -8,7 +8,7 @@ from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from sentiment.alerts import AlertService
 from sentiment.services import (
@@ -29,6 +29,7 @@ def _timing_headers(batch: PredictionBatch) -> dict[str, str]:
 
 
 PREDICTION_ERRORS = error_responses(400, 404, 409, 503)
+AlertId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="an alert's id from GET /alerts")]
 
 
 @post("/predict", status_code=200, summary="Score one text", tags=["predictions"], responses=PREDICTION_ERRORS)
@@ -106,7 +107,7 @@ async def list_alerts(
     tags=["alerts"],
     responses=error_responses(401, 403, 404),
 )
-async def acknowledge_alert(alert_id: FromPath[int], alerts: NamedDependency[AlertService]) -> AlertOut:
+async def acknowledge_alert(alert_id: AlertId, alerts: NamedDependency[AlertService]) -> AlertOut:
     alert = await alerts.acknowledge(alert_id)
     if alert is None:
         raise NotFoundException(f"no alert with id {alert_id}")

@@ -6,8 +6,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from sentiment.alerts import AlertService
+from sentiment.analytics import AnalyticsService
 from sentiment.management import ModelService
-from sentiment.services import PredictionService, Services, SystemService
+from sentiment.services import HistoryService, PredictionService, Services, SystemService
 
 
 def _predictions(state: State) -> PredictionService:
@@ -26,6 +27,14 @@ def _models(state: State) -> ModelService:
     return state.services.models
 
 
+def _history(state: State) -> HistoryService:
+    return state.services.history
+
+
+def _analytics(state: State) -> AnalyticsService:
+    return state.services.analytics
+
+
 def _services(state: State) -> Services:
     return state.services
 
@@ -33,6 +42,8 @@ def _services(state: State) -> Services:
 DEPENDENCIES = {
     "services": Provide(_services, sync_to_thread=False),
     "models": Provide(_models, sync_to_thread=False),
+    "history": Provide(_history, sync_to_thread=False),
+    "analytics": Provide(_analytics, sync_to_thread=False),
     "predictions": Provide(_predictions, sync_to_thread=False),
     "alerts": Provide(_alerts, sync_to_thread=False),
     "system": Provide(_system, sync_to_thread=False),

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Request, Response
+from litestar.exceptions import TooManyRequestsException
 from sqlalchemy.exc import SQLAlchemyError
 from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
@@ -54,7 +55,15 @@ def database_unavailable_response(_: Request, error: Exception) -> Response[dict
     return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
 
 
+def too_many_requests_response(_: Request, error: TooManyRequestsException) -> Response[dict[str, object]]:
+    headers = dict(error.headers or {})
+    headers["retry-after"] = headers.get("RateLimit-Reset", "1")
+    detail = "rate limit reached for this client: retry after the number of seconds in Retry-After"
+    return Response({"status_code": 429, "detail": detail}, status_code=429, headers=headers)
+
+
 EXCEPTION_HANDLERS = {
+    TooManyRequestsException: too_many_requests_response,
     SentimentError: domain_error_response,
     UnicodeDecodeError: invalid_utf8_response,
     SQLAlchemyError: database_unavailable_response,

@@ -1,23 +1,67 @@
-"""The one admin check, shared by every endpoint that changes the service's state."""
+"""The one admin check, shared by every endpoint that changes the service's state, and the CSRF check of page
+forms. API clients send `Authorization: Bearer <token>`; pages log in once with the same token, which sets a
+signed, HttpOnly, SameSite=Strict session cookie, and every page form carries the session's CSRF token."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import secrets
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
-def require_admin(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+
+def token_fingerprint(token: str) -> str:
+    """What a logged-in session remembers: changing the admin token logs every session out."""
+    return hashlib.sha256(b"sentiment-admin:" + token.encode()).hexdigest()
+
+
+def csrf_token(session: dict[str, object]) -> str:
+    """The session's CSRF token, made on first use."""
+    if not isinstance(session.get("csrf"), str):
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]  # type: ignore[return-value]
+
+
+def is_admin_session(connection: ASGIConnection, expected: str) -> bool:
+    fingerprint = connection.scope.get("session", {}).get("admin") if "session" in connection.scope else None
+    return isinstance(fingerprint, str) and hmac.compare_digest(fingerprint, token_fingerprint(expected))
+
+
+async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = None) -> None:
+    """Unsafe page requests must carry the session's CSRF token (htmx sends it as a header, forms as a field)."""
+    if connection.scope["method"] in SAFE_METHODS:
+        return
+    session = connection.scope.get("session") or {}
+    expected = session.get("csrf") if isinstance(session, dict) else None
+    supplied = connection.headers.get(CSRF_HEADER)
+    if supplied is None and connection.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        supplied = (await connection.form()).get(CSRF_FIELD)  # type: ignore[attr-defined]
+    if not isinstance(expected, str) or not isinstance(supplied, str) or not hmac.compare_digest(supplied, expected):
+        raise PermissionDeniedException("missing or wrong CSRF token: reload the page and try again")
+
+
+async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | None = None) -> None:
     expected: str | None = connection.app.state.services.settings.admin_token
     if expected is None:
         raise PermissionDeniedException(
             "admin actions are disabled: no admin token is configured; set SENTIMENT_ADMIN_TOKEN and restart"
         )
     scheme, _, supplied = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected.encode()):
-        raise NotAuthorizedException(
-            "missing or wrong admin token: send 'Authorization: Bearer <SENTIMENT_ADMIN_TOKEN>'",
-            headers={"www-authenticate": "Bearer"},
-        )
+    if scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+        return
+    if is_admin_session(connection, expected):
+        await require_csrf(connection, handler)
+        return
+    raise NotAuthorizedException(
+        "missing or wrong admin token: send 'Authorization: Bearer <SENTIMENT_ADMIN_TOKEN>' or log in on /ui/login",
+        headers={"www-authenticate": "Bearer"},
+    )

@@ -15,7 +15,8 @@ ModelKey = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=200, description="a model key (see /status)", examples=["minilm-sst2"]),
 ]
-Text = Annotated[str, msgspec.Meta(description="the text to score", examples=["UCLA is amazing for AI research!"])]
+# Blank texts and batch sizes are checked by the service, so that its 400 names the rule that was broken.
+Text = Annotated[str, msgspec.Meta(description="the text to score (not blank)", examples=["UCLA is amazing for AI research!"])]
 
 
 class PredictIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -26,7 +27,10 @@ class PredictIn(msgspec.Struct, forbid_unknown_fields=True):
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     texts: Annotated[
         list[str],
-        msgspec.Meta(description="texts to score, answered in this order", examples=[["great game!", "so boring"]]),
+        msgspec.Meta(
+            description="1 to 256 texts (the default limit), answered in this order",
+            examples=[["great game!", "so boring"]],
+        ),
     ]
     model: ModelKey | None = None
 

@@ -1,0 +1,183 @@
+"""What /analytics reports: totals, distribution, model usage, latency, breaker activations and a time series.
+
+Whole UTC hours are read from the hourly rollups, the partial hours at either edge from the raw rows, and the
+figures are made from those aggregates (sentiment.analytics_math); no prediction row is loaded into Python.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sentiment.analytics_math import (
+    Bucket,
+    SeriesCount,
+    Slice,
+    Window,
+    bucket_starts,
+    fill_series,
+    parse_moment,
+    resolve_window,
+    split_at_hours,
+    summarise,
+)
+from sentiment.clock import WallClock, utc_now
+from sentiment.storage.analytics import AnalyticsRepository
+
+
+class AnalyticsFilters(msgspec.Struct, frozen=True):
+    """Which predictions a summary covers: [since, until) in UTC, one model_used, one data set; all optional.
+
+    `bucket` is the width of the time series' buckets, chosen from the range when absent."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    model: str | None = None
+    dataset: UUID | None = None
+    bucket: Bucket | None = None
+
+    @classmethod
+    def from_query(
+        cls,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        dataset: UUID | None = None,
+        bucket: Bucket | None = None,
+    ) -> AnalyticsFilters:
+        return cls(
+            since=parse_moment(since, "since") if since else None,
+            until=parse_moment(until, "until") if until else None,
+            model=model or None,
+            dataset=dataset,
+            bucket=bucket,
+        )
+
+
+class LabelCounts(msgspec.Struct):
+    negative: int
+    neutral: int
+    positive: int
+
+
+class TimePoint(msgspec.Struct):
+    bucket_start: Annotated[datetime, msgspec.Meta(description="UTC start of the bucket")]
+    bucket: Bucket
+    counts: LabelCounts
+
+
+class Analytics(msgspec.Struct):
+    total_predictions: int
+    sentiment_distribution: Annotated[
+        dict[str, float],
+        msgspec.Meta(
+            description="percent per label, 0-100; negative, neutral and positive always present",
+            examples=[{"negative": 25.0, "neutral": 10.0, "positive": 65.0}],
+        ),
+    ]
+    model_usage: Annotated[
+        dict[str, float],
+        msgspec.Meta(
+            description="percent of predictions answered by each model (model_used), most used first"
+        ),
+    ]
+    average_response_time: Annotated[float, msgspec.Meta(description="mean processing_time_ms; 0 when none")]
+    latency_p50_ms: Annotated[
+        float | None,
+        msgspec.Meta(
+            description="median processing time, estimated from a latency histogram; null when none"
+        ),
+    ]
+    latency_p95_ms: Annotated[float | None, msgspec.Meta(description="95th percentile, estimated likewise")]
+    circuit_breaker_activations: Annotated[
+        int, msgspec.Meta(description="breaker openings (breaker_open alerts raised) in the range")
+    ]
+    fallback_rate: Annotated[
+        float, msgspec.Meta(description="percent of predictions answered by the fallback")
+    ]
+    time_series: Annotated[
+        list[TimePoint],
+        msgspec.Meta(description="counts per label for every bucket in the range, zeros included"),
+    ]
+    since: Annotated[datetime, msgspec.Meta(description="start of the range (inclusive), UTC")]
+    until: Annotated[datetime, msgspec.Meta(description="end of the range (exclusive), UTC")]
+    bucket: Bucket
+    model: str | None
+    dataset: UUID | None
+    last_updated: Annotated[datetime, msgspec.Meta(description="when these figures were computed")]
+
+
+class AnalyticsService:
+    """Summaries computed in SQL. `use_rollups=False` reads raw rows only: slower, and the reference the
+    rollup-based answers are tested against."""
+
+    def __init__(self, engine: AsyncEngine, clock: WallClock = utc_now, use_rollups: bool = True) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._use_rollups = use_rollups
+
+    async def summary(self, filters: AnalyticsFilters) -> Analytics:
+        now = self._clock()
+        model, dataset = filters.model, filters.dataset
+        async with self._engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # One snapshot for every query, so rollups, edges and series agree while predictions arrive.
+                await connection.execution_options(isolation_level="REPEATABLE READ")
+            repository = AnalyticsRepository(connection)
+            earliest = None
+            if filters.since is None:
+                earliest = await repository.earliest_hour(model, dataset, from_rollups=self._use_rollups)
+            window = resolve_window(filters.since, filters.until, filters.bucket, now, earliest)
+            slices, counts = await self._aggregates(repository, window, model, dataset)
+            activations = await repository.breaker_activations((window.since, window.until), model)
+        figures = summarise(slices)
+        series = fill_series(counts, bucket_starts(window.since, window.until, window.bucket))
+        return Analytics(
+            total_predictions=figures.total,
+            sentiment_distribution=figures.distribution,
+            model_usage=figures.model_usage,
+            average_response_time=figures.average_ms,
+            latency_p50_ms=figures.p50_ms,
+            latency_p95_ms=figures.p95_ms,
+            circuit_breaker_activations=activations,
+            fallback_rate=figures.fallback_rate,
+            time_series=[TimePoint(start, window.bucket, LabelCounts(**labels)) for start, labels in series],
+            since=window.since,
+            until=window.until,
+            bucket=window.bucket,
+            model=model,
+            dataset=dataset,
+            last_updated=now,
+        )
+
+    async def _aggregates(
+        self, repository: AnalyticsRepository, window: Window, model: str | None, dataset: UUID | None
+    ) -> tuple[list[Slice], list[SeriesCount]]:
+        whole = (window.since, window.until)
+        if window.since >= window.until:
+            return [], []
+        if not self._use_rollups:
+            return (
+                await repository.raw_slices(whole, model, dataset),
+                await repository.raw_series(whole, window.bucket, model, dataset),
+            )
+        split = split_at_hours(window.since, window.until)
+        slices: list[Slice] = []
+        counts: list[SeriesCount] = []
+        if split.whole_hours is not None:
+            slices += await repository.rollup_slices(split.whole_hours, model, dataset)
+        for edge in split.edges:
+            slices += await repository.raw_slices(edge, model, dataset)
+        if window.bucket == "minute":
+            # Rollups are hourly: minute counts come from the rows (minute buckets only span short ranges).
+            counts += await repository.raw_series(whole, window.bucket, model, dataset)
+        else:
+            if split.whole_hours is not None:
+                counts += await repository.rollup_series(split.whole_hours, window.bucket, model, dataset)
+            for edge in split.edges:
+                counts += await repository.raw_series(edge, window.bucket, model, dataset)
+        return slices, counts

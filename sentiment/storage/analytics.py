@@ -1,0 +1,249 @@
+"""Analytics SQL: hourly rollups kept on write, aggregates over rollups or raw rows; no row goes to Python.
+
+Buckets are UTC and computed in SQL by dialect: `date_trunc` on Postgres; on SQLite, which keeps times as text
+'YYYY-MM-DD HH:MM:SS.ffffff' (always UTC here), a prefix of that text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Result,
+    Select,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sentiment.analytics_math import (
+    LATENCY_BOUNDS_MS,
+    LATENCY_COLUMNS,
+    Bucket,
+    SeriesCount,
+    Slice,
+    as_utc,
+    floor_to,
+    latency_le_counts,
+)
+from sentiment.domain import Prediction
+from sentiment.storage.tables import NO_DATASET, AlertRow, PredictionRollupRow, PredictionRow
+
+Range = tuple[datetime, datetime]
+
+_ROLLUP_KEY = ("hour", "model_used", "sentiment", "fallback_used", "dataset_key")
+_ROLLUP_SUMS = ("predictions", "latency_sum_ms", *LATENCY_COLUMNS)
+# sentiment.failsafe raises one alert of this kind, keyed "breaker_open:<model>", each time a breaker opens.
+BREAKER_ALERT_KIND = "breaker_open"
+
+
+class RollupRepository:
+    """Keeps `prediction_rollups` equal to what the stored predictions add up to."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, predictions: Sequence[Prediction]) -> None:
+        """Count `predictions` into their hours. Call it in the transaction that inserts them."""
+        totals: dict[tuple[object, ...], list[float]] = {}
+        for p in predictions:
+            key = (
+                floor_to(p.timestamp, "hour"),
+                p.model_used,
+                p.sentiment,
+                p.fallback_used,
+                p.dataset_id or NO_DATASET,
+            )
+            sums = totals.setdefault(key, [0] * len(_ROLLUP_SUMS))
+            for i, value in enumerate((1, p.processing_time_ms, *latency_le_counts(p.processing_time_ms))):
+                sums[i] += value
+        if not totals:
+            return
+        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(PredictionRollupRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(_ROLLUP_KEY),
+            set_={
+                name: getattr(PredictionRollupRow, name) + statement.excluded[name] for name in _ROLLUP_SUMS
+            },
+        )
+        # Sorted keys: replicas upserting the same hours lock their rows in one order, so they never deadlock.
+        rows = [
+            dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_ROLLUP_SUMS, sums, strict=True))
+            for key, sums in sorted(totals.items(), key=lambda item: tuple(map(str, item[0])))
+        ]
+        await self._connection.execute(statement, rows)
+
+    async def rebuild(self, hours: Range | None = None) -> None:
+        """Recount rollups from the raw rows: all of them (after a bulk load that bypassed `add`), or only the
+        whole UTC hours in `hours`."""
+        forget = delete(PredictionRollupRow)
+        hour = _hour_start(self._connection, PredictionRow.created_at)
+        dataset = func.coalesce(
+            PredictionRow.dataset_id, literal(NO_DATASET, PredictionRollupRow.dataset_key.type)
+        )
+        key = (hour, PredictionRow.model_used, PredictionRow.sentiment, PredictionRow.fallback_used, dataset)
+        query = select(*key, *_raw_sums()).group_by(*key)
+        if hours is not None:
+            forget = forget.where(PredictionRollupRow.hour >= hours[0], PredictionRollupRow.hour < hours[1])
+            query = query.where(*_during(hours))
+        await self._connection.execute(forget)
+        await self._connection.execute(
+            insert(PredictionRollupRow).from_select(list(_ROLLUP_KEY + _ROLLUP_SUMS), query)
+        )
+
+    async def forget_before(self, cutoff: datetime) -> None:
+        """After the predictions older than `cutoff` were deleted (retention), in the same transaction: drop
+        the hours they filled and recount the hour the cutoff falls in."""
+        first_kept = floor_to(cutoff, "hour")
+        await self._connection.execute(
+            delete(PredictionRollupRow).where(PredictionRollupRow.hour < first_kept)
+        )
+        if first_kept != as_utc(cutoff):
+            await self.rebuild((first_kept, first_kept + timedelta(hours=1)))
+
+
+class AnalyticsRepository:
+    """Aggregates for /analytics: slices (per model, label, fallback flag) and counts per bucket and label."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    @property
+    def _postgres(self) -> bool:
+        return self._connection.dialect.name == "postgresql"
+
+    async def earliest_hour(
+        self, model: str | None, dataset: UUID | None, from_rollups: bool
+    ) -> datetime | None:
+        """The UTC hour of the earliest matching prediction, from the rollups or from the raw rows."""
+        if from_rollups:
+            query = self._filter_rollups(select(func.min(PredictionRollupRow.hour)), model, dataset)
+        else:
+            query = self._filter_rows(select(func.min(PredictionRow.created_at)), model, dataset)
+        value = await self._connection.scalar(query)
+        return floor_to(_as_datetime(value), "hour") if value is not None else None
+
+    async def rollup_slices(self, hours: Range, model: str | None, dataset: UUID | None) -> list[Slice]:
+        r = PredictionRollupRow
+        key = (r.model_used, r.sentiment, r.fallback_used)
+        sums = [func.sum(getattr(r, name)) for name in _ROLLUP_SUMS]
+        query = select(*key, *sums).where(r.hour >= hours[0], r.hour < hours[1]).group_by(*key)
+        return _slices(await self._connection.execute(self._filter_rollups(query, model, dataset)))
+
+    async def raw_slices(self, span: Range, model: str | None, dataset: UUID | None) -> list[Slice]:
+        p = PredictionRow
+        key = (p.model_used, p.sentiment, p.fallback_used)
+        query = select(*key, *_raw_sums()).where(*_during(span)).group_by(*key)
+        return _slices(await self._connection.execute(self._filter_rows(query, model, dataset)))
+
+    async def rollup_series(
+        self, hours: Range, bucket: Bucket, model: str | None, dataset: UUID | None
+    ) -> list[SeriesCount]:
+        r = PredictionRollupRow
+        start = self._bucket_start(r.hour, bucket)
+        query = (
+            select(start, r.sentiment, func.sum(r.predictions))
+            .where(r.hour >= hours[0], r.hour < hours[1])
+            .group_by(start, r.sentiment)
+        )
+        return _series(await self._connection.execute(self._filter_rollups(query, model, dataset)))
+
+    async def raw_series(
+        self, span: Range, bucket: Bucket, model: str | None, dataset: UUID | None
+    ) -> list[SeriesCount]:
+        p = PredictionRow
+        start = self._bucket_start(p.created_at, bucket)
+        query = select(start, p.sentiment, func.count()).where(*_during(span)).group_by(start, p.sentiment)
+        return _series(await self._connection.execute(self._filter_rows(query, model, dataset)))
+
+    async def breaker_activations(self, span: Range, model: str | None) -> int:
+        """Breakers opened in the span (each opening raises one alert), for one model's breaker or all."""
+        query = select(func.count()).where(
+            AlertRow.kind == BREAKER_ALERT_KIND, AlertRow.raised_at >= span[0], AlertRow.raised_at < span[1]
+        )
+        if model is not None:
+            query = query.where(AlertRow.key == f"{BREAKER_ALERT_KIND}:{model}")
+        return int(await self._connection.scalar(query) or 0)
+
+    def _bucket_start(self, column: ColumnElement[datetime], bucket: Bucket) -> ColumnElement[object]:
+        # Literal SQL, not bound parameters: Postgres only matches a GROUP BY expression to the selected one
+        # when both are the same text, and two parameters ($1, $3) are not.
+        if self._postgres:
+            return func.date_trunc(
+                literal_column(f"'{bucket}'"), func.timezone(literal_column("'UTC'"), column)
+            )
+        if bucket == "minute":
+            return func.substr(column, 1, 16)
+        if bucket == "hour":
+            return func.substr(column, 1, 13).concat(literal_column("':00'"))
+        return func.substr(column, 1, 10)
+
+    @staticmethod
+    def _filter_rows(query: Select[Any], model: str | None, dataset: UUID | None) -> Select[Any]:
+        if model is not None:
+            query = query.where(PredictionRow.model_used == model)
+        if dataset is not None:
+            query = query.where(PredictionRow.dataset_id == dataset)
+        return query
+
+    @staticmethod
+    def _filter_rollups(query: Select[Any], model: str | None, dataset: UUID | None) -> Select[Any]:
+        if model is not None:
+            query = query.where(PredictionRollupRow.model_used == model)
+        if dataset is not None:
+            query = query.where(PredictionRollupRow.dataset_key == dataset)
+        return query
+
+
+def _during(span: Range) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    # Bound in UTC: SQLite compares the stored text, which drops any offset.
+    return PredictionRow.created_at >= as_utc(span[0]), PredictionRow.created_at < as_utc(span[1])
+
+
+def _raw_sums() -> list[ColumnElement[object]]:
+    """count, latency sum and cumulative histogram of raw rows: the columns a rollup row holds."""
+    latency = PredictionRow.processing_time_ms
+    return [
+        func.count(),
+        func.sum(latency),
+        *(func.sum(case((latency <= bound, 1), else_=0)) for bound in LATENCY_BOUNDS_MS),
+    ]
+
+
+def _hour_start(connection: AsyncConnection, column: ColumnElement[datetime]) -> ColumnElement[object]:
+    """A time's UTC hour, stored exactly as a rollup's `hour` is."""
+    if connection.dialect.name == "postgresql":
+        utc = literal_column("'UTC'")
+        return func.timezone(utc, func.date_trunc(literal_column("'hour'"), func.timezone(utc, column)))
+    return func.substr(column, 1, 13).concat(literal_column("':00:00.000000'"))
+
+
+def _as_datetime(value: object) -> datetime:
+    """A time or bucket start from either dialect: a datetime (Postgres) or UTC text (SQLite)."""
+    if isinstance(value, datetime):
+        return as_utc(value)
+    return as_utc(datetime.fromisoformat(str(value)))
+
+
+def _slices(rows: Result[Any]) -> list[Slice]:
+    return [
+        Slice(
+            model, label, bool(fallback), int(count), float(latency or 0.0), tuple(int(n) for n in histogram)
+        )
+        for model, label, fallback, count, latency, *histogram in rows
+    ]
+
+
+def _series(rows: Result[Any]) -> list[SeriesCount]:
+    return [SeriesCount(_as_datetime(start), label, int(count)) for start, label, count in rows]

@@ -1,0 +1,61 @@
+"""Limits and privacy: rate limit, body size, retention."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+
+from sentiment.app import create_app
+from sentiment.settings import Settings, SettingsError
+from sentiment.storage.database import create_engine
+from sentiment.storage.retention import delete_predictions_before
+from sentiment.storage.tables import PredictionRow
+from tests.conftest import in_app, make_settings
+
+
+
+
+async def test_rate_limit_answers_429_with_retry_after_on_predictions_only(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, rate_limit=("minute", 3)))
+    async with AsyncTestClient(app=app) as client:
+        answers = [await client.post("/predict", json={"text": f"t{i}"}) for i in range(4)]
+        health = [await client.get("/health") for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert int(answers[3].headers["retry-after"]) >= 1
+    assert "rate limit" in answers[3].json()["detail"]
+    assert all(h.status_code == 200 for h in health)
+
+
+def test_rate_limit_setting_is_parsed_and_off_by_default() -> None:
+    assert Settings.from_env({}).rate_limit is None
+    assert Settings.from_env({"SENTIMENT_RATE_LIMIT": "120/minute"}).rate_limit == ("minute", 120)
+    assert Settings.from_env({"SENTIMENT_RATE_LIMIT": "5/seconds"}).rate_limit == ("second", 5)
+    with pytest.raises(SettingsError, match="SENTIMENT_RATE_LIMIT"):
+        Settings.from_env({"SENTIMENT_RATE_LIMIT": "lots"})
+
+
+async def test_request_body_over_the_limit_is_a_413(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, max_body_bytes=2048))
+    async with AsyncTestClient(app=app) as client:
+        response = await client.post("/predict/batch", json={"texts": ["word " * 100] * 10})
+    assert response.status_code == 413
+
+
+async def test_retention_deletes_only_rows_older_than_the_cutoff(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        for i in range(3):
+            await client.post("/predict", json={"text": f"text {i}"})
+        in_app(client, app.state.services.writer.flush, 10)
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        newest = (await connection.scalars(select(PredictionRow.created_at))).all()
+        await connection.execute(PredictionRow.__table__.update().where(PredictionRow.text == "text 0").values(
+            created_at=datetime.now(UTC) - timedelta(days=40)))
+    deleted = await delete_predictions_before(engine, datetime.now(UTC) - timedelta(days=30))
+    async with engine.connect() as connection:
+        left = (await connection.scalars(select(PredictionRow.text))).all()
+    await engine.dispose()
+    assert len(newest) == 3 and deleted == 1
+    assert sorted(left) == ["text 1", "text 2"]

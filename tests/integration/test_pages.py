@@ -1,0 +1,93 @@
+"""Pages in-process: CSRF on every form, the login session, admin actions from pages, and escaping."""
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from sentiment.app import create_app
+from tests.conftest import in_app, make_settings
+
+
+@pytest.fixture
+async def client(sqlite_url: str) -> AsyncIterator[AsyncTestClient]:
+    app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def page_csrf(client: AsyncTestClient, path: str = "/ui/analyze") -> str:
+    html = (await client.get(path)).text
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "the page form carries no CSRF token"
+    return match.group(1)
+
+
+async def test_analyze_form_answers_in_place_with_the_session_csrf_token(client: AsyncTestClient) -> None:
+    token = await page_csrf(client)
+    response = await client.post("/ui/analyze", data={"text": "I love this!", "csrf_token": token})
+    assert response.status_code == 200
+    assert '<span class="label positive">positive</span>' in response.text
+    assert "<html" not in response.text  # a fragment for htmx, not a page
+
+
+@pytest.mark.parametrize("token", [None, "forged"])
+async def test_form_post_without_the_session_csrf_token_is_refused(client: AsyncTestClient, token: str | None) -> None:
+    await page_csrf(client)
+    data = {"text": "hello"} | ({"csrf_token": token} if token else {})
+    response = await client.post("/ui/analyze", data=data)
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+
+
+async def test_cross_site_form_post_without_a_session_is_refused(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
+    async with AsyncTestClient(app=app) as attacker:
+        response = await attacker.post(
+            "/ui/login", data={"token": "s3cret", "csrf_token": "guess"}, headers={"origin": "https://evil.example"}
+        )
+    assert response.status_code == 403
+
+
+async def test_login_sets_a_strict_httponly_session_that_admin_page_actions_accept(client: AsyncTestClient) -> None:
+    token = await page_csrf(client, "/ui/login")
+    wrong = await client.post("/ui/login", data={"token": "guess", "csrf_token": token})
+    assert wrong.status_code == 401 and "wrong token" in wrong.text
+    denied = await client.post("/ui/alerts/1/acknowledge", headers={"x-csrf-token": token})
+    assert denied.status_code == 401
+    response = await client.post("/ui/login", data={"token": "s3cret", "csrf_token": token}, follow_redirects=False)
+    assert response.status_code in (301, 302, 303)
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    in_app(client, raise_alert, client.app.state.services.alerts)
+    no_csrf = await client.post("/ui/alerts/1/acknowledge")
+    assert no_csrf.status_code == 403
+    acknowledged = await client.post("/ui/alerts/1/acknowledge", headers={"x-csrf-token": token})
+    assert acknowledged.status_code == 200 and "acknowledged" in acknowledged.text
+    # The JSON API still wants its bearer token: a page session is not an API credential for scripts.
+    assert (await client.post("/failsafe/reset", json={})).status_code == 403
+
+
+async def raise_alert(alerts) -> None:  # type: ignore[no-untyped-def]
+    alerts.post_raise("breaker_open:m", "breaker_open", "critical", "m failed")
+    await alerts.settle()
+
+
+async def test_user_text_is_escaped_on_the_predictions_page(client: AsyncTestClient) -> None:
+    hostile = "<img src=x onerror=alert(1)>"
+    await client.post("/predict", json={"text": hostile})
+    in_app(client, client.app.state.services.writer.flush, 10)
+    html = (await client.get("/ui/predictions", params={"text": "onerror"})).text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert hostile not in html
+
+
+async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(client: AsyncTestClient) -> None:
+    for path in ("/ui/analyze", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login", "/docs"):
+        response = await client.get(path)
+        assert response.status_code == 200, path
+        html = response.text
+        assert "<script>" not in html and re.search(r"<script(?![^>]*\bsrc=)", html) is None, path
+        assert "<style" not in html and " style=" not in html and "hx-on" not in html, path
+        assert "unsafe-inline" not in response.headers["content-security-policy"]
