@@ -258,3 +258,16 @@ def watched_page(browser: object) -> Iterator[PageWatch]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     yield PageWatch(context.new_page())
     context.close()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[object]:
+    """A PostgreSQL server of this test's own, started, that the test may stop and start."""
+    if not (Path("/usr/lib/postgresql/15/bin/initdb")).exists():
+        pytest.skip("PostgreSQL server binaries are not installed")
+    from tests.ownpostgres import OwnPostgres
+
+    server = OwnPostgres()
+    server.start()
+    yield server
+    server.remove()

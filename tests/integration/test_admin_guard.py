@@ -47,3 +47,26 @@ async def test_admin_endpoint_acts_with_the_right_token(client: AsyncTestClient)
     assert response.status_code == 200
     assert response.json()["acknowledged_at"] is not None
     assert unknown.status_code == 404
+
+
+async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(sqlite_url: str) -> None:
+    """Every operation the OpenAPI document marks with a 401 answers 401 without the token and with a wrong one,
+    and changes nothing."""
+    app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
+    async with AsyncTestClient(app=app) as client:
+        spec = (await client.get("/schema/openapi.json")).json()
+        guarded = [
+            (method, path.replace("{key}", "vader").replace("{alert_id}", "1"))
+            for path, item in spec["paths"].items()
+            for method, operation in item.items()
+            if isinstance(operation, dict) and "401" in operation.get("responses", {})
+        ]
+        results = []
+        for method, path in guarded:
+            for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
+                response = await client.request(method.upper(), path, json={"model": "vader"}, headers=headers)
+                results.append((method, path, response.status_code))
+        default = (await client.get("/models")).json()["default_model"]
+    assert len(guarded) == 7  # acknowledge, failsafe reset and faults, model download, load, unload, default
+    assert [r for r in results if r[2] != 401] == []
+    assert default == "vader"
