@@ -46,21 +46,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ceiling(model: Path, texts: list[str], threads: int) -> dict[str, object]:
-    """(a): the bare backend the service itself uses, no HTTP and no queue."""
+def ceiling(model: Path, texts: list[str], threads: int, backend: object | None = None) -> dict[str, object]:
+    """(a): the bare backend the service itself uses (fp32 unless one is given), no HTTP and no queue."""
     import torch
 
     from sentiment.inference.transformers_backend import TransformersBackend
 
     torch.set_num_threads(threads)
-    backend = TransformersBackend(str(model), threads)
+    backend = backend or TransformersBackend(str(model), threads)
     by_size: dict[int, float] = {}
     single_latencies: list[float] = []
     for size in BATCH_SIZES:
         started = time.perf_counter()
         for start in range(0, len(texts), size):
             call_started = time.perf_counter()
-            backend.predict(texts[start : start + size])
+            backend.predict(texts[start : start + size])  # type: ignore[attr-defined]
             if size == 1:
                 single_latencies.append(time.perf_counter() - call_started)
         by_size[size] = len(texts) / (time.perf_counter() - started)

@@ -9,7 +9,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-
 from typing import Any
 
 from litestar import Litestar, Request
@@ -21,21 +20,22 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from sentiment import __version__
 from sentiment.alerts import AlertService
 from sentiment.analytics import AnalyticsService
+from sentiment.datasets import DatasetService  # data sets
 from sentiment.domain import VADER_KEY
 from sentiment.failsafe import Failsafe
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
+from sentiment.inference.stats import RecentWindow
 from sentiment.management import ModelService
 from sentiment.metrics import observe_call
 from sentiment.monitor import AlertMonitor
-from sentiment.inference.stats import RecentWindow
 from sentiment.services import HistoryService, PredictionService, Services, SystemService
 from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import analytics_api, api, failsafe_api, models_api, pages
+from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
@@ -66,7 +66,10 @@ def _is_prediction(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
     """Build the app; nothing connects or loads until the lifespan starts. `loader` lets tests share loaded models."""
     load = loader or partial(
-        load_backend, threads=settings.torch_threads, remote_timeout_s=settings.breaker.call_timeout_s
+        load_backend,
+        threads=settings.torch_threads,
+        remote_timeout_s=settings.breaker.call_timeout_s,
+        cache_dir=settings.cache_dir,
     )
 
     @asynccontextmanager
@@ -112,6 +115,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             history=HistoryService(engine),
             analytics=AnalyticsService(engine),
             system=system,
+            datasets=DatasetService(engine, registry, settings.datasets, settings.store_text),  # data sets
         )
         writer.start()
         alerts.start()
@@ -129,6 +133,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         finally:
             for task in background:
                 task.cancel()
+            await app.state.services.datasets.close()  # data sets: stop their jobs before the models and the database
             await models.close()
             await alerts.close()
             await writer.close()
@@ -137,7 +142,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
 
     return Litestar(
         route_handlers=[
-            *api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *analytics_api.ROUTES, *pages.ROUTES, metrics
+            *api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *analytics_api.ROUTES, *pages.ROUTES,
+            *datasets_api.ROUTES, metrics
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

@@ -1,4 +1,5 @@
-"""`sentiment`: serve the API, score a text without a server, upgrade the database schema."""
+"""`sentiment`: serve the API, score a text or a whole file and evaluate a model without a server, upgrade the
+database schema."""
 
 from __future__ import annotations
 
@@ -26,6 +27,29 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("text")
     predict.add_argument("--model", help="model key (default: PRELOAD_MODEL, else vader)")
 
+    score = commands.add_parser(
+        "score", help="score every row of a CSV into a new CSV, with a progress bar (no server)",
+        description="Reads IN as a stream and writes OUT with every input column plus label, confidence and one "
+                    "score per class; rows that cannot be scored are reported by line number and skipped.",
+    )
+    score.add_argument("source", metavar="IN.csv", help="CSV (or .tsv) with a header line, UTF-8")
+    score.add_argument("--text-column", required=True, help="the column holding the texts")
+    score.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
+    score.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where the scored CSV goes")
+    score.add_argument("--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together")
+    score.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    evaluate = commands.add_parser(
+        "eval", help="score a labelled file and print accuracy, macro-F1, macro recall, confusion matrix (no server)"
+    )
+    evaluate.add_argument("source", metavar="DATA", help="a .tsv (text<TAB>label, split on the last tab) or a .csv")
+    evaluate.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
+    evaluate.add_argument("--text-column", default="text", help="default: text")
+    evaluate.add_argument("--label-column", default="label", help="the gold labels (default: label)")
+    evaluate.add_argument("--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
 
@@ -52,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host or settings.host, args.port or settings.port)
     if args.command == "predict":
         return _predict(settings, args.text, args.model)
+    if args.command == "score":
+        return _score(settings, args)
+    if args.command == "eval":
+        return _eval(settings, args)
     if args.command == "models":
         return _list_models(settings) if args.action == "list" else _pull_model(settings, args.key)
     from sentiment.storage.database import upgrade
@@ -77,12 +105,12 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 def _predict(settings: Settings, text: str, model: str | None) -> int:
     from functools import partial
 
-    from sentiment.domain import SentimentError, VADER_KEY
+    from sentiment.domain import VADER_KEY, SentimentError
     from sentiment.inference.registry import ModelRegistry, load_backend
 
     async def run() -> dict[str, object]:
         key = model or settings.default_model
-        loader = partial(load_backend, threads=settings.torch_threads)
+        loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir)
         registry = ModelRegistry(settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s)
         try:
             entry = registry.entry(key)
@@ -103,6 +131,61 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
         print(f"sentiment: {error.detail}", file=sys.stderr)
         return 1
     print(msgspec.json.format(msgspec.json.encode(answer)).decode())
+    return 0
+
+
+def _score(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sentiment.domain import SentimentError
+    from sentiment.offline import score_file, summary_line
+
+    target = Path(args.output)
+    try:
+        summary = asyncio.run(score_file(
+            settings, Path(args.source), target, args.text_column, args.model, max(args.chunk_rows, 1),
+            show_bar=not args.no_progress,
+        ))
+    except SentimentError as error:
+        print(f"sentiment: {error.detail}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"sentiment: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 1
+    print(summary_line(summary, target))
+    return 0
+
+
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from sentiment.domain import SentimentError
+    from sentiment.evaluation import UnreadableGold, format_report
+    from sentiment.offline import evaluate_file
+
+    source = Path(args.source)
+    try:
+        summary = asyncio.run(evaluate_file(
+            settings, source, args.model, args.text_column, args.label_column, max(args.chunk_rows, 1),
+            show_bar=not args.no_progress,
+        ))
+    except SentimentError as error:
+        print(f"sentiment: {error.detail}", file=sys.stderr)
+        return 1
+    except UnreadableGold as error:
+        print(f"sentiment: gold column {args.label_column!r}: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"sentiment: {error.strerror}: {error.filename}", file=sys.stderr)
+        return 1
+    if args.json:
+        figures = msgspec.to_builtins(summary.figures)
+        print(msgspec.json.format(msgspec.json.encode(
+            {"model": summary.model, "data": str(source), **figures, "skipped": summary.skipped, "note": summary.note}
+        )).decode())
+    else:
+        print(format_report(f"{summary.model} on {source.name}", summary.figures, summary.note))
+        print(f"  ({summary.skipped:,} rows skipped; {summary.seconds:.1f} s)")
     return 0
 
 

@@ -32,6 +32,8 @@ class ModelView(msgspec.Struct):
     source: str
     kind: str
     labels: list[str]
+    path: str
+    execution_path: str | None
     status: str
     is_default: bool
     breaker: str | None
@@ -87,6 +89,8 @@ class ModelService:
             source=entry.spec.source,
             kind=entry.spec.kind,
             labels=list(entry.labels),
+            path=entry.spec.path if entry.spec.kind == "transformers" else entry.spec.kind,
+            execution_path=entry.execution_path,
             status=entry.status,
             is_default=entry.key == self._registry.default_key,
             breaker=self._failsafe.breaker(entry.key).state.value if entry.key != VADER_KEY else None,
@@ -117,6 +121,11 @@ class ModelService:
             # Failures counted while it was loading say nothing about the loaded model.
             self._failsafe.reset(key, reason="model loaded")
             self._alerts.post_resolve(alert_key)
+            path_key = f"fast_path_rejected:{key}"
+            if entry.fast_path_rejected is not None:
+                self._alerts.post_raise(path_key, "fast_path_rejected", "warning", f"{key}: {entry.fast_path_rejected}")
+            else:
+                self._alerts.post_resolve(path_key)
             if self._pending_default == key:
                 self._make_default(key)
         return entry

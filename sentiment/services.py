@@ -16,13 +16,14 @@ from uuid_utils.compat import uuid7
 from sentiment.alerts import AlertService
 from sentiment.analytics import AnalyticsService
 from sentiment.clock import WallClock, utc_now
+from sentiment.datasets import DatasetService  # data sets
 from sentiment.domain import VADER_KEY, InvalidInput, ModelNotLoaded, NotReady, Prediction, Scored
 from sentiment.failsafe import Failsafe
-from sentiment.management import ModelService
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.inference.stats import RecentWindow
+from sentiment.management import ModelService
 from sentiment.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
 from sentiment.settings import Settings
 from sentiment.storage.database import ping
@@ -313,6 +314,7 @@ class Services:
     history: HistoryService
     analytics: AnalyticsService
     system: SystemService
+    datasets: DatasetService  # data sets
 
 
 class HistoryService:

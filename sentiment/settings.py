@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sentiment.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
+from sentiment.inference.paths import EXECUTION_PATHS, ExecutionPath
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
@@ -53,6 +54,14 @@ class WriterSettings(msgspec.Struct, frozen=True):
     flush_interval_s: float = 0.2
 
 
+class DatasetSettings(msgspec.Struct, frozen=True):
+    """Data-set uploads (added with data-set scoring): where files are kept, how big one may be, rows per chunk."""
+
+    data_dir: str = "./datasets"
+    max_upload_bytes: int = 1 << 30
+    chunk_rows: int = 1024
+
+
 class Settings(msgspec.Struct, frozen=True):
     database_url: str = DEFAULT_DATABASE_URL
     default_model: str = VADER_KEY
@@ -61,7 +70,9 @@ class Settings(msgspec.Struct, frozen=True):
     alert_rules: AlertRules = AlertRules()
     writer: WriterSettings = WriterSettings()
     batching: BatchPolicy = BatchPolicy()
+    datasets: DatasetSettings = DatasetSettings()
     cache_size: int = 10_000
+    cache_dir: str = str(Path.home() / ".cache" / "sentiment")
     sync_interval_s: float = 2.0
     host: str = "127.0.0.1"
     port: int = 8080
@@ -94,10 +105,11 @@ class Settings(msgspec.Struct, frozen=True):
             file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
             env = {**file_values, **os.environ}
         reader = _EnvReader(env)
+        path = _execution_path(env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH")
         models = (
             BUILTIN_MODELS
-            + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip())
-            + _parse_models(env.get("SENTIMENT_MODELS", ""))
+            + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip(), path)
+            + _parse_models(env.get("SENTIMENT_MODELS", ""), path)
             + _remote_model(env.get("MODEL_SERVICE_URL", "").strip())
         )
         keys = [spec.key for spec in models]
@@ -135,7 +147,13 @@ class Settings(msgspec.Struct, frozen=True):
                 max_wait_s=reader.number("SENTIMENT_BATCH_WAIT_MS", 10.0, allow_zero=True) / 1000,
                 max_queue=reader.integer("SENTIMENT_QUEUE_SIZE", 2048, minimum=1),
             ),
+            datasets=DatasetSettings(
+                data_dir=env.get("SENTIMENT_DATA_DIR", "").strip() or "./datasets",
+                max_upload_bytes=reader.integer("SENTIMENT_MAX_UPLOAD_BYTES", 1 << 30, minimum=1024),
+                chunk_rows=reader.integer("SENTIMENT_DATASET_CHUNK_ROWS", 1024, minimum=1),
+            ),
             cache_size=reader.integer("SENTIMENT_CACHE_SIZE", 10_000, minimum=0),
+            cache_dir=env.get("SENTIMENT_CACHE_DIR") or str(Path.home() / ".cache" / "sentiment"),
             sync_interval_s=reader.number("SENTIMENT_SYNC_INTERVAL_SECONDS", 2.0),
             host=env.get("HOST", "127.0.0.1"),
             port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
@@ -216,18 +234,25 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
     return unit, int(count)  # type: ignore[return-value]
 
 
-def _parse_models(raw: str) -> tuple[ModelSpec, ...]:
+def _execution_path(raw: str, where: str) -> ExecutionPath:
+    if raw not in EXECUTION_PATHS:
+        raise SettingsError(f"{where}={raw!r} is not an execution path; use one of {', '.join(EXECUTION_PATHS)}")
+    return raw  # type: ignore[return-value]
+
+
+def _parse_models(raw: str, path: ExecutionPath) -> tuple[ModelSpec, ...]:
     specs = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         key, sep, source = (s.strip() for s in item.partition("="))
         if not sep or not key or not source:
             raise SettingsError(f"SENTIMENT_MODELS entry {item!r} is not of the form key=folder-or-hub-id")
-        specs.append(spec_from_source(key, source))
+        specs.append(spec_from_source(key, source, path))
     return tuple(specs)
 
 
-def _models_file(path: str) -> tuple[ModelSpec, ...]:
-    """`[models.KEY]` tables with a `source` each (a folder, a hub id or a remote server URL)."""
+def _models_file(path: str, default_path: ExecutionPath) -> tuple[ModelSpec, ...]:
+    """`[models.KEY]` tables with a `source` each (a folder, a hub id or a remote server URL) and optionally
+    a `path` (fp32, int8, onnx, onnx-int8)."""
     if not path:
         return ()
     try:
@@ -238,7 +263,8 @@ def _models_file(path: str) -> tuple[ModelSpec, ...]:
     for key, table in document.get("models", {}).items():
         if not isinstance(table, dict) or not isinstance(table.get("source"), str):
             raise SettingsError(f"SENTIMENT_MODELS_FILE {path!r}: [models.{key}] needs a source = \"...\"")
-        specs.append(spec_from_source(key, table["source"]))
+        execution = _execution_path(str(table.get("path", default_path)), f"[models.{key}] path")
+        specs.append(spec_from_source(key, table["source"], execution))
     return tuple(specs)
 
 

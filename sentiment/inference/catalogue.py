@@ -9,6 +9,7 @@ from typing import Literal
 import msgspec
 
 from sentiment.domain import LABELS, VADER_KEY, Label
+from sentiment.inference.paths import ExecutionPath
 
 BackendKind = Literal["transformers", "vader", "remote"]
 
@@ -19,6 +20,8 @@ class ModelSpec(msgspec.Struct, frozen=True):
     kind: BackendKind = "transformers"
     # Labels known before loading (built-in hub models); local folders are read from their config.json.
     known_labels: tuple[Label, ...] = ()
+    # How a transformers model runs: fp32, int8 (torch), onnx or onnx-int8 (ONNX Runtime).
+    path: ExecutionPath = "fp32"
 
     @property
     def is_local(self) -> bool:
@@ -39,11 +42,11 @@ class ModelSpec(msgspec.Struct, frozen=True):
         return tuple(label for label in LABELS if label in mapped)
 
 
-def spec_from_source(key: str, source: str) -> ModelSpec:
+def spec_from_source(key: str, source: str, path: ExecutionPath = "fp32") -> ModelSpec:
     """A configured model: a local folder, a hub id, or the URL of a remote inference server."""
     if source.startswith(("http://", "https://")):
         return ModelSpec(key, source.rstrip("/"), kind="remote")
-    return ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source)
+    return ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source, path=path)
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (

@@ -32,7 +32,9 @@ VADER_POLICY = BatchPolicy(max_batch_size=256, max_batch_tokens=1 << 30, max_wai
 UNLOAD_DRAIN_S = 30.0
 
 
-def load_backend(spec: ModelSpec, threads: int | None = None, remote_timeout_s: float = 10.0) -> Backend:
+def load_backend(
+    spec: ModelSpec, threads: int | None = None, remote_timeout_s: float = 10.0, cache_dir: str | None = None
+) -> Backend:
     """Build the backend a spec names; imported lazily so VADER-only use never imports torch."""
     if spec.kind == "vader":
         from sentiment.inference.vader import VaderBackend
@@ -42,9 +44,9 @@ def load_backend(spec: ModelSpec, threads: int | None = None, remote_timeout_s: 
         from sentiment.inference.remote import RemoteBackend
 
         return RemoteBackend(spec.source, remote_timeout_s)
-    from sentiment.inference.transformers_backend import TransformersBackend
+    from sentiment.inference.paths import build
 
-    return TransformersBackend(spec.source, threads)
+    return build(spec.source, spec.path, threads, Path(cache_dir or Path.home() / ".cache" / "sentiment"))
 
 
 class DownloadState(msgspec.Struct):
@@ -69,6 +71,8 @@ class ModelEntry:
         self.load_seconds: float | None = None
         self.memory_bytes: int | None = None
         self.fault: Fault | None = None
+        self.execution_path: str | None = None
+        self.fast_path_rejected: str | None = None
         self.download: DownloadState | None = None
         self.stats = ModelStats()
 
@@ -218,6 +222,8 @@ class ModelRegistry:
 
     def _attach(self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None) -> None:
         entry.labels = backend.labels
+        entry.execution_path = getattr(backend, "execution_path", entry.spec.kind)
+        entry.fast_path_rejected = getattr(backend, "fast_path_rejected", None)
         entry.queue = BatchQueue(
             entry.key,
             backend,

@@ -19,7 +19,8 @@ transformers_logging.disable_progress_bar()
 
 
 class TransformersBackend:
-    def __init__(self, source: str, threads: int | None = None) -> None:
+    fast_path_rejected: str | None = None
+    def __init__(self, source: str, threads: int | None = None, int8: bool = False) -> None:
         """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate step)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         try:
@@ -37,6 +38,13 @@ class TransformersBackend:
             self.labels: tuple[Label, ...] = map_labels(self._model.config.id2label)
         except UnmappableLabels as error:
             raise ModelLoadError(str(error)) from error
+        self.execution_path = "int8" if int8 else "fp32"
+        if int8:
+            # Dynamic int8 on the linear layers through torchao, the API torch recommends in place of the
+            # deprecated torch.ao.quantization.quantize_dynamic.
+            from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+
+            quantize_(self._model, Int8DynamicActivationInt8WeightConfig())
         self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)
         # One pass at load pays for lazy initialisation, so the first user request is not the slow one.
         self.predict(["warm-up pass"] * 2)

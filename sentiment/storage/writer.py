@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from contextlib import suppress
 from collections.abc import Sequence
+from contextlib import suppress
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError

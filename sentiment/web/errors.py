@@ -8,9 +8,9 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import TooManyRequestsException
-from sqlalchemy.exc import SQLAlchemyError
-from litestar.openapi.spec import Example
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
+from sqlalchemy.exc import SQLAlchemyError
 
 from sentiment.domain import (
     Conflict,

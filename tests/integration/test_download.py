@@ -6,6 +6,7 @@ are given, and leave offline mode as it was.
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import threading
@@ -55,7 +56,7 @@ def closed_port() -> int:
 def assert_rises_to_completion(reports: list[DownloadProgress], bytes_total: int, files_total: int) -> None:
     assert reports, "no progress was reported"
     assert reports[0].bytes_done == 0 and reports[0].files_done == 0
-    for before, after in zip(reports, reports[1:]):
+    for before, after in itertools.pairwise(reports):
         assert after.bytes_done >= before.bytes_done and after.files_done >= before.files_done
         assert after.percent is not None and before.percent is not None and after.percent >= before.percent
     assert {(r.bytes_total, r.files_total) for r in reports} == {(bytes_total, files_total)}

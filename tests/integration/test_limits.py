@@ -14,8 +14,6 @@ from sentiment.storage.tables import PredictionRow
 from tests.conftest import in_app, make_settings
 
 
-
-
 async def test_rate_limit_answers_429_with_retry_after_on_predictions_only(sqlite_url: str) -> None:
     app = create_app(make_settings(sqlite_url, rate_limit=("minute", 3)))
     async with AsyncTestClient(app=app) as client:

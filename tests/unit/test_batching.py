@@ -1,4 +1,10 @@
-from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, plan_micro_batches, should_wait
+from sentiment.inference.batching import (
+    BatchPolicy,
+    batch_length,
+    estimate_tokens,
+    plan_micro_batches,
+    should_wait,
+)
 
 POLICY = BatchPolicy(max_batch_size=4, max_batch_tokens=100, max_wait_s=0.01, max_tokens_per_text=64)
 

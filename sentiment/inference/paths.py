@@ -1,0 +1,95 @@
+"""Execution paths of a transformers model (fp32, torch int8, ONNX Runtime, ONNX Runtime int8) and the
+self-check that keeps a fast path honest: at load its labels must agree with fp32 on a built-in sample."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from sentiment.inference.backend import Backend
+
+log = structlog.get_logger(__name__)
+
+ExecutionPath = Literal["fp32", "int8", "onnx", "onnx-int8"]
+EXECUTION_PATHS: tuple[ExecutionPath, ...] = ("fp32", "int8", "onnx", "onnx-int8")
+MIN_AGREEMENT = 0.9
+
+# Varied on purpose: clear and mixed, short and long, review and tweet style.
+SELF_CHECK_TEXTS: tuple[str, ...] = (
+    "I absolutely loved this movie, the acting was superb.",
+    "This was the worst service I have ever received.",
+    "The package arrived on Tuesday.",
+    "Not bad at all, better than I expected!",
+    "I can't believe how boring and predictable the plot was.",
+    "@united thanks for getting me home early, great crew",
+    "@airline my bag is lost again and nobody answers the phone",
+    "The meeting has been moved to 3pm.",
+    "What a wonderful, moving film.",
+    "It's a mess: dull, overlong and painfully unfunny.",
+    "meh",
+    "Best purchase I've made all year, highly recommend.",
+    "The food was cold and the waiter was rude.",
+    "An intelligent, beautifully shot and deeply felt story.",
+    "Flight delayed 4 hours, no explanation, no food vouchers.",
+    "Thank you so much for the quick reply!",
+)
+
+
+def agreement(reference: Sequence[str], candidate: Sequence[str]) -> float:
+    return sum(a == b for a, b in zip(reference, candidate, strict=True)) / len(reference)
+
+
+def checked(
+    fast: Backend, reference: Backend, texts: Sequence[str] = SELF_CHECK_TEXTS, minimum: float = MIN_AGREEMENT
+) -> str | None:
+    """None when the fast path's labels agree with fp32 well enough, else the reason to refuse it."""
+    expected = [scored.label for scored in reference.predict(texts)]
+    found = [scored.label for scored in fast.predict(texts)]
+    share = agreement(expected, found)
+    if share >= minimum:
+        return None
+    return (
+        f"its labels agreed with fp32 on {share:.0%} of the {len(texts)} self-check texts "
+        f"(at least {minimum:.0%} needed)"
+    )
+
+
+def build(
+    source: str,
+    path: ExecutionPath,
+    threads: int | None,
+    cache_dir: Path,
+    make_fast: Callable[[str, ExecutionPath], Backend] | None = None,
+) -> Backend:
+    """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its check."""
+    from sentiment.inference.transformers_backend import TransformersBackend
+
+    reference = TransformersBackend(source, threads)
+    if path == "fp32":
+        return reference
+    try:
+        fast = (make_fast or _fast_backend(threads, cache_dir))(source, path)
+        reason = checked(fast, reference)
+    except Exception as error:  # a fast path that cannot even be built leaves the model on fp32
+        reason = f"it could not be built: {type(error).__name__}: {error}"
+    if reason is None:
+        return fast
+    reference.fast_path_rejected = f"the {path} path was refused and the model runs in fp32: {reason}"
+    log.warning("fast_path_rejected", source=source, path=path, reason=reason)
+    return reference
+
+
+def _fast_backend(threads: int | None, cache_dir: Path) -> Callable[[str, ExecutionPath], Backend]:
+    def make(source: str, path: ExecutionPath) -> Backend:
+        if path == "int8":
+            from sentiment.inference.transformers_backend import TransformersBackend
+
+            return TransformersBackend(source, threads, int8=True)
+        from sentiment.inference.onnx_backend import OnnxBackend
+
+        return OnnxBackend(source, int8=path == "onnx-int8", cache_dir=cache_dir, threads=threads)
+
+    return make
