@@ -27,6 +27,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8080 \
     DATABASE_URL=sqlite+aiosqlite:////data/sentiment.db \
     HF_HOME=/models/hf-cache \
+    SENTIMENT_DATA_DIR=/data/datasets \
+    SENTIMENT_CACHE_DIR=/data/cache \
     LOG_JSON=true
 WORKDIR /app
 USER 10001:10001

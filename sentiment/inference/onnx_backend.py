@@ -92,6 +92,8 @@ class OnnxBackend:
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        # Idle worker threads would otherwise spin, taking CPU from the event loop and the tokenizer.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)

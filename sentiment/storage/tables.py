@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, Uuid
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -106,3 +106,53 @@ class ModelChoiceRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[object] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DatasetRow(Base):
+    """An uploaded data set: the columns chosen, the model, and its scoring job's progress and outcome."""
+
+    __tablename__ = "datasets"
+
+    id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[str]] = mapped_column(JSON)
+    model: Mapped[str | None] = mapped_column(String(200))
+    text_column: Mapped[str | None] = mapped_column(String(200))
+    time_column: Mapped[str | None] = mapped_column(String(200))
+    group_column: Mapped[str | None] = mapped_column(String(200))
+    gold_column: Mapped[str | None] = mapped_column(String(200))
+    time_format: Mapped[str | None] = mapped_column(String(100))
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    rows_done: Mapped[int] = mapped_column(Integer)
+    rows_scored: Mapped[int] = mapped_column(Integer)
+    rows_skipped: Mapped[int] = mapped_column(Integer)
+    # The first problems met ([line, reason] pairs; every one is counted in problem_count).
+    problems: Mapped[list[list[int | str]]] = mapped_column(JSON)
+    problem_count: Mapped[int] = mapped_column(Integer)
+    # Per model scored against the gold column, its confusion matrix (rows gold, columns predicted).
+    confusion: Mapped[dict[str, list[list[int]]]] = mapped_column(JSON)
+    notes: Mapped[list[str]] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Written with every chunk: a running job whose heartbeat stops was interrupted (its process ended).
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    rate: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_datasets_created_at", "created_at"),)
+
+
+class DatasetCountRow(Base):
+    """A data set's predictions counted per label along one dimension, kept up to date as its job scores:
+    `label` (key ''), `time` (key: the row's UTC hour, 'YYYY-MM-DDTHH') and `group` (key: the group value)."""
+
+    __tablename__ = "dataset_counts"
+
+    dataset_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(8), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sentiment: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -38,8 +38,7 @@ def test_image_entry_command_and_environment_serve_on_all_interfaces(
     assert command == ["sentiment", "serve"] and workdir == "/app"
     assert env["HOST"] == "0.0.0.0" and env["PORT"] == "8080"
     # Outside Docker, the volumes /data and /models are folders of the test, and PATH finds this venv's script.
-    env["DATABASE_URL"] = env["DATABASE_URL"].replace("/data/", f"{tmp_path}/")
-    env["HF_HOME"] = env["HF_HOME"].replace("/models/", f"{tmp_path}/")
+    env = {name: value.replace("/data/", f"{tmp_path}/").replace("/models/", f"{tmp_path}/") for name, value in env.items()}
     env["PATH"] = f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"
     server = start_server(
         {**env, "SENTIMENT_MODELS": f"mine={SST2_MODEL}", "PRELOAD_MODEL": "mine"}, command=command

@@ -1,0 +1,606 @@
+"""Data sets: an uploaded CSV kept on disk, scored by a background job through the model's batching queue.
+
+upload (streamed to the data folder, header checked) -> start (columns and model checked on a first look at the
+rows) -> the job: count the rows -> read chunks -> score each, sorted by length (and by VADER too when there is a
+gold column) -> store the chunk's predictions, its counts by label, time and group, and the progress in one
+transaction -> append the scored rows to the export file, in input order.
+
+Every row is accounted for: a row that cannot be scored (not UTF-8, wrong number of fields, empty text) is
+counted, listed with its line number and skipped; a row whose time cannot be read is scored and listed, and
+left out of the time trend only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Literal
+from uuid import UUID
+
+import msgspec
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from uuid_utils.compat import uuid7
+
+from sentiment.clock import WallClock, utc_now
+from sentiment.domain import LABELS, VADER_KEY, Conflict, InvalidInput, Prediction, Scored, SentimentError
+from sentiment.evaluation import (
+    Confusion,
+    GoldLabels,
+    Metrics,
+    UnreadableGold,
+    metrics,
+    missing_classes_note,
+    read_gold_values,
+)
+from sentiment.inference.registry import ModelEntry, ModelRegistry
+from sentiment.scoring import ChunkScorer, ScoringFailed
+from sentiment.settings import DatasetSettings
+from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
+from sentiment.storage.repositories import PredictionRepository
+from sentiment.tabular import (
+    Chunk,
+    Problem,
+    ScoredWriter,
+    Table,
+    TableError,
+    inspect_rows,
+    open_table,
+    read_chunks,
+)
+from sentiment.timeparse import (
+    NoTimeFormat,
+    TimeFormat,
+    detect_format,
+    format_named,
+    hour_key,
+    key_start,
+    trend_starts,
+    trend_width,
+)
+
+log = structlog.get_logger(__name__)
+
+RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")
+MAX_PROBLEMS_KEPT = 1000
+QUICK_LOOK_ROWS = 2000
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
+MODEL_LOAD_WAIT_S = 600.0
+DATABASE_PATIENCE_S = 120.0
+GROUP_LENGTH = 200
+TOP_GROUPS = 12
+
+
+class UploadTooLarge(SentimentError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file is larger than the upload limit of {limit:,} bytes (SENTIMENT_MAX_UPLOAD_BYTES)")
+
+
+class DatasetOptions(msgspec.Struct, frozen=True):
+    """Which columns to read and which model scores them; all columns but the text one are optional."""
+
+    text_column: str
+    model: str | None = None
+    time_column: str | None = None
+    group_column: str | None = None
+    gold_column: str | None = None
+    # A FORMATS name or a strptime pattern; detected from the rows when absent.
+    time_format: str | None = None
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """A data set as its callers see it: the stored record plus the figures derived from it."""
+
+    dataset: Dataset
+    status: DatasetStatus
+    percent: float | None
+    eta_s: float | None
+
+
+class GroupCounts(msgspec.Struct, frozen=True):
+    name: str
+    counts: dict[str, int]
+    total: int
+
+
+class TrendPoint(msgspec.Struct, frozen=True):
+    start: datetime
+    counts: dict[str, int]
+
+
+class DatasetReport(msgspec.Struct, frozen=True):
+    progress: Progress
+    distribution: dict[str, int]
+    trend_width: Literal["hour", "day", "month"] | None
+    trend: list[TrendPoint]
+    groups: list[GroupCounts]
+    group_count: int
+    metrics: dict[str, Metrics]
+
+
+class Upload:
+    """A file being received: written to the data folder as it arrives, never held in memory."""
+
+    def __init__(self, dataset_id: UUID, name: str, path: Path, limit: int) -> None:
+        self.id = dataset_id
+        self.name = name
+        self.path = path
+        self.size = 0
+        self._limit = limit
+        self._file: IO[bytes] = path.open("wb")
+        self._buffer = bytearray()
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self._limit:
+            raise UploadTooLarge(self._limit)
+        self._buffer += data
+        if len(self._buffer) >= 1 << 20:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data, self._buffer = bytes(self._buffer), bytearray()
+        await asyncio.to_thread(self._file.write, data)
+
+    async def close(self) -> None:
+        await self._flush()
+        await asyncio.to_thread(self._file.close)
+
+    async def discard(self) -> None:
+        with suppress(OSError):
+            self._file.close()
+        await asyncio.to_thread(shutil.rmtree, self.path.parent, True)
+
+
+class _Plan(msgspec.Struct):
+    """What a started job reads: the table, the chosen columns' positions and how to read times and labels."""
+
+    table: Table
+    text: int
+    time: int | None
+    group: int | None
+    gold: int | None
+    time_format: TimeFormat | None
+
+
+class DatasetService:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        registry: ModelRegistry,
+        settings: DatasetSettings,
+        store_text: bool,
+        clock: WallClock = utc_now,
+    ) -> None:
+        self._engine = engine
+        self._registry = registry
+        self._settings = settings
+        self._store_text = store_text
+        self._clock = clock
+        self._folder = Path(settings.data_dir)
+        self._jobs: dict[UUID, asyncio.Task[None]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # -- files --------------------------------------------------------------------------------------------
+
+    def _source(self, dataset_id: UUID, name: str) -> Path:
+        suffix = ".tsv" if Path(name).suffix.lower() in {".tsv", ".tab"} else ".csv"
+        return self._folder / str(dataset_id) / f"source{suffix}"
+
+    def export_file(self, dataset_id: UUID) -> Path:
+        return self._folder / str(dataset_id) / "scored.csv"
+
+    # -- upload and start ---------------------------------------------------------------------------------
+
+    def receive(self, filename: str) -> Upload:
+        """Open the file an upload is streamed into; `create` (or `Upload.discard`) ends it."""
+        dataset_id = uuid7()
+        name = Path(filename.replace("\\", "/")).name[:255] or "upload.csv"
+        path = self._source(dataset_id, name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return Upload(dataset_id, name, path, self._settings.max_upload_bytes)
+        except OSError as error:
+            raise SentimentError(f"the data folder {self._folder} cannot be written ({error.strerror}): set "
+                                 "SENTIMENT_DATA_DIR to a writable folder") from None
+
+    async def create(self, upload: Upload) -> Dataset:
+        """Keep the received file as a data set once its header reads as a table."""
+        try:
+            await upload.close()
+            table = await asyncio.to_thread(open_table, upload.path)
+        except BaseException:
+            await upload.discard()
+            raise
+        dataset = Dataset(
+            id=upload.id, name=upload.name, status="uploaded", created_at=self._clock(), size_bytes=upload.size,
+            columns=table.columns,
+        )
+        async with self._engine.begin() as connection:
+            await DatasetRepository(connection).add(dataset)
+        log.info("dataset_uploaded", dataset=str(dataset.id), bytes=upload.size, columns=len(table.columns))
+        return dataset
+
+    async def submit(self, upload: Upload, options: DatasetOptions) -> Progress:
+        """Keep the file and start scoring it in one step (the API); a refused start leaves nothing behind."""
+        dataset = await self.create(upload)
+        try:
+            progress = await self.start(dataset.id, options)
+        except BaseException:
+            await self.forget(dataset.id)
+            raise
+        assert progress is not None  # created just above
+        return progress
+
+    async def start(self, dataset_id: UUID, options: DatasetOptions) -> Progress | None:
+        """Check the columns and the model on a first look at the rows, then score in the background."""
+        dataset = await self._get(dataset_id)
+        if dataset is None:
+            return None
+        if dataset.status != "uploaded":
+            raise Conflict(f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it")
+        entry = self._registry.select(options.model)
+        plan = await asyncio.to_thread(self._plan, dataset, options)
+        values = {
+            "status": "queued",
+            "model": entry.key,
+            "text_column": options.text_column,
+            "time_column": options.time_column or None,
+            "group_column": options.group_column or None,
+            "gold_column": options.gold_column or None,
+            "time_format": plan.time_format.name if plan.time_format else None,
+            "heartbeat_at": self._clock(),
+        }
+        async with self._engine.begin() as connection:
+            if not await DatasetRepository(connection).claim(dataset_id, **values):
+                raise Conflict(f"data set {dataset_id} was started by another request")
+        self._jobs[dataset_id] = asyncio.create_task(self._run(dataset_id, plan, entry), name=f"dataset-{dataset_id}")
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
+        log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
+        return await self.progress(dataset_id)
+
+    def _plan(self, dataset: Dataset, options: DatasetOptions) -> _Plan:
+        table = open_table(self._source(dataset.id, dataset.name))
+        text = table.index(options.text_column, "text")
+        time_i = table.index(options.time_column, "time") if options.time_column else None
+        group = table.index(options.group_column, "group") if options.group_column else None
+        gold = table.index(options.gold_column, "gold-label") if options.gold_column else None
+        look = inspect_rows(table, time_i, gold, limit=QUICK_LOOK_ROWS)
+        if look.rows == 0:
+            raise TableError("the file has a header but no rows")
+        time_format = None
+        if time_i is not None:
+            if options.time_format:
+                time_format = format_named(options.time_format)
+                if time_format is None:
+                    raise InvalidInput(f"time format {options.time_format!r} is neither a known format nor a "
+                                       "strptime pattern such as %d-%m-%Y %H:%M")
+            else:
+                try:
+                    time_format = detect_format(look.time_sample)
+                except NoTimeFormat as error:
+                    raise InvalidInput(f"time column {options.time_column!r}: {error}") from None
+        # Numeric codings are read from the whole column's values (the job counts them); a first look at words
+        # already tells a column of labels from one that is not.
+        if gold is not None and not all(value.lstrip("-").isdigit() for value in look.gold_values):
+            try:
+                read_gold_values(look.gold_values)
+            except UnreadableGold as error:
+                raise InvalidInput(f"gold column {options.gold_column!r}: {error}") from None
+        return _Plan(table, text, time_i, group, gold, time_format)
+
+    async def forget(self, dataset_id: UUID) -> None:
+        """Delete a data set that was never started (an upload whose columns were refused)."""
+        async with self._engine.begin() as connection:
+            await DatasetRepository(connection).delete_unstarted(dataset_id)
+        await asyncio.to_thread(shutil.rmtree, self._folder / str(dataset_id), True)
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    async def _get(self, dataset_id: UUID) -> Dataset | None:
+        async with self._engine.connect() as connection:
+            return await DatasetRepository(connection).get(dataset_id)
+
+    def _progress(self, dataset: Dataset) -> Progress:
+        status = dataset.status
+        if status in RUNNING and dataset.id not in self._jobs:
+            beat = dataset.heartbeat_at or dataset.created_at
+            if (self._clock() - beat).total_seconds() > STALE_AFTER_S:
+                status = "interrupted"  # its process ended without saying so; nobody is scoring it
+        percent = eta = None
+        if dataset.rows_total:
+            percent = round(100 * dataset.rows_done / dataset.rows_total, 1)
+            if dataset.rate and status in RUNNING:
+                eta = round((dataset.rows_total - dataset.rows_done) / dataset.rate, 1)
+        return Progress(dataset, status, percent, eta)
+
+    async def progress(self, dataset_id: UUID) -> Progress | None:
+        dataset = await self._get(dataset_id)
+        return self._progress(dataset) if dataset else None
+
+    async def recent(self, limit: int = 20) -> list[Progress]:
+        async with self._engine.connect() as connection:
+            return [self._progress(d) for d in await DatasetRepository(connection).recent(limit)]
+
+    async def report(self, dataset_id: UUID) -> DatasetReport | None:
+        async with self._engine.connect() as connection:
+            repository = DatasetRepository(connection)
+            dataset = await repository.get(dataset_id)
+            if dataset is None:
+                return None
+            distribution = await repository.label_counts(dataset_id)
+            span = await repository.time_span(dataset_id)
+            width, trend = None, []
+            if span is not None:
+                width = trend_width(*span)
+                counts: dict[datetime, dict[str, int]] = {}
+                for key, sentiment, count in await repository.time_counts(dataset_id, width):
+                    counts.setdefault(key_start(key), {})[sentiment] = count
+                trend = [
+                    TrendPoint(start, {label: counts.get(start, {}).get(label, 0) for label in LABELS})
+                    for start in trend_starts(key_start(span[0]), key_start(span[1]), width)
+                ]
+            top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
+        groups = [
+            GroupCounts(name or "(none)", {label: counts.get(label, 0) for label in LABELS}, sum(counts.values()))
+            for name, counts in top
+        ]
+        figures = {model: metrics(confusion) for model, confusion in dataset.confusion.items()}
+        return DatasetReport(
+            progress=self._progress(dataset),
+            distribution={label: distribution.get(label, 0) for label in LABELS},
+            trend_width=width,
+            trend=trend,
+            groups=groups,
+            group_count=group_count,
+            metrics=figures,
+        )
+
+    async def export(self, dataset_id: UUID) -> tuple[Dataset, Path] | None:
+        dataset = await self._get(dataset_id)
+        if dataset is None:
+            return None
+        path = self.export_file(dataset_id)
+        if dataset.status != "done":
+            raise Conflict(f"data set {dataset_id} is {self._progress(dataset).status}; its scored CSV is ready once "
+                           "scoring is done")
+        if not path.is_file():
+            raise Conflict(f"the scored CSV of data set {dataset_id} is not in {self._folder}: with several "
+                           "replicas, SENTIMENT_DATA_DIR must be a folder they share")
+        return dataset, path
+
+    # -- the job ------------------------------------------------------------------------------------------
+
+    async def _run(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry) -> None:
+        try:
+            await self._save(dataset_id, status="counting", started_at=self._clock())
+            inspection = await asyncio.to_thread(inspect_rows, plan.table, plan.time, plan.gold)
+            gold = None
+            if plan.gold is not None:
+                try:
+                    gold = read_gold_values(inspection.gold_values)
+                except UnreadableGold as error:
+                    raise InvalidInput(f"gold column {plan.table.columns[plan.gold]!r}: {error}") from None
+            await self._wait_loaded(entry)
+            await self._save(dataset_id, status="scoring", rows_total=inspection.rows)
+            await self._score(dataset_id, plan, entry, gold)
+        except asyncio.CancelledError:
+            with suppress(Exception):
+                await asyncio.shield(self._save(dataset_id, status="interrupted",
+                                                error="the service stopped while scoring; upload the file again"))
+            raise
+        except (SentimentError, OSError, SQLAlchemyError) as error:
+            detail = error.detail if isinstance(error, SentimentError) else str(error)
+            log.warning("dataset_failed", dataset=str(dataset_id), error=detail)
+            with suppress(Exception):
+                await self._save(dataset_id, status="failed", error=detail, finished_at=self._clock())
+        except Exception as error:
+            log.exception("dataset_failed", dataset=str(dataset_id))
+            with suppress(Exception):
+                await self._save(dataset_id, status="failed", finished_at=self._clock(),
+                                 error=f"internal error: {type(error).__name__}: {error}")
+        finally:
+            self._jobs.pop(dataset_id, None)
+
+    async def _wait_loaded(self, entry: ModelEntry) -> None:
+        deadline = time.monotonic() + MODEL_LOAD_WAIT_S
+        while not entry.loaded:
+            if entry.error is not None and not entry.loading:
+                raise ScoringFailed(f"model {entry.key} failed to load: {entry.error}")
+            if time.monotonic() > deadline:
+                raise ScoringFailed(f"model {entry.key} is still {entry.status} after {MODEL_LOAD_WAIT_S:g} s")
+            await asyncio.sleep(0.2)
+
+    async def _score(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry, gold: GoldLabels | None) -> None:
+        scorer = ChunkScorer(entry)
+        # With gold labels VADER scores the rows too, for its metrics side by side (not stored as predictions).
+        compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
+        confusion = {entry.key: Confusion()} | ({VADER_KEY: Confusion()} if compare else {})
+        state = _JobState()
+        part = self.export_file(dataset_id).with_suffix(".part")
+        chunks: Iterator[Chunk] = read_chunks(plan.table, plan.text, self._settings.chunk_rows)
+        started = time.perf_counter()
+        with part.open("w", encoding="utf-8", newline="") as out:
+            writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS)
+            while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
+                scored: list[Scored] = []
+                vader: list[Scored] = []
+                per_text_ms = 0.0
+                if chunk.rows:
+                    texts = [row.values[plan.text] for row in chunk.rows]
+                    chunk_started = time.perf_counter()
+                    scored = await scorer.score(texts)
+                    per_text_ms = (time.perf_counter() - chunk_started) * 1000 / len(texts)
+                    vader = await compare.score(texts) if compare else []
+                now = self._clock()
+                predictions = [
+                    Prediction(
+                        id=uuid7(), text=row.values[plan.text], sentiment=result.label, confidence=result.confidence,
+                        scores=result.scores, model_requested=entry.key, model_used=entry.key, fallback_used=False,
+                        processing_time_ms=per_text_ms, timestamp=now, dataset_id=dataset_id,
+                        group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None) if plan.group is not None else None,
+                    )
+                    for row, result in zip(chunk.rows, scored, strict=True)
+                ]
+                counts = state.count(plan, chunk, scored, vader, gold, confusion, entry.key)
+                state.rows_done += chunk.consumed
+                state.rate = state.rows_done / max(time.perf_counter() - started, 1e-6)
+                await self._store(dataset_id, predictions, counts, state, confusion)
+                if chunk.rows:
+                    await asyncio.to_thread(writer.write, chunk.rows, scored)
+        part.replace(self.export_file(dataset_id))
+        notes = state.notes(plan, gold, entry, confusion)
+        await self._save(dataset_id, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
+        log.info("dataset_scored", dataset=str(dataset_id), rows=state.rows_scored, skipped=state.rows_skipped,
+                 rate=round(state.rate, 1))
+
+    async def _store(
+        self,
+        dataset_id: UUID,
+        predictions: list[Prediction],
+        counts: Counter[CountKey],
+        state: _JobState,
+        confusion: dict[str, Confusion],
+    ) -> None:
+        """One transaction per chunk: its predictions, its counts and the progress agree whatever happens."""
+        progress = {
+            "rows_done": state.rows_done, "rows_scored": state.rows_scored, "rows_skipped": state.rows_skipped,
+            "problems": state.problems, "problem_count": state.problem_count, "rate": state.rate,
+            "confusion": {model: matrix.counts for model, matrix in confusion.items()},
+            "heartbeat_at": self._clock(),
+        }
+        deadline = time.monotonic() + DATABASE_PATIENCE_S
+        delay = 0.5
+        while True:
+            try:
+                async with self._engine.begin() as connection:
+                    if predictions:
+                        await PredictionRepository(connection).add_many(predictions, self._store_text)
+                    repository = DatasetRepository(connection)
+                    await repository.add_counts(dataset_id, counts)
+                    await repository.update(dataset_id, **progress)
+                return
+            except (SQLAlchemyError, OSError) as error:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("dataset_write_failed", dataset=str(dataset_id), error=str(error).splitlines()[0])
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _save(self, dataset_id: UUID, **values: object) -> None:
+        async with self._engine.begin() as connection:
+            await DatasetRepository(connection).update(dataset_id, heartbeat_at=self._clock(), **values)
+
+    async def _beat(self) -> None:
+        """Keep the heartbeat of this process's jobs fresh, also through long steps (counting a huge file)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            for dataset_id in list(self._jobs):
+                with suppress(SQLAlchemyError, OSError):
+                    async with self._engine.begin() as connection:
+                        await DatasetRepository(connection).update(dataset_id, heartbeat_at=self._clock())
+
+    async def close(self) -> None:
+        """Stop every job (each records that it was interrupted)."""
+        jobs = list(self._jobs.values())
+        for task in jobs:
+            task.cancel()
+        for task in jobs:
+            with suppress(asyncio.CancelledError):
+                await task
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+
+class _JobState:
+    """A running job's tallies: rows, problems (the first ones kept, all counted), rows left out of figures."""
+
+    def __init__(self) -> None:
+        self.rows_done = 0
+        self.rows_scored = 0
+        self.rows_skipped = 0
+        self.rate = 0.0
+        self.problems: list[list[int | str]] = []
+        self.problem_count = 0
+        self.untimed = 0
+        self.no_gold = 0
+
+    def problem(self, line: int, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append([line, reason])
+
+    def count(
+        self,
+        plan: _Plan,
+        chunk: Chunk,
+        scored: list[Scored],
+        vader: list[Scored],
+        gold: GoldLabels | None,
+        confusion: dict[str, Confusion],
+        model: str,
+    ) -> Counter[CountKey]:
+        """The chunk's counts by label, time and group, and its gold pairs; its problems recorded in line order."""
+        problems: list[Problem] = list(chunk.problems)
+        self.rows_skipped += len(chunk.problems)
+        self.rows_scored += len(chunk.rows)
+        counts: Counter[CountKey] = Counter()
+        for index, (row, result) in enumerate(zip(chunk.rows, scored, strict=True)):
+            label = result.label
+            counts["label", "", label] += 1
+            if plan.time is not None and plan.time_format is not None:
+                value = row.values[plan.time]
+                try:
+                    counts["time", hour_key(plan.time_format.parse(value)), label] += 1
+                except (ValueError, OverflowError):
+                    self.untimed += 1
+                    shown = value.strip()[:40]
+                    problems.append(Problem(row.line, f"time {shown!r} is not {plan.time_format.name}: scored, "
+                                                      "but left out of the time trend" if shown else
+                                                      "no time: scored, but left out of the time trend"))
+            if plan.group is not None:
+                counts["group", row.values[plan.group].strip()[:GROUP_LENGTH], label] += 1
+            if gold is not None and plan.gold is not None:
+                truth = gold.label(row.values[plan.gold])
+                if truth is None:
+                    self.no_gold += 1
+                    continue
+                confusion[model].add(truth, label)
+                if vader:
+                    confusion[VADER_KEY].add(truth, vader[index].label)
+        for problem in sorted(problems):
+            self.problem(problem.line, problem.reason)
+        return counts
+
+    def notes(
+        self, plan: _Plan, gold: GoldLabels | None, entry: ModelEntry, confusion: dict[str, Confusion]
+    ) -> list[str]:
+        notes = []
+        if self.rows_skipped:
+            notes.append(f"{self.rows_skipped:,} rows could not be scored and were skipped; each is listed with its "
+                         "line number.")
+        if self.untimed:
+            notes.append(f"{self.untimed:,} rows have no readable time: they are scored and counted, but not in the "
+                         "time trend.")
+        if gold is not None:
+            if self.no_gold:
+                ignored = f" (values such as {', '.join(repr(v) for v in gold.ignored[:3])})" if gold.ignored else ""
+                notes.append(f"{self.no_gold:,} rows have no usable gold label{ignored} and are left out of the "
+                             "metrics.")
+            note = missing_classes_note(entry.key, entry.labels, confusion[entry.key])
+            if note:
+                notes.append(note)
+        return notes
+

@@ -1,0 +1,197 @@
+"""Scoring and evaluating files without a server (`sentiment score`, `sentiment eval`): the same registry, batching
+queue and chunked, length-sorted scoring the service uses, reading and writing the files as streams."""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from functools import partial
+from pathlib import Path
+from typing import IO
+
+import msgspec
+
+from sentiment.domain import VADER_KEY, InvalidInput, ModelLoadError
+from sentiment.evaluation import Confusion, Metrics, metrics, missing_classes_note, read_gold_values
+from sentiment.inference.catalogue import spec_from_source
+from sentiment.inference.registry import ModelRegistry, load_backend
+from sentiment.scoring import ChunkScorer
+from sentiment.settings import Settings
+from sentiment.tabular import Chunk, Problem, ScoredWriter, inspect_rows, open_table, read_chunks
+
+MAX_PROBLEMS_SHOWN = 100
+
+
+class ScoreSummary(msgspec.Struct, frozen=True):
+    model: str
+    rows: int
+    scored: int
+    skipped: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+class EvalSummary(msgspec.Struct, frozen=True):
+    model: str
+    figures: Metrics
+    note: str | None
+    skipped: int
+    seconds: float
+
+
+async def open_model(settings: Settings, model: str | None) -> ModelRegistry:
+    """A registry with `model` (a configured key, or a model folder) as its default, loaded."""
+    key = model or settings.default_model
+    specs = settings.models
+    if settings.model(key) is None:
+        if not Path(key).is_dir():
+            raise InvalidInput(
+                f"unknown model {key!r}: give a model key ({', '.join(settings.model_keys)}), a model folder, or "
+                f"add it with SENTIMENT_MODELS={key}=/path/to/folder"
+            )
+        spec = spec_from_source(Path(key).resolve().name, key)
+        if settings.model(spec.key) is not None:
+            spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
+        specs, key = (*specs, spec), spec.key
+    loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir)
+    # No call deadline offline: a slow machine is not a failing model.
+    registry = ModelRegistry(specs, key, loader, settings.batching, None)  # type: ignore[arg-type]
+    if key != VADER_KEY:
+        entry = await registry.load(key)
+        if entry.error is not None:
+            await registry.close()
+            raise ModelLoadError(f"model {key} failed to load: {entry.error}")
+    return registry
+
+
+class _Report:
+    """Problem rows to stderr (the first ones; all are counted), around the progress bar when there is one."""
+
+    def __init__(self, total: int, show_bar: bool, stream: IO[str]) -> None:
+        from tqdm import tqdm
+
+        self._stream = stream
+        self.bar = tqdm(total=total, unit=" rows", unit_scale=True, disable=not show_bar, file=stream,
+                        dynamic_ncols=True, smoothing=0.1)
+        self.problems = 0
+
+    def chunk(self, chunk: Chunk) -> None:
+        for problem in chunk.problems:
+            self.problem(problem)
+        self.bar.update(chunk.consumed)
+
+    def problem(self, problem: Problem) -> None:
+        self.problems += 1
+        if self.problems <= MAX_PROBLEMS_SHOWN:
+            self.bar.write(f"line {problem.line}: {problem.reason}; skipped", file=self._stream)
+        elif self.problems == MAX_PROBLEMS_SHOWN + 1:
+            self.bar.write("(more problem rows are counted but not shown)", file=self._stream)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM first: getrusage's ru_maxrss survives exec on Linux, so a
+    process started from a big parent (a test run with torch loaded) would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
+
+
+async def score_file(
+    settings: Settings,
+    source: Path,
+    target: Path,
+    text_column: str,
+    model: str | None,
+    chunk_rows: int,
+    show_bar: bool = True,
+    stream: IO[str] = sys.stderr,
+) -> ScoreSummary:
+    """Score every row of `source` into `target` (input columns, label, confidence, per-class scores)."""
+    if target.resolve() == source.resolve():
+        raise InvalidInput("the output file is the input file: write the scored rows somewhere else")
+    table = open_table(source)
+    text = table.index(text_column, "text")
+    started = time.perf_counter()
+    total = inspect_rows(table).rows
+    registry = await open_model(settings, model)
+    entry = registry.entry(registry.default_key)
+    report = _Report(total, show_bar, stream)
+    scored_rows = 0
+    try:
+        scorer = ChunkScorer(entry)
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = ScoredWriter(out, table.columns, entry.labels)
+            for chunk in read_chunks(table, text, chunk_rows):
+                if chunk.rows:
+                    scored = await scorer.score([row.values[text] for row in chunk.rows])
+                    writer.write(chunk.rows, scored)
+                    scored_rows += len(chunk.rows)
+                report.chunk(chunk)
+    finally:
+        report.close()
+        await registry.close()
+    return ScoreSummary(entry.key, total, scored_rows, report.problems, time.perf_counter() - started, peak_rss_mb())
+
+
+async def evaluate_file(
+    settings: Settings,
+    source: Path,
+    model: str | None,
+    text_column: str,
+    label_column: str,
+    chunk_rows: int,
+    show_bar: bool = True,
+    stream: IO[str] = sys.stderr,
+) -> EvalSummary:
+    """Score `source` and compare with its gold labels."""
+    table = open_table(source)
+    text = table.index(text_column, "text")
+    gold_index = table.index(label_column, "label")
+    started = time.perf_counter()
+    inspection = inspect_rows(table, gold_index=gold_index)
+    gold = read_gold_values(inspection.gold_values)
+    registry = await open_model(settings, model)
+    entry = registry.entry(registry.default_key)
+    report = _Report(inspection.rows, show_bar, stream)
+    confusion = Confusion()
+    unlabelled = 0
+    try:
+        scorer = ChunkScorer(entry)
+        for chunk in read_chunks(table, text, chunk_rows):
+            if chunk.rows:
+                scored = await scorer.score([row.values[text] for row in chunk.rows])
+                for row, result in zip(chunk.rows, scored, strict=True):
+                    truth = gold.label(row.values[gold_index])
+                    if truth is None:
+                        unlabelled += 1
+                    else:
+                        confusion.add(truth, result.label)
+            report.chunk(chunk)
+    finally:
+        report.close()
+        await registry.close()
+    note = missing_classes_note(entry.key, entry.labels, confusion)
+    if unlabelled:
+        extra = f"{unlabelled:,} rows have no usable gold label and are left out"
+        note = f"{note} {extra}." if note else f"{extra}."
+    return EvalSummary(entry.key, metrics(confusion), note, report.problems, time.perf_counter() - started)
+
+
+def summary_line(summary: ScoreSummary, target: Path) -> str:
+    return (
+        f"scored {summary.scored:,} of {summary.rows:,} rows ({summary.skipped:,} skipped) with {summary.model} in "
+        f"{summary.seconds:.1f} s: {summary.rate:,.0f} rows/s; peak memory {summary.peak_rss_mb:,.0f} MB -> {target}"
+    )
+

@@ -1,0 +1,95 @@
+"""Offline scoring through a model's batching queue: texts sorted by length, answers back in input order.
+
+A data set is not bound by arrival order, so each chunk of rows is sorted by text length before it goes to the
+queue: every batch the queue forms then holds texts of similar length and little compute goes on padding. The
+chunk is handed over one batch-sized slice at a time, two in flight, so the model never idles between slices
+and live requests queued behind a data set wait for two slices at most, not for the whole chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TypeVar
+
+import structlog
+
+from sentiment.domain import ModelNotLoaded, QueueFull, Scored, SentimentError
+from sentiment.inference.queue import ModelCallFailed, QueueTimeout
+from sentiment.inference.registry import ModelEntry
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+SLICES_IN_FLIGHT = 2
+CALL_ATTEMPTS = 3
+QUEUE_FULL_WAIT_S = 0.05
+
+
+def length_order(texts: Sequence[str]) -> list[int]:
+    """Indices of `texts` from the shortest text to the longest (ties keep input order)."""
+    return sorted(range(len(texts)), key=lambda index: len(texts[index]))
+
+
+def restore_order(order: Sequence[int], results: Sequence[T]) -> list[T]:
+    """Put results computed in `order` (result k belongs to input `order[k]`) back into input order."""
+    restored: list[T | None] = [None] * len(order)
+    for result, index in zip(results, order, strict=True):
+        restored[index] = result
+    return restored  # type: ignore[return-value]
+
+
+def slices(indices: Sequence[int], size: int) -> list[Sequence[int]]:
+    return [indices[start : start + size] for start in range(0, len(indices), size)]
+
+
+class ScoringFailed(SentimentError):
+    """The model could not score a chunk, even after retries (it failed, or it was unloaded)."""
+
+
+class ChunkScorer:
+    """Scores chunks of texts with one model's queue, in input order; retries a failed call before giving up."""
+
+    def __init__(self, entry: ModelEntry, attempts: int = CALL_ATTEMPTS, retry_delay_s: float = 0.5) -> None:
+        self.entry = entry
+        self._attempts = attempts
+        self._retry_delay_s = retry_delay_s
+
+    @property
+    def slice_size(self) -> int:
+        queue = self.entry.queue
+        return queue.policy.max_batch_size if queue is not None else 64
+
+    async def score(self, texts: Sequence[str]) -> list[Scored]:
+        order = length_order(texts)
+        ordered = [texts[index] for index in order]
+        gate = asyncio.Semaphore(SLICES_IN_FLIGHT)
+
+        async def run(part: Sequence[int]) -> list[Scored]:
+            async with gate:
+                return await self._call([ordered[k] for k in part])
+
+        parts = slices(range(len(ordered)), self.slice_size)  # type: ignore[arg-type]
+        results = await asyncio.gather(*(run(part) for part in parts))
+        return restore_order(order, [scored for part in results for scored in part])
+
+    async def _call(self, texts: Sequence[str]) -> list[Scored]:
+        failures = 0
+        while True:
+            try:
+                result = await self.entry.run(texts)
+            except QueueFull:
+                # Live traffic fills the queue: leave it the room and come back.
+                await asyncio.sleep(min(QUEUE_FULL_WAIT_S, self._retry_delay_s))
+                continue
+            except ModelNotLoaded:
+                raise ScoringFailed(f"model {self.entry.key} was unloaded while scoring") from None
+            except (ModelCallFailed, QueueTimeout) as error:
+                failures += 1
+                log.warning("offline_scoring_call_failed", model=self.entry.key, attempt=failures, error=str(error))
+                if failures >= self._attempts:
+                    raise ScoringFailed(f"model {self.entry.key} failed {failures} times in a row: {error}") from None
+                await asyncio.sleep(self._retry_delay_s * failures)
+                continue
+            return result.scored

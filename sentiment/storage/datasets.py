@@ -1,0 +1,159 @@
+"""Data sets and their per-label counts: the rows of `datasets` and `dataset_counts`, read and written in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from sentiment.storage.repositories import as_utc
+from sentiment.storage.tables import DatasetCountRow, DatasetRow
+
+DatasetStatus = Literal["uploaded", "queued", "counting", "scoring", "done", "failed", "interrupted"]
+Dimension = Literal["label", "time", "group"]
+CountKey = tuple[Dimension, str, str]  # (dimension, key, sentiment)
+# Prefix lengths of a time key 'YYYY-MM-DDTHH': the hour itself, its day, its month.
+TIME_WIDTH = {"hour": 13, "day": 10, "month": 7}
+
+
+class Dataset(msgspec.Struct, frozen=True):
+    id: UUID
+    name: str
+    status: DatasetStatus
+    created_at: datetime
+    size_bytes: int
+    columns: list[str]
+    model: str | None = None
+    text_column: str | None = None
+    time_column: str | None = None
+    group_column: str | None = None
+    gold_column: str | None = None
+    time_format: str | None = None
+    rows_total: int | None = None
+    rows_done: int = 0
+    rows_scored: int = 0
+    rows_skipped: int = 0
+    problems: list[list[int | str]] = msgspec.field(default_factory=list)  # [line, reason]
+    problem_count: int = 0
+    confusion: dict[str, list[list[int]]] = msgspec.field(default_factory=dict)
+    notes: list[str] = msgspec.field(default_factory=list)
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    rate: float | None = None
+
+
+_TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")
+
+
+def _dataset(row: object) -> Dataset:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    values = {field: mapping[field] for field in Dataset.__struct_fields__}
+    for field in _TIMES:
+        values[field] = as_utc(values[field])
+    return Dataset(**values)
+
+
+class DatasetRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, dataset: Dataset) -> None:
+        await self._connection.execute(insert(DatasetRow).values(msgspec.structs.asdict(dataset)))
+
+    async def get(self, dataset_id: UUID) -> Dataset | None:
+        row = (await self._connection.execute(select(DatasetRow.__table__).where(DatasetRow.id == dataset_id))).first()
+        return _dataset(row) if row else None
+
+    async def recent(self, limit: int = 20) -> list[Dataset]:
+        query = select(DatasetRow.__table__).order_by(DatasetRow.created_at.desc()).limit(limit)
+        return [_dataset(row) for row in await self._connection.execute(query)]
+
+    async def update(self, dataset_id: UUID, **values: object) -> None:
+        await self._connection.execute(update(DatasetRow).where(DatasetRow.id == dataset_id).values(**values))
+
+    async def claim(self, dataset_id: UUID, **values: object) -> bool:
+        """Update an uploaded data set that nobody has started yet; False when somebody has."""
+        result = await self._connection.execute(
+            update(DatasetRow).where(DatasetRow.id == dataset_id, DatasetRow.status == "uploaded").values(**values)
+        )
+        return result.rowcount == 1
+
+    async def delete_unstarted(self, dataset_id: UUID) -> None:
+        await self._connection.execute(
+            delete(DatasetRow).where(DatasetRow.id == dataset_id, DatasetRow.status == "uploaded")
+        )
+
+    async def add_counts(self, dataset_id: UUID, counts: Mapping[CountKey, int]) -> None:
+        """Add `counts` to the stored ones (rows are created on first use)."""
+        if not counts:
+            return
+        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
+        statement = dialect_insert(DatasetCountRow)
+        statement = statement.on_conflict_do_update(
+            index_elements=["dataset_id", "dimension", "key", "sentiment"],
+            set_={"count": DatasetCountRow.count + statement.excluded["count"]},
+        )
+        # Sorted: concurrent writers would lock rows in one order (one job writes a data set, but cheap to keep).
+        rows = [
+            {"dataset_id": dataset_id, "dimension": dimension, "key": key, "sentiment": sentiment, "count": count}
+            for (dimension, key, sentiment), count in sorted(counts.items())
+        ]
+        await self._connection.execute(statement, rows)
+
+    async def label_counts(self, dataset_id: UUID) -> dict[str, int]:
+        query = select(DatasetCountRow.sentiment, DatasetCountRow.count).where(
+            DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "label"
+        )
+        return {sentiment: count for sentiment, count in await self._connection.execute(query)}
+
+    async def time_span(self, dataset_id: UUID) -> tuple[str, str] | None:
+        query = select(func.min(DatasetCountRow.key), func.max(DatasetCountRow.key)).where(
+            DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "time"
+        )
+        first, last = (await self._connection.execute(query)).one()
+        return (first, last) if first is not None else None
+
+    async def time_counts(
+        self, dataset_id: UUID, width: Literal["hour", "day", "month"]
+    ) -> list[tuple[str, str, int]]:
+        """(bucket key, sentiment, count) with the hours summed into `width` buckets, in time order."""
+        bucket = func.substr(DatasetCountRow.key, 1, TIME_WIDTH[width])
+        query = (
+            select(bucket, DatasetCountRow.sentiment, func.sum(DatasetCountRow.count))
+            .where(DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "time")
+            .group_by(bucket, DatasetCountRow.sentiment)
+            .order_by(bucket)
+        )
+        return [(key, sentiment, int(count)) for key, sentiment, count in await self._connection.execute(query)]
+
+    async def group_counts(self, dataset_id: UUID, limit: int) -> tuple[list[tuple[str, dict[str, int]]], int]:
+        """The `limit` largest groups with their counts per label, largest first, and how many groups there are."""
+        in_groups = (DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "group")
+        total = func.sum(DatasetCountRow.count)
+        top = (
+            select(DatasetCountRow.key, total.label("total"))
+            .where(*in_groups)
+            .group_by(DatasetCountRow.key)
+            .order_by(total.desc(), DatasetCountRow.key)
+            .limit(limit)
+        )
+        order = [key for key, _ in await self._connection.execute(top)]
+        groups: dict[str, dict[str, int]] = {key: {} for key in order}
+        if order:
+            query = select(DatasetCountRow.key, DatasetCountRow.sentiment, DatasetCountRow.count).where(
+                *in_groups, DatasetCountRow.key.in_(order)
+            )
+            for key, sentiment, count in await self._connection.execute(query):
+                groups[key][sentiment] = count
+        distinct = await self._connection.scalar(
+            select(func.count(func.distinct(DatasetCountRow.key))).where(*in_groups)
+        )
+        return list(groups.items()), int(distinct or 0)

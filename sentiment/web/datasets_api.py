@@ -1,0 +1,491 @@
+"""Data sets over HTTP: the JSON API (upload, progress, report, export) and the pages (upload form on Analyze,
+column picker, htmx progress bar, the data set's report).
+
+Uploads are parsed here as a stream (multipart/form-data): the file part goes straight to the data folder, chunk
+by chunk, so neither the request nor the file is ever held in memory and the upload limit
+(SENTIMENT_MAX_UPLOAD_BYTES) is checked as bytes arrive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.params import FromPath, URLEncodedBody
+from litestar.response import File, Template
+from multipart import MultipartError, MultipartSegment, PushMultipartParser
+
+from sentiment.datasets import DatasetOptions, DatasetReport, DatasetService, Progress, Upload, UploadTooLarge
+from sentiment.domain import LABELS, InvalidInput, SentimentError
+from sentiment.evaluation import Metrics
+from sentiment.services import Services
+from sentiment.web.charts import bar_chart, line_chart
+from sentiment.web.dataset_charts import stacked_bars
+from sentiment.web.errors import ErrorBody, error_responses
+from sentiment.web.guard import CSRF_HEADER, require_csrf
+from sentiment.web.pages import context
+
+MAX_FIELD_BYTES = 4096
+PAGE = {"include_in_schema": False}
+DatasetId = Annotated[UUID, FromPath]
+
+# -- shapes -----------------------------------------------------------------------------------------------------
+
+
+class ProblemOut(msgspec.Struct):
+    line: Annotated[int, msgspec.Meta(description="line of the file where the row starts (the header is line 1)")]
+    reason: str
+
+
+class DatasetOut(msgspec.Struct):
+    id: UUID
+    name: Annotated[str, msgspec.Meta(description="the uploaded file's name")]
+    status: Annotated[
+        str,
+        msgspec.Meta(description="uploaded, queued, counting, scoring, done, failed or interrupted (its process "
+                                 "stopped while scoring)"),
+    ]
+    created_at: datetime
+    size_bytes: int
+    columns: Annotated[list[str], msgspec.Meta(description="the file's columns, from its header")]
+    model: str | None
+    text_column: str | None
+    time_column: str | None
+    group_column: str | None
+    gold_column: str | None
+    time_format: Annotated[str | None, msgspec.Meta(description="how the time column is read (detected)")]
+    rows_total: Annotated[int | None, msgspec.Meta(description="data rows in the file; null until counted")]
+    rows_done: Annotated[int, msgspec.Meta(description="rows scored or skipped so far")]
+    rows_scored: int
+    rows_skipped: Annotated[int, msgspec.Meta(description="rows that could not be scored (see problems)")]
+    percent: float | None
+    rate_rows_per_s: Annotated[float | None, msgspec.Meta(description="rows per second since scoring began")]
+    eta_s: Annotated[float | None, msgspec.Meta(description="seconds left at the current rate")]
+    started_at: datetime | None
+    finished_at: datetime | None
+    problem_count: int
+    problems: Annotated[list[ProblemOut], msgspec.Meta(description="the first problems met, by line")]
+    notes: list[str]
+    error: str | None
+    links: dict[str, str]
+
+    @classmethod
+    def from_progress(cls, progress: Progress) -> DatasetOut:
+        d = progress.dataset
+        base = f"/datasets/{d.id}"
+        links = {"self": base, "report": f"{base}/report", "page": f"/ui/datasets/{d.id}"}
+        if progress.status == "done":
+            links["export"] = f"{base}/export"
+        return cls(
+            id=d.id, name=d.name, status=progress.status, created_at=d.created_at, size_bytes=d.size_bytes,
+            columns=d.columns, model=d.model, text_column=d.text_column, time_column=d.time_column,
+            group_column=d.group_column, gold_column=d.gold_column, time_format=d.time_format,
+            rows_total=d.rows_total, rows_done=d.rows_done, rows_scored=d.rows_scored, rows_skipped=d.rows_skipped,
+            percent=progress.percent, rate_rows_per_s=round(d.rate, 1) if d.rate else None, eta_s=progress.eta_s,
+            started_at=d.started_at, finished_at=d.finished_at, problem_count=d.problem_count,
+            problems=[ProblemOut(int(line), str(reason)) for line, reason in d.problems],
+            notes=d.notes, error=d.error, links=links,
+        )
+
+
+class TrendPointOut(msgspec.Struct):
+    start: Annotated[datetime, msgspec.Meta(description="UTC start of the bucket")]
+    counts: dict[str, int]
+
+
+class GroupOut(msgspec.Struct):
+    name: str
+    total: int
+    counts: dict[str, int]
+
+
+class ReportOut(msgspec.Struct):
+    dataset: DatasetOut
+    distribution: Annotated[dict[str, int], msgspec.Meta(description="rows per predicted label")]
+    trend_bucket: Annotated[str | None, msgspec.Meta(description="hour, day or month; null without a time column")]
+    trend: Annotated[list[TrendPointOut], msgspec.Meta(description="rows per label by the rows' own time")]
+    groups: Annotated[list[GroupOut], msgspec.Meta(description="the largest groups, largest first")]
+    group_count: int
+    metrics: Annotated[
+        dict[str, Metrics],
+        msgspec.Meta(description="with a gold column: per model (the one chosen, and VADER side by side) accuracy, "
+                                 "macro-F1, macro recall, per-class figures and the confusion matrix"),
+    ]
+
+    @classmethod
+    def from_report(cls, report: DatasetReport) -> ReportOut:
+        return cls(
+            dataset=DatasetOut.from_progress(report.progress),
+            distribution=report.distribution,
+            trend_bucket=report.trend_width,
+            trend=[TrendPointOut(point.start, point.counts) for point in report.trend],
+            groups=[GroupOut(group.name, group.total, group.counts) for group in report.groups],
+            group_count=report.group_count,
+            metrics=report.metrics,
+        )
+
+
+# -- receiving an upload ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class UploadOperation(Operation):
+    """Documents the multipart body the upload handlers parse themselves (as a stream)."""
+
+    def __post_init__(self) -> None:
+        def text(description: str, min_length: int | None = None) -> Schema:
+            return Schema(type=OpenAPIType.STRING, min_length=min_length, max_length=200, description=description)
+
+        self.request_body = RequestBody(
+            required=True,
+            description="the CSV file (field `file`) and the columns to read",
+            content={"multipart/form-data": OpenAPIMediaType(schema=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["file", "text_column"],
+                properties={
+                    "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY,
+                                   description="CSV (or .tsv) in UTF-8 with a header line"),
+                    "text_column": text("the column holding the texts", min_length=1),
+                    "model": text("model key; the default model when absent"),
+                    "time_column": text("a column of times, in any common format (read as UTC)"),
+                    "group_column": text("a column to break results down by (e.g. airline)"),
+                    "gold_column": text("a column of gold labels: negative/neutral/positive, neg/neu/pos, 0/1, "
+                                        "0/1/2 or -1/0/1"),
+                    "time_format": text("how to read the time column (a strptime pattern); detected when absent"),
+                },
+            ))},
+        )
+
+
+async def receive_form(request: Request[Any, Any, Any], datasets: DatasetService) -> tuple[dict[str, str], Upload | None]:
+    """Parse a multipart body as it arrives: text fields into a dict, the one file part into an Upload."""
+    content_type, options = request.content_type
+    boundary = options.get("boundary")
+    if content_type != "multipart/form-data" or not boundary:
+        raise InvalidInput("send the data set as multipart/form-data: the CSV in the field 'file', and text_column")
+    fields: dict[str, str] = {}
+    upload: Upload | None = None
+    segment: MultipartSegment | None = None
+    value = bytearray()
+    try:
+        with PushMultipartParser(boundary.encode(), max_segment_count=32) as parser:
+            async for chunk in request.stream():
+                for event in parser.parse(chunk):
+                    if isinstance(event, MultipartSegment):
+                        segment = event
+                        if event.filename is not None:
+                            if upload is not None or event.name != "file":
+                                raise InvalidInput("send one file, in the field 'file'")
+                            if not event.filename:
+                                raise InvalidInput("choose a CSV file to upload")
+                            upload = datasets.receive(event.filename)
+                    elif event and segment is not None:
+                        if segment.filename is not None and upload is not None:
+                            await upload.write(event)
+                        else:
+                            value += event
+                            if len(value) > MAX_FIELD_BYTES:
+                                raise InvalidInput(f"the form field {segment.name!r} is too long")
+                    elif segment is not None:
+                        if segment.filename is None:
+                            fields[segment.name] = value.decode("utf-8", "replace").strip()
+                        value, segment = bytearray(), None
+                if parser.closed:
+                    break
+    except MultipartError as error:
+        if upload is not None:
+            await upload.discard()
+        raise InvalidInput(f"the body is not valid multipart/form-data: {error}") from None
+    except UploadTooLarge as error:
+        if upload is not None:
+            await upload.discard()
+        raise ClientException(detail=error.detail, status_code=413) from None
+    except BaseException:
+        if upload is not None:
+            await upload.discard()
+        raise
+    return fields, upload
+
+
+def _options(fields: dict[str, str]) -> DatasetOptions:
+    if not fields.get("text_column"):
+        raise InvalidInput("text_column is required: the name of the column that holds the texts")
+    return DatasetOptions(
+        text_column=fields["text_column"],
+        model=fields.get("model") or None,
+        time_column=fields.get("time_column") or None,
+        group_column=fields.get("group_column") or None,
+        gold_column=fields.get("gold_column") or None,
+        time_format=fields.get("time_format") or None,
+    )
+
+
+# -- JSON API ---------------------------------------------------------------------------------------------------
+
+TOO_LARGE = ResponseSpec(data_container=ErrorBody, description="the file is over SENTIMENT_MAX_UPLOAD_BYTES")
+# Not `media_type="text/csv"` on the handler: that would also label its JSON errors as CSV.
+EXPORT = ResponseSpec(data_container=str, media_type="text/csv", description="the scored CSV, as an attachment")
+
+
+@post(
+    "/datasets",
+    status_code=202,
+    summary="Upload a CSV and score it in the background",
+    description=(
+        "Multipart upload: `file` (CSV with a header, UTF-8) and `text_column`; optionally `model`, `time_column`, "
+        "`group_column` (results broken down by it), `gold_column` (accuracy, macro-F1 and the confusion matrix, "
+        "for the model and for VADER side by side) and `time_format`. Answers at once with the data set; follow "
+        "its progress in GET /datasets/{id}. Rows that cannot be scored are listed by line number and skipped."
+    ),
+    tags=["datasets"],
+    request_max_body_size=None,  # streamed to disk; the upload limit is checked as bytes arrive
+    operation_class=UploadOperation,
+    responses={**error_responses(400, 404, 409), 413: TOO_LARGE},
+)
+async def upload_dataset(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[DatasetOut]:
+    datasets = services.datasets
+    fields, upload = await receive_form(request, datasets)
+    if upload is None:
+        raise InvalidInput("the upload holds no file: send the CSV in the field 'file'")
+    try:
+        options = _options(fields)
+    except InvalidInput:
+        await upload.discard()
+        raise
+    progress = await datasets.submit(upload, options)
+    return Response(DatasetOut.from_progress(progress), status_code=202,
+                    headers={"location": f"/datasets/{progress.dataset.id}"})
+
+
+@get("/datasets", summary="Recent data sets, newest first", tags=["datasets"])
+async def list_datasets(services: NamedDependency[Services]) -> list[DatasetOut]:
+    return [DatasetOut.from_progress(progress) for progress in await services.datasets.recent()]
+
+
+async def _progress(datasets: DatasetService, dataset_id: UUID) -> Progress:
+    progress = await datasets.progress(dataset_id)
+    if progress is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return progress
+
+
+@get(
+    "/datasets/{dataset_id:uuid}",
+    summary="A data set and its scoring progress: rows done and total, rate, time left, problems",
+    tags=["datasets"],
+    responses=error_responses(404),
+)
+async def get_dataset(dataset_id: DatasetId, services: NamedDependency[Services]) -> DatasetOut:
+    return DatasetOut.from_progress(await _progress(services.datasets, dataset_id))
+
+
+@get(
+    "/datasets/{dataset_id:uuid}/report",
+    summary="A data set's figures: label distribution, trend over time, groups, metrics against gold labels",
+    tags=["datasets"],
+    responses=error_responses(404),
+)
+async def dataset_report(dataset_id: DatasetId, services: NamedDependency[Services]) -> ReportOut:
+    report = await services.datasets.report(dataset_id)
+    if report is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return ReportOut.from_report(report)
+
+
+@get(
+    "/datasets/{dataset_id:uuid}/export",
+    summary="The scored CSV: every input column, then label, confidence and one score per class",
+    tags=["datasets"],
+    responses={**error_responses(404, 409), 200: EXPORT},
+)
+async def export_dataset(dataset_id: DatasetId, services: NamedDependency[Services]) -> File:
+    found = await services.datasets.export(dataset_id)
+    if found is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    dataset, path = found
+    return File(path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv; charset=utf-8")
+
+
+# -- pages ------------------------------------------------------------------------------------------------------
+
+TEXT_NAMES = ("text", "tweet", "review", "sentence", "content", "body", "message")
+TIME_NAMES = ("created", "time", "date", "timestamp")
+
+
+def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
+    lowered = [column.lower() for column in columns]
+    for name in names:
+        if name in lowered:
+            return columns[lowered.index(name)]
+    for name in names:
+        for column, low in zip(columns, lowered, strict=True):
+            if name in low:
+                return column
+    return None
+
+
+async def require_csrf_header(connection: ASGIConnection, handler: BaseRouteHandler | None = None) -> None:
+    """For uploads from the page: the token must come as htmx's header (the body is a stream parsed later)."""
+    if connection.headers.get(CSRF_HEADER) is None:
+        raise PermissionDeniedException("missing CSRF token: upload from the Analyze page")
+    await require_csrf(connection, handler)
+
+
+def _models(services: Services) -> list[str]:
+    return [e.key for e in services.registry.entries() if e.loaded or e.wanted]
+
+
+def _columns_form(request: Request[Any, Any, Any], services: Services, dataset_id: UUID, name: str,
+                  columns: list[str], chosen: dict[str, str], error: str | None = None) -> Template:
+    values = {
+        "dataset_id": dataset_id, "name": name, "columns": columns, "models": _models(services),
+        "default_model": services.registry.default_key, "chosen": chosen, "error": error,
+    }
+    return Template(template_name="partials/dataset_columns.html",
+                    context=context(request, "/ui/analyze", **values))
+
+
+@post("/ui/datasets", guards=[require_csrf_header], status_code=200, request_max_body_size=None, **PAGE)
+async def upload_from_page(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+    try:
+        _, upload = await receive_form(request, services.datasets)
+        if upload is None:
+            raise InvalidInput("choose a CSV file to upload")
+        dataset = await services.datasets.create(upload)
+    except (SentimentError, ClientException) as error:
+        return Template(template_name="partials/dataset_error.html",
+                        context=context(request, "/ui/analyze", error=error.detail))
+    columns = dataset.columns
+    chosen = {"text": _guess(columns, TEXT_NAMES) or columns[0], "time": _guess(columns, TIME_NAMES) or ""}
+    return _columns_form(request, services, dataset.id, dataset.name, columns, chosen)
+
+
+class StartForm(msgspec.Struct):
+    text_column: str = ""
+    time_column: str = ""
+    group_column: str = ""
+    gold_column: str = ""
+    model: str = ""
+    csrf_token: str = ""
+
+
+@post("/ui/datasets/{dataset_id:uuid}/start", guards=[require_csrf], status_code=200, **PAGE)
+async def start_from_page(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, data: URLEncodedBody[StartForm],
+    services: NamedDependency[Services],
+) -> Template:
+    fields = {"text_column": data.text_column, "time_column": data.time_column, "group_column": data.group_column,
+              "gold_column": data.gold_column, "model": data.model}
+    try:
+        progress = await services.datasets.start(dataset_id, _options(fields))
+    except SentimentError as error:
+        found = await services.datasets.progress(dataset_id)
+        if found is None or found.status != "uploaded":
+            return Template(template_name="partials/dataset_error.html",
+                            context=context(request, "/ui/analyze", error=error.detail))
+        chosen = {"text": data.text_column, "time": data.time_column, "group": data.group_column,
+                  "gold": data.gold_column, "model": data.model}
+        return _columns_form(request, services, dataset_id, found.dataset.name, found.dataset.columns, chosen,
+                             error.detail)
+    if progress is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return _progress_template(request, progress)
+
+
+def _progress_template(request: Request[Any, Any, Any], progress: Progress) -> Template:
+    return Template(template_name="partials/dataset_progress.html",
+                    context=context(request, "/ui/analyze", **progress_values(progress)))
+
+
+def progress_values(progress: Progress, poll: bool = True) -> dict[str, object]:
+    d = progress.dataset
+    running = progress.status in {"queued", "counting", "scoring"}
+    return {
+        "d": d, "status": progress.status, "running": running, "poll": poll and running,
+        "percent": progress.percent, "rate": f"{d.rate:,.0f}" if d.rate else None,
+        "eta": _duration(progress.eta_s) if progress.eta_s is not None else None,
+        "took": _duration((d.finished_at - d.started_at).total_seconds()) if d.finished_at and d.started_at else None,
+    }
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@get("/ui/datasets/{dataset_id:uuid}/progress", **PAGE)
+async def progress_fragment(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+) -> Template:
+    return _progress_template(request, await _progress(services.datasets, dataset_id))
+
+
+def report_values(report: DatasetReport) -> dict[str, object]:
+    values = progress_values(report.progress, poll=False)
+    values["in_report"] = True
+    total = sum(report.distribution.values())
+    values["report"] = report
+    values["distribution"] = bar_chart(
+        [(label, 100 * report.distribution[label] / total if total else 0.0) for label in LABELS],
+        unit="%", label_width=80,
+    )
+    values["trend"] = (
+        line_chart([point.start for point in report.trend],
+                   {label: [point.counts[label] for point in report.trend] for label in LABELS})
+        if report.trend else None
+    )
+    values["groups"] = stacked_bars([(group.name, group.counts) for group in report.groups]) if report.groups else None
+    values["metrics"] = list(report.metrics.items())
+    return values
+
+
+@get("/ui/datasets/{dataset_id:uuid}", **PAGE)
+async def dataset_page(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+) -> Template:
+    report = await services.datasets.report(dataset_id)
+    if report is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    values = report_values(report)
+    values["title"] = report.progress.dataset.name
+    return Template(template_name="dataset.html", context=context(request, "/ui/analyze", **values))
+
+
+@get("/ui/datasets/{dataset_id:uuid}/report", **PAGE)
+async def report_fragment(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+) -> Template:
+    report = await services.datasets.report(dataset_id)
+    if report is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return Template(template_name="partials/dataset_report.html",
+                    context=context(request, "/ui/analyze", **report_values(report)))
+
+
+@get("/ui/datasets/recent", **PAGE)
+async def recent_fragment(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+    recent = [progress_values(progress, poll=False) for progress in await services.datasets.recent(10)]
+    return Template(template_name="partials/dataset_list.html", context=context(request, "/ui/analyze", recent=recent))
+
+
+ROUTES = [
+    upload_dataset, list_datasets, get_dataset, dataset_report, export_dataset,
+    upload_from_page, start_from_page, progress_fragment, dataset_page, report_fragment, recent_fragment,
+]
