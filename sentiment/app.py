@@ -70,6 +70,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         threads=settings.torch_threads,
         remote_timeout_s=settings.breaker.call_timeout_s,
         cache_dir=settings.cache_dir,
+        device=settings.device,
     )
 
     @asynccontextmanager

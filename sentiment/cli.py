@@ -110,7 +110,7 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
 
     async def run() -> dict[str, object]:
         key = model or settings.default_model
-        loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir)
+        loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device)
         registry = ModelRegistry(settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s)
         try:
             entry = registry.entry(key)

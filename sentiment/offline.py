@@ -58,7 +58,7 @@ async def open_model(settings: Settings, model: str | None) -> ModelRegistry:
         if settings.model(spec.key) is not None:
             spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
         specs, key = (*specs, spec), spec.key
-    loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir)
+    loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device)
     # No call deadline offline: a slow machine is not a failing model.
     registry = ModelRegistry(specs, key, loader, settings.batching, None)  # type: ignore[arg-type]
     if key != VADER_KEY:

@@ -72,6 +72,7 @@ class Settings(msgspec.Struct, frozen=True):
     batching: BatchPolicy = BatchPolicy()
     datasets: DatasetSettings = DatasetSettings()
     cache_size: int = 10_000
+    device: Literal["cpu", "cuda", "auto"] = "auto"
     cache_dir: str = str(Path.home() / ".cache" / "sentiment")
     sync_interval_s: float = 2.0
     host: str = "127.0.0.1"
@@ -153,6 +154,7 @@ class Settings(msgspec.Struct, frozen=True):
                 chunk_rows=reader.integer("SENTIMENT_DATASET_CHUNK_ROWS", 1024, minimum=1),
             ),
             cache_size=reader.integer("SENTIMENT_CACHE_SIZE", 10_000, minimum=0),
+            device=_device(env.get("SENTIMENT_DEVICE", "").strip().lower() or "auto"),
             cache_dir=env.get("SENTIMENT_CACHE_DIR") or str(Path.home() / ".cache" / "sentiment"),
             sync_interval_s=reader.number("SENTIMENT_SYNC_INTERVAL_SECONDS", 2.0),
             host=env.get("HOST", "127.0.0.1"),
@@ -232,6 +234,12 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
     if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
         raise SettingsError(f"SENTIMENT_RATE_LIMIT={raw!r} is not of the form N/minute (or /second, /hour, /day)")
     return unit, int(count)  # type: ignore[return-value]
+
+
+def _device(raw: str) -> Literal["cpu", "cuda", "auto"]:
+    if raw not in {"cpu", "cuda", "auto"}:
+        raise SettingsError(f"SENTIMENT_DEVICE={raw!r} is not a device; use cpu, cuda or auto")
+    return raw  # type: ignore[return-value]
 
 
 def _execution_path(raw: str, where: str) -> ExecutionPath:

@@ -9,6 +9,7 @@ from typing import Literal
 
 import structlog
 
+from sentiment.domain import ModelLoadError
 from sentiment.inference.backend import Backend
 
 log = structlog.get_logger(__name__)
@@ -57,16 +58,30 @@ def checked(
     )
 
 
+def resolve_device(device: str) -> str:
+    """`auto` is the GPU when torch sees one, else the CPU; asking for `cuda` without one is refused clearly."""
+    import torch
+
+    available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise ModelLoadError("SENTIMENT_DEVICE=cuda but torch sees no CUDA GPU here; use cpu or auto")
+    return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
+
+
 def build(
     source: str,
     path: ExecutionPath,
     threads: int | None,
     cache_dir: Path,
     make_fast: Callable[[str, ExecutionPath], Backend] | None = None,
+    device: str = "cpu",
 ) -> Backend:
-    """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its check."""
+    """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its check.
+    On a GPU the model runs in half precision and the CPU paths do not apply."""
     from sentiment.inference.transformers_backend import TransformersBackend
 
+    if resolve_device(device) == "cuda":
+        return TransformersBackend(source, threads, device="cuda")
     reference = TransformersBackend(source, threads)
     if path == "fp32":
         return reference

@@ -33,7 +33,11 @@ UNLOAD_DRAIN_S = 30.0
 
 
 def load_backend(
-    spec: ModelSpec, threads: int | None = None, remote_timeout_s: float = 10.0, cache_dir: str | None = None
+    spec: ModelSpec,
+    threads: int | None = None,
+    remote_timeout_s: float = 10.0,
+    cache_dir: str | None = None,
+    device: str = "cpu",
 ) -> Backend:
     """Build the backend a spec names; imported lazily so VADER-only use never imports torch."""
     if spec.kind == "vader":
@@ -46,7 +50,20 @@ def load_backend(
         return RemoteBackend(spec.source, remote_timeout_s)
     from sentiment.inference.paths import build
 
-    return build(spec.source, spec.path, threads, Path(cache_dir or Path.home() / ".cache" / "sentiment"))
+    return build(spec.source, spec.path, threads, Path(cache_dir or Path.home() / ".cache" / "sentiment"), device=device)
+
+
+def policy_for_device(policy: BatchPolicy, device: str) -> BatchPolicy:
+    """A GPU is fed larger batches: padding costs little there, and each call has a fixed launch cost."""
+    if device != "cuda":
+        return policy
+    return msgspec.structs.replace(
+        policy,
+        max_batch_size=max(policy.max_batch_size, 256),
+        max_batch_tokens=max(policy.max_batch_tokens, 256 * 128),
+        micro_batch_size=max(policy.micro_batch_size, 256),
+        micro_batch_tokens=max(policy.micro_batch_tokens, 256 * 128),
+    )
 
 
 class DownloadState(msgspec.Struct):
@@ -192,7 +209,8 @@ class ModelRegistry:
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            self._attach(entry, backend, self._policy, self._call_timeout_s)
+            self._attach(entry, backend, policy_for_device(self._policy, getattr(backend, "device", "cpu")),
+                         self._call_timeout_s)
             entry.load_seconds = time.perf_counter() - started
             memory_after = anonymous_memory_bytes()
             if memory_before is not None and memory_after is not None:

@@ -73,3 +73,16 @@ def test_each_fast_path_passes_its_self_check_on_the_reference_model(path: str, 
     assert [r.label for r in results] == ["positive", "negative"]
     if path.startswith("onnx"):
         assert list(tmp_path.glob("*/model*.onnx")), "the export is kept in the cache folder"
+
+
+def test_auto_device_is_the_cpu_here_and_cuda_without_a_gpu_is_refused_clearly() -> None:
+    import torch
+
+    from sentiment.domain import ModelLoadError
+    from sentiment.inference.paths import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(ModelLoadError, match="no CUDA GPU"):
+        resolve_device("cuda")

@@ -62,3 +62,13 @@ def test_each_micro_batch_keeps_its_padded_size_within_the_budget() -> None:
 
 def test_a_text_longer_than_the_budget_runs_alone() -> None:
     assert plan_micro_batches([500, 3], MICRO) == [[1], [0]]
+
+
+def test_a_gpu_gets_larger_batches_and_a_cpu_keeps_its_policy() -> None:
+    from sentiment.inference.registry import policy_for_device
+
+    cpu = BatchPolicy()
+    assert policy_for_device(cpu, "cpu") is cpu
+    gpu = policy_for_device(cpu, "cuda")
+    assert (gpu.max_batch_size, gpu.micro_batch_size) == (256, 256)
+    assert gpu.max_queue == cpu.max_queue and gpu.max_wait_s == cpu.max_wait_s

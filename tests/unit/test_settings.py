@@ -63,3 +63,10 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> 
     monkeypatch.setenv("PORT", "9100")
     settings = Settings.from_env(dotenv=dotenv)
     assert (settings.port, settings.log_level) == (9100, "DEBUG")
+
+
+def test_device_defaults_to_auto_and_refuses_unknown_ones() -> None:
+    assert Settings.from_env({}).device == "auto"
+    assert Settings.from_env({"SENTIMENT_DEVICE": "CUDA"}).device == "cuda"
+    with pytest.raises(SettingsError, match="SENTIMENT_DEVICE='tpu'"):
+        Settings.from_env({"SENTIMENT_DEVICE": "tpu"})
