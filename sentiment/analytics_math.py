@@ -25,6 +25,9 @@ MINUTES_UP_TO = timedelta(hours=3)
 HOURS_UP_TO = timedelta(days=7)
 # A series longer than this is refused: about 3.5 days of minutes, 208 days of hours, 13 years of days.
 MAX_BUCKETS = 5000
+# Bucket maths steps up to a day past either end of a range, so a range keeps a day clear of datetime's limits.
+EARLIEST_MOMENT = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_MOMENT = datetime(9999, 12, 30, tzinfo=UTC)
 
 # Upper bounds (ms) of the latency histogram kept per rollup row; percentiles are estimated from it.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
@@ -46,12 +49,17 @@ def as_utc(moment: datetime) -> datetime:
 def parse_moment(value: str, name: str) -> datetime:
     """An ISO 8601 date or datetime from a query string, in UTC (a date is its midnight; no offset is UTC)."""
     try:
-        return as_utc(datetime.fromisoformat(value.strip()))
-    except ValueError:
+        moment = as_utc(datetime.fromisoformat(value.strip()))
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves the moment out of datetime's range
         raise InvalidInput(
             f"{name} must be an ISO 8601 date or datetime such as 2026-01-31 or 2026-01-31T12:00:00Z "
             f"(send a + in an offset as %2B); got {value!r}"
         ) from None
+    if not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
+        raise InvalidInput(
+            f"{name} must lie between {EARLIEST_MOMENT.date()} and {LATEST_MOMENT.date()} (UTC); got {value!r}"
+        )
+    return moment
 
 
 def floor_to(moment: datetime, bucket: Bucket) -> datetime:
