@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.clock import WallClock, utc_now
 from sentiment.storage.repositories import Alert, AlertRepository, AlertSeverity, AlertState
+from sentiment.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,7 @@ class AlertService:
             return
         if not await self.settle(timeout_s):
             log.error("alerts_closed_with_waiting_changes", waiting=len(self._changes))
-        self._task.cancel()
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def settle(self, timeout_s: float | None = None) -> bool:

@@ -35,6 +35,7 @@ from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
+from sentiment.tasks import cancel_and_wait
 from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
@@ -132,8 +133,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         try:
             yield
         finally:
-            for task in background:
-                task.cancel()
+            await cancel_and_wait(*background)
             await app.state.services.datasets.close()  # data sets: stop their jobs before the models and the database
             await models.close()
             await alerts.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -13,6 +15,7 @@ import structlog
 from sentiment.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,23 +137,35 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
     return 0
 
 
+def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = None) -> T | None:
+    """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line on
+    stderr and None, not a traceback."""
+    from sentiment.domain import SentimentError
+    from sentiment.evaluation import UnreadableGold
+
+    try:
+        return asyncio.run(work)
+    except SentimentError as error:
+        message = error.detail
+    except UnreadableGold as error:
+        message = f"gold column {label_column!r}: {error}"
+    except OSError as error:
+        message = f"{error.strerror}: {error.filename}"
+    print(f"sentiment: {message}", file=sys.stderr)
+    return None
+
+
 def _score(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sentiment.domain import SentimentError
     from sentiment.offline import score_file, summary_line
 
     target = Path(args.output)
-    try:
-        summary = asyncio.run(score_file(
-            settings, Path(args.source), target, args.text_column, args.model, max(args.chunk_rows, 1),
-            show_bar=not args.no_progress,
-        ))
-    except SentimentError as error:
-        print(f"sentiment: {error.detail}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"sentiment: {error.strerror}: {error.filename}", file=sys.stderr)
+    summary = _run_file_command(score_file(
+        settings, Path(args.source), target, args.text_column, args.model, max(args.chunk_rows, 1),
+        show_bar=not args.no_progress,
+    ))
+    if summary is None:
         return 1
     print(summary_line(summary, target))
     return 0
@@ -159,24 +174,15 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sentiment.domain import SentimentError
-    from sentiment.evaluation import UnreadableGold, format_report
+    from sentiment.evaluation import format_report
     from sentiment.offline import evaluate_file
 
     source = Path(args.source)
-    try:
-        summary = asyncio.run(evaluate_file(
-            settings, source, args.model, args.text_column, args.label_column, max(args.chunk_rows, 1),
-            show_bar=not args.no_progress,
-        ))
-    except SentimentError as error:
-        print(f"sentiment: {error.detail}", file=sys.stderr)
-        return 1
-    except UnreadableGold as error:
-        print(f"sentiment: gold column {args.label_column!r}: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:
-        print(f"sentiment: {error.strerror}: {error.filename}", file=sys.stderr)
+    summary = _run_file_command(evaluate_file(
+        settings, source, args.model, args.text_column, args.label_column, max(args.chunk_rows, 1),
+        show_bar=not args.no_progress,
+    ), args.label_column)
+    if summary is None:
         return 1
     if args.json:
         figures = msgspec.to_builtins(summary.figures)

@@ -21,6 +21,7 @@ from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistr
 from sentiment.inference.stats import ModelFigures
 from sentiment.metrics import MODEL_LOAD_TIME
 from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
+from sentiment.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -258,6 +259,4 @@ class ModelService:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(*self._tasks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -210,7 +211,7 @@ class _EnvReader:
             value = float(raw)
         except ValueError:
             raise SettingsError(f"{name}={raw!r} is not a number") from None
-        if value < 0 or (value == 0 and not allow_zero) or value != value:
+        if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
             raise SettingsError(f"{name}={raw!r} must be {'0 or more' if allow_zero else 'greater than 0'}")
         return value
 

@@ -133,7 +133,7 @@ def select_model_files(filenames: Sequence[str]) -> list[str]:
     """The top-level files a sequence-classification model needs, config and tokenizer first: config.json, the
     tokenizer files, and the safetensors weights (or the PyTorch .bin weights when there are none)."""
     top = sorted(name for name in filenames if "/" not in name)
-    safetensors = [n for n in top if n.endswith(".safetensors") or n.endswith(".safetensors.index.json")]
+    safetensors = [n for n in top if n.endswith((".safetensors", ".safetensors.index.json"))]
     pytorch = [
         n
         for n in top

@@ -43,7 +43,12 @@ class HistoryPage(msgspec.Struct, frozen=True):
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return page_count(self.total, self.page_size)
+
+
+def page_count(total: int, page_size: int) -> int:
+    """Pages needed to show `total` rows; an empty result is still one (empty) page."""
+    return max(1, -(-total // page_size))
 
 
 def _escape_like(text: str) -> str:
@@ -66,17 +71,21 @@ class HistoryRepository:
             conditions.append(PredictionRow.created_at >= filters.since)
         if filters.until:
             conditions.append(PredictionRow.created_at < filters.until)
-        total = await self._connection.scalar(select(func.count()).select_from(PredictionRow).where(*conditions))
+        total = int(await self._connection.scalar(
+            select(func.count()).select_from(PredictionRow).where(*conditions)
+        ) or 0)
+        # A page past the end (an old link, a hand-edited URL) shows the last one rather than an empty table.
+        page = min(filters.page, page_count(total, filters.page_size))
         columns = [getattr(PredictionRow, field) for field in StoredPrediction.__struct_fields__]
         query = (
             select(*columns)
             .where(*conditions)
             .order_by(PredictionRow.created_at.desc(), PredictionRow.id.desc())
             .limit(filters.page_size)
-            .offset((filters.page - 1) * filters.page_size)
+            .offset((page - 1) * filters.page_size)
         )
         rows = [
             StoredPrediction(**{**row._mapping, "created_at": as_utc(row.created_at)})
             for row in await self._connection.execute(query)
         ]
-        return HistoryPage(rows, int(total or 0), filters.page, filters.page_size)
+        return HistoryPage(rows, total, page, filters.page_size)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sentiment.domain import Prediction
 from sentiment.settings import WriterSettings
 from sentiment.storage.repositories import PredictionRepository
+from sentiment.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +87,7 @@ class PredictionWriter:
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         except TimeoutError:
-            self._task.cancel()
+            await cancel_and_wait(self._task)
             log.error("prediction_writer_closed_with_pending_rows", pending=len(self._pending))
         self._task = None
 

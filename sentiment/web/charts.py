@@ -60,7 +60,7 @@ def nice_ticks(maximum: float, count: int = 4) -> list[float]:
     raw = maximum / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    return [i * step for i in range(int(math.ceil(maximum / step)) + 1)]
+    return [i * step for i in range(math.ceil(maximum / step) + 1)]
 
 
 def format_number(value: float) -> str:

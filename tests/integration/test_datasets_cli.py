@@ -62,6 +62,16 @@ def test_score_refuses_a_missing_column_or_model_in_one_line(tmp_path: Path) -> 
     assert unknown.returncode == 1 and "unknown model 'nope'" in unknown.stderr
 
 
+def test_eval_refuses_a_missing_file_or_a_gold_column_of_no_labels_in_one_line(tmp_path: Path) -> None:
+    missing = sentiment(tmp_path, "eval", "nowhere.csv", "--model", "vader", "--no-progress")
+    assert (missing.returncode, missing.stderr.strip()) == (1, "sentiment: No such file or directory: nowhere.csv")
+    (tmp_path / "rated.csv").write_text("text,stars\ngreat stay,five\nawful food,one\n", encoding="utf-8")
+    unreadable = sentiment(tmp_path, "eval", "rated.csv", "--model", "vader", "--label-column", "stars",
+                           "--no-progress")
+    assert unreadable.returncode == 1
+    assert unreadable.stderr.strip().startswith("sentiment: gold column 'stars': its values ('five', 'one') are not")
+
+
 def test_eval_with_vader_on_tweeteval_prints_the_reference_figures(tmp_path: Path) -> None:
     done = sentiment(tmp_path, "eval", str(DATA / "tweeteval_val.tsv"), "--model", "vader")
     assert done.returncode == 0, done.stderr

@@ -91,3 +91,10 @@ async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(c
         assert "<script>" not in html and re.search(r"<script(?![^>]*\bsrc=)", html) is None, path
         assert "<style" not in html and " style=" not in html and "hx-on" not in html, path
         assert "unsafe-inline" not in response.headers["content-security-policy"]
+
+
+async def test_predictions_page_shows_the_last_page_for_a_page_past_the_end(client: AsyncTestClient) -> None:
+    await client.post("/predict", json={"text": "only one stored"})
+    in_app(client, client.app.state.services.writer.flush, 10)
+    response = await client.get("/ui/predictions", params={"page": "99999999999999999999"})
+    assert response.status_code == 200 and "only one stored" in response.text

@@ -11,6 +11,7 @@ from sentiment.app import create_app
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.storage.database import create_engine, upgrade
+from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.tables import PredictionRow
 from tests.conftest import in_app, make_settings, wait_until_settled
@@ -69,6 +70,26 @@ async def test_store_text_false_keeps_only_hash_and_length(database_url: str) ->
     await engine.dispose()
     assert row.text is None
     assert (row.text_hash, row.text_length) == (text_hash("a private message"), len("a private message"))
+
+
+async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the_last(database_url: str) -> None:
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        for i in range(30):
+            await client.post("/predict", json={"text": f"{'great' if i % 3 else 'awful'} 100% day {i}"})
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        history = HistoryRepository(connection)
+        first = await history.page(HistoryFilters(page_size=25))
+        beyond = await history.page(HistoryFilters(page=99_999_999_999_999_999_999, page_size=25))
+        negative = await history.page(HistoryFilters(label="negative", page_size=25))
+        literal = await history.page(HistoryFilters(text="100%", page_size=25))
+        wildcard = await history.page(HistoryFilters(text="_", page_size=25))
+    await engine.dispose()
+    assert (first.total, first.pages, len(first.rows), first.rows[0].text) == (30, 2, 25, "great 100% day 29")
+    assert (beyond.page, len(beyond.rows), beyond.rows[-1].text) == (2, 5, "awful 100% day 0")
+    assert negative.total == 10 and {row.sentiment for row in negative.rows} == {"negative"}
+    assert (literal.total, wildcard.total) == (30, 0)  # % and _ are matched as text, not as LIKE wildcards
 
 
 async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_url: str) -> None:

@@ -1,0 +1,32 @@
+"""Stopping background tasks: shutdown waits until each has given back what it held."""
+
+import asyncio
+
+from sentiment.tasks import cancel_and_wait
+
+
+async def test_cancel_and_wait_returns_only_after_every_task_has_unwound() -> None:
+    unwound: list[str] = []
+
+    async def holding_a_connection(name: str) -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0)  # giving a connection back takes a trip through the loop
+            unwound.append(name)
+
+    tasks = [asyncio.create_task(holding_a_connection(name)) for name in ("alerts", "monitor")]
+    await asyncio.sleep(0)
+    await cancel_and_wait(*tasks)
+    assert unwound == ["alerts", "monitor"]
+    assert all(task.cancelled() for task in tasks)
+
+
+async def test_cancel_and_wait_of_finished_or_failed_tasks_raises_nothing() -> None:
+    async def fails() -> None:
+        raise RuntimeError("already failed")
+
+    done, failed = asyncio.create_task(asyncio.sleep(0)), asyncio.create_task(fails())
+    await asyncio.sleep(0.01)
+    await cancel_and_wait(done, failed)
+    assert done.done() and isinstance(failed.exception(), RuntimeError)
