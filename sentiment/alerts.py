@@ -65,7 +65,8 @@ class AlertService:
                 await self._applied.wait_for(lambda: not self._changes)
 
         try:
-            await asyncio.wait_for(applied(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await applied()
         except TimeoutError:
             return False
         return True

@@ -55,6 +55,7 @@ from sentiment.tabular import (
     open_table,
     read_chunks,
 )
+from sentiment.tasks import cancel_and_wait
 from sentiment.timeparse import (
     NoTimeFormat,
     TimeFormat,
@@ -511,16 +512,9 @@ class DatasetService:
 
     async def close(self) -> None:
         """Stop every job (each records that it was interrupted)."""
-        jobs = list(self._jobs.values())
-        for task in jobs:
-            task.cancel()
-        for task in jobs:
-            with suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._jobs.values())
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await cancel_and_wait(self._heartbeat)
             self._heartbeat = None
 
 

@@ -240,7 +240,8 @@ class SystemService:
         latency_ms: float | None = None
         error: str | None = None
         try:
-            latency_ms = await asyncio.wait_for(ping(self._engine), self.PING_TIMEOUT_S)
+            async with asyncio.timeout(self.PING_TIMEOUT_S):
+                latency_ms = await ping(self._engine)
         except (SQLAlchemyError, OSError) as failure:
             error = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
         return DatabaseHealth(

@@ -26,6 +26,7 @@ from sentiment.inference.batching import (
     plan_micro_batches,
     should_wait,
 )
+from sentiment.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -127,7 +128,8 @@ class BatchQueue:
         self._items.extend(_Item(request, i, estimate_tokens(text, self.policy)) for i, text in enumerate(texts))
         self._wakeup.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(request.future), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.shield(request.future)
         except TimeoutError:
             request.future.cancel()  # texts still queued are skipped
             raise QueueTimeout(started=request.first_start is not None) from None
@@ -145,9 +147,7 @@ class BatchQueue:
         return True
 
     async def close(self) -> None:
-        self._task.cancel()
-        with suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         for item in self._items:
             item.request.future.cancel()
         self._items.clear()
@@ -170,7 +170,8 @@ class BatchQueue:
                 self._wakeup.clear()
                 remaining = self.policy.max_wait_s - (time.perf_counter() - waiting_since)
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), max(remaining, 0))
+                    async with asyncio.timeout(max(remaining, 0)):
+                        await self._wakeup.wait()
             batch = self._take_batch()
             if batch:
                 self.last_batch_size = len(batch)
@@ -214,7 +215,8 @@ class BatchQueue:
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
-            scored = await asyncio.wait_for(work, self._call_timeout_s)
+            async with asyncio.timeout(self._call_timeout_s):
+                scored = await work
         except Exception as error:
             seconds = time.perf_counter() - started
             reason = (

@@ -73,7 +73,8 @@ class PredictionWriter:
                 await self._progress.wait_for(lambda: self.written + self.dropped >= target)
 
         try:
-            await asyncio.wait_for(caught_up(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await caught_up()
         except TimeoutError:
             return False
         return True
@@ -85,7 +86,8 @@ class PredictionWriter:
         self._closing.set()
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._task)
         except TimeoutError:
             await cancel_and_wait(self._task)
             log.error("prediction_writer_closed_with_pending_rows", pending=len(self._pending))
@@ -100,7 +102,8 @@ class PredictionWriter:
                 await self._wake.wait()
                 # Let a batch gather instead of inserting each request's rows on their own; closing cuts it short.
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(self._closing.wait(), self._settings.flush_interval_s)
+                    async with asyncio.timeout(self._settings.flush_interval_s):
+                        await self._closing.wait()
             batch = [self._pending[i] for i in range(min(self._settings.batch_size, len(self._pending)))]
             if batch and not await self._write(batch):
                 delay = RETRY_DELAYS_S[min(self.failed_attempts - 1, len(RETRY_DELAYS_S) - 1)]

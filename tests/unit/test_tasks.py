@@ -1,6 +1,7 @@
 """Stopping background tasks: shutdown waits until each has given back what it held."""
 
 import asyncio
+import contextlib
 
 from sentiment.tasks import cancel_and_wait
 
@@ -30,3 +31,19 @@ async def test_cancel_and_wait_of_finished_or_failed_tasks_raises_nothing() -> N
     await asyncio.sleep(0.01)
     await cancel_and_wait(done, failed)
     assert done.done() and isinstance(failed.exception(), RuntimeError)
+
+
+async def test_a_task_that_will_not_stop_is_left_after_the_timeout_instead_of_hanging_shutdown() -> None:
+    released = asyncio.Event()
+
+    async def ignores_cancellation_until_released() -> None:
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await released.wait()
+
+    task = asyncio.create_task(ignores_cancellation_until_released(), name="stubborn")
+    await asyncio.sleep(0)
+    await cancel_and_wait(task, timeout_s=0.3)
+    assert not task.done()
+    released.set()
+    await task
