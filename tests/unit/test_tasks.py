@@ -2,7 +2,9 @@
 
 import asyncio
 import contextlib
+from pathlib import Path
 
+import sentiment
 from sentiment.tasks import cancel_and_wait
 
 
@@ -47,3 +49,15 @@ async def test_a_task_that_will_not_stop_is_left_after_the_timeout_instead_of_ha
     assert not task.done()
     released.set()
     await task
+
+
+def test_no_module_uses_asyncio_wait_for() -> None:
+    """On Python 3.11 `asyncio.wait_for` returns the inner result when a cancellation arrives just as the inner
+    call finishes, so a loop around it (a health probe every few seconds) survives its cancellation: measured
+    here in about a third of cancellations of such a loop, and shutdown then waited for it for ever.
+    `asyncio.timeout` has no such gap."""
+    package = Path(sentiment.__file__).parent
+    offenders = [
+        str(path.relative_to(package)) for path in package.rglob("*.py") if "asyncio.wait_for(" in path.read_text()
+    ]
+    assert offenders == []
