@@ -27,6 +27,7 @@ from sentiment.analytics_math import (
 )
 from sentiment.clock import WallClock, utc_now
 from sentiment.storage.analytics import AnalyticsRepository
+from sentiment.storage.repositories import storable_text
 
 
 class AnalyticsFilters(msgspec.Struct, frozen=True):
@@ -52,7 +53,7 @@ class AnalyticsFilters(msgspec.Struct, frozen=True):
         return cls(
             since=parse_moment(since, "since") if since else None,
             until=parse_moment(until, "until") if until else None,
-            model=model or None,
+            model=storable_text(model) if model else None,  # compared with stored names, as they are stored
             dataset=dataset,
             bucket=bucket,
         )

@@ -49,13 +49,17 @@ def as_utc(moment: datetime) -> datetime:
 def parse_moment(value: str, name: str) -> datetime:
     """An ISO 8601 date or datetime from a query string, in UTC (a date is its midnight; no offset is UTC)."""
     try:
-        moment = as_utc(datetime.fromisoformat(value.strip()))
-    except (ValueError, OverflowError):  # OverflowError: an offset that moves the moment out of datetime's range
+        written = datetime.fromisoformat(value.strip())
+    except ValueError:
         raise InvalidInput(
             f"{name} must be an ISO 8601 date or datetime such as 2026-01-31 or 2026-01-31T12:00:00Z "
             f"(send a + in an offset as %2B); got {value!r}"
         ) from None
-    if not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
+    try:
+        moment: datetime | None = as_utc(written)
+    except OverflowError:  # an offset that moves the moment out of datetime's range
+        moment = None
+    if moment is None or not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
         raise InvalidInput(
             f"{name} must lie between {EARLIEST_MOMENT.date()} and {LATEST_MOMENT.date()} (UTC); got {value!r}"
         )

@@ -9,7 +9,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.storage.repositories import as_utc
+from sentiment.storage.repositories import as_utc, storable_text
 from sentiment.storage.tables import PredictionRow
 
 
@@ -62,11 +62,12 @@ class HistoryRepository:
     async def page(self, filters: HistoryFilters) -> HistoryPage:
         conditions = []
         if filters.text:
-            conditions.append(PredictionRow.text.ilike(f"%{_escape_like(filters.text)}%", escape="\\"))
+            pattern = f"%{_escape_like(storable_text(filters.text))}%"
+            conditions.append(PredictionRow.text.ilike(pattern, escape="\\"))
         if filters.label:
             conditions.append(PredictionRow.sentiment == filters.label)
         if filters.model:
-            conditions.append(PredictionRow.model_used == filters.model)
+            conditions.append(PredictionRow.model_used == storable_text(filters.model))
         if filters.since:
             conditions.append(PredictionRow.created_at >= filters.since)
         if filters.until:

@@ -20,6 +20,12 @@ AlertState = Literal["active", "resolved"]
 AlertSeverity = Literal["info", "warning", "critical"]
 
 
+def storable_text(text: str) -> str:
+    """Postgres text cannot hold NUL (one NUL would fail its whole batch for ever): it is kept as U+FFFD, on SQLite
+    too, so that both stores hold the same text. The hash and length stay those of the text as sent."""
+    return text.replace("\x00", "\ufffd")
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -35,7 +41,7 @@ class PredictionRepository:
                 "id": p.id,
                 # UTC: SQLite keeps the wall time and drops the offset, and rollups bucket by UTC hour.
                 "created_at": as_utc(p.timestamp),
-                "text": p.text if store_text else None,
+                "text": storable_text(p.text) if store_text else None,
                 "text_hash": text_hash(p.text),
                 "text_length": len(p.text),
                 "sentiment": p.sentiment,

@@ -4,7 +4,7 @@ or style. Page forms carry the session's CSRF token; admin actions go through th
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +19,8 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from sentiment.alerts import AlertService
-from sentiment.domain import LABELS, SentimentError
+from sentiment.analytics_math import parse_moment
+from sentiment.domain import LABELS, InvalidInput, SentimentError
 from sentiment.management import ModelService, ModelView
 from sentiment.services import HistoryService, PredictionService, Services
 from sentiment.storage.history import HistoryFilters
@@ -120,11 +121,8 @@ async def analyze_text(
 # -- predictions --------------------------------------------------------------------------------------------
 
 
-def _moment(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    moment = datetime.fromisoformat(raw)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _moment(raw: str | None, name: str) -> datetime | None:
+    return parse_moment(raw, name) if raw else None
 
 
 @get("/ui/predictions", **PAGE)
@@ -138,11 +136,11 @@ async def predictions_page(
             text=query.get("text") or None,
             label=query.get("label") if query.get("label") in LABELS else None,
             model=query.get("model") or None,
-            since=_moment(query.get("since")),
-            until=_moment(query.get("until")),
+            since=_moment(query.get("since"), "since"),
+            until=_moment(query.get("until"), "until"),
             page=max(1, int(query.get("page") or 1)),
         )
-    except ValueError as invalid:
+    except (ValueError, InvalidInput) as invalid:
         error, filters = f"ignored a filter that is not valid: {invalid}", HistoryFilters()
     page = await history.page(filters)
     kept = {k: v for k, v in query.items() if k != "page" and v}

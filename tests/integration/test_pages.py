@@ -98,3 +98,8 @@ async def test_predictions_page_shows_the_last_page_for_a_page_past_the_end(clie
     in_app(client, client.app.state.services.writer.flush, 10)
     response = await client.get("/ui/predictions", params={"page": "99999999999999999999"})
     assert response.status_code == 200 and "only one stored" in response.text
+
+
+async def test_predictions_page_ignores_a_moment_outside_the_calendar_and_says_so(client: AsyncTestClient) -> None:
+    response = await client.get("/ui/predictions", params={"since": "0001-01-01T00:10:31+01:00"})
+    assert response.status_code == 200 and "ignored a filter that is not valid: since must lie between" in response.text

@@ -92,6 +92,25 @@ async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the
     assert (literal.total, wildcard.total) == (30, 0)  # % and _ are matched as text, not as LIKE wildcards
 
 
+async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it(database_url: str) -> None:
+    # Postgres text cannot hold NUL: stored as it was, the row failed its batch on every retry and nothing after it
+    # was ever written.
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        assert (await client.post("/predict", json={"text": "bad \u0000 byte"})).status_code == 200
+        assert (await client.post("/predict/batch", json={"texts": ["fine", "also\u0000odd"]})).status_code == 200
+        assert in_app(client, app.state.services.writer.flush, 10)
+        assert app.state.services.writer.last_error is None
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = (await connection.execute(select(PredictionRow.text, PredictionRow.text_hash))).all()
+        found = await HistoryRepository(connection).page(HistoryFilters(text="\u0000", model="vader\u0000"))
+    await engine.dispose()
+    assert sorted(text for text, _ in stored) == ["also\ufffdodd", "bad \ufffd byte", "fine"]
+    assert text_hash("bad \u0000 byte") in {digest for _, digest in stored}  # the hash is of the text as sent
+    assert found.total == 0
+
+
 async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(database_url)

@@ -55,7 +55,7 @@ def test_a_moment_that_is_not_iso_8601_is_refused_with_the_parameter_name_and_a_
     "9999-12-31T23:59:59-05:00",
 ])
 def test_a_moment_at_the_edge_of_datetimes_range_is_refused_not_overflowed(value: str) -> None:
-    with pytest.raises(InvalidInput, match="since"):
+    with pytest.raises(InvalidInput, match=r"since must lie between 0001-01-02 and 9999-12-30 \(UTC\)"):
         parse_moment(value, "since")
 
 
