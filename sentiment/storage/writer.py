@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 
 import structlog
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.domain import Prediction
@@ -19,6 +19,15 @@ from sentiment.tasks import cancel_and_wait
 log = structlog.get_logger(__name__)
 
 RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
+WriteError = SQLAlchemyError | OSError
+
+
+def refused_for_content(error: WriteError) -> bool:
+    """The database answered and refused the rows themselves (a constraint, a value it cannot hold): retrying the
+    same rows cannot help. Unreachable, restarting, locked or busy databases take the same rows later."""
+    if isinstance(error, OSError | OperationalError | InterfaceError):
+        return False
+    return isinstance(error, DBAPIError) and not error.connection_invalidated
 
 
 class PredictionWriter:
@@ -105,27 +114,56 @@ class PredictionWriter:
                     async with asyncio.timeout(self._settings.flush_interval_s):
                         await self._closing.wait()
             batch = [self._pending[i] for i in range(min(self._settings.batch_size, len(self._pending)))]
-            if batch and not await self._write(batch):
-                delay = RETRY_DELAYS_S[min(self.failed_attempts - 1, len(RETRY_DELAYS_S) - 1)]
-                await asyncio.sleep(delay)
-                continue
-            for _ in batch:
+            error = await self._write(batch) if batch else None
+            if error is None:
+                settled = len(batch)
+                self.written += settled
+            elif refused_for_content(error):
+                settled = await self._write_alone(batch)
+            else:
+                settled = 0
+            for _ in range(settled):
                 self._pending.popleft()
-            self.written += len(batch)
-            async with self._progress:
-                self._progress.notify_all()
+            if settled:
+                async with self._progress:
+                    self._progress.notify_all()
+            if settled < len(batch):
+                await asyncio.sleep(RETRY_DELAYS_S[min(self.failed_attempts - 1, len(RETRY_DELAYS_S) - 1)])
 
-    async def _write(self, batch: list[Prediction]) -> bool:
+    async def _write_alone(self, batch: list[Prediction]) -> int:
+        """After the database refused a batch for its content, write its rows one at a time and drop (and count)
+        only a row refused on its own, so that it cannot hold back the rows behind it. Returns how many rows from
+        the front of `batch` are settled: fewer when the database stops answering on the way."""
+        for settled, prediction in enumerate(batch):
+            error = await self._write([prediction])
+            if error is None:
+                self.written += 1
+            elif refused_for_content(error):
+                self.dropped += 1
+                log.error("prediction_row_refused", id=str(prediction.id), error=_describe(error))
+            else:
+                return settled
+        return len(batch)
+
+    async def _write(self, batch: list[Prediction]) -> WriteError | None:
+        """Insert the rows in one transaction; the error when the database did not take them."""
         try:
             async with self._engine.begin() as connection:
                 await PredictionRepository(connection).add_many(batch, self._store_text)
         except (SQLAlchemyError, OSError) as error:
+            if refused_for_content(error):
+                log.warning("prediction_write_refused", rows=len(batch), error=_describe(error))
+                return error
             self.failed_attempts += 1
-            self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            self.last_error = _describe(error)
             log.warning("prediction_write_failed", rows=len(batch), pending=len(self._pending), error=self.last_error)
-            return False
+            return error
         if self.last_error is not None:
             log.info("prediction_writes_resumed", pending=len(self._pending))
         self.failed_attempts = 0
         self.last_error = None
-        return True
+        return None
+
+
+def _describe(error: WriteError) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"

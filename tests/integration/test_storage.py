@@ -3,17 +3,22 @@
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
+from uuid_utils import uuid7
 
 from sentiment.app import create_app
+from sentiment.domain import Prediction
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.settings import WriterSettings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.tables import PredictionRow
+from sentiment.storage.writer import PredictionWriter
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 
@@ -109,6 +114,33 @@ async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it
     assert sorted(text for text, _ in stored) == ["also\ufffdodd", "bad \ufffd byte", "fine"]
     assert text_hash("bad \u0000 byte") in {digest for _, digest in stored}  # the hash is of the text as sent
     assert found.total == 0
+
+
+async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_it_are_written(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    writer = PredictionWriter(engine, WriterSettings(flush_interval_s=0.01), store_text=True)
+
+    def answered(text: str, same_id_as: Prediction | None = None) -> Prediction:
+        return Prediction(
+            id=same_id_as.id if same_id_as else UUID(str(uuid7())), text=text, sentiment="positive", confidence=0.9,
+            scores={"positive": 0.9}, model_requested="vader", model_used="vader", fallback_used=False,
+            processing_time_ms=1.0, timestamp=datetime.now(UTC),
+        )
+
+    first = answered("first")
+    writer.start()
+    writer.submit([first])
+    assert await writer.flush(10)
+    # A duplicate primary key makes the database refuse that row (and the batch it arrives in) for its content.
+    writer.submit([answered("before"), answered("duplicate", same_id_as=first), answered("after")])
+    assert await writer.flush(10)
+    await writer.close()
+    async with engine.connect() as connection:
+        stored = sorted((await connection.scalars(select(PredictionRow.text))).all())
+    await engine.dispose()
+    assert stored == ["after", "before", "first"]
+    assert (writer.written, writer.dropped, writer.pending, writer.last_error) == (3, 1, 0, None)
 
 
 async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_url: str) -> None:
