@@ -43,7 +43,7 @@ from litestar.datastructures import State  # noqa: E402
 from litestar.di import Provide  # noqa: E402
 from litestar.testing import AsyncTestClient  # noqa: E402
 
-from sentiment.analytics import AnalyticsFilters, AnalyticsService  # noqa: E402
+from sentiment.services.analytics import AnalyticsFilters, AnalyticsService  # noqa: E402
 from sentiment.storage.analytics import RollupRepository  # noqa: E402
 from sentiment.storage.database import create_engine, upgrade  # noqa: E402
 from sentiment.web import analytics_api  # noqa: E402

@@ -18,24 +18,27 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
-from sentiment.alerts import AlertService
-from sentiment.analytics import AnalyticsService
-from sentiment.datasets import DatasetService  # data sets
-from sentiment.domain import VADER_KEY
-from sentiment.failsafe import Failsafe
+from sentiment.services.alerts import AlertService
+from sentiment.services.analytics import AnalyticsService
+from sentiment.services.datasets import DatasetService  # data sets
+from sentiment.core.domain import VADER_KEY
+from sentiment.services.failsafe import Failsafe
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
 from sentiment.inference.stats import RecentWindow
-from sentiment.management import ModelService
-from sentiment.metrics import observe_call
-from sentiment.monitor import AlertMonitor
-from sentiment.services import HistoryService, PredictionService, Services, SystemService
+from sentiment.services.models import ModelService
+from sentiment.services.metrics import observe_call
+from sentiment.services.alert_rules import AlertMonitor
+from sentiment.services.container import Services
+from sentiment.services.history import HistoryService
+from sentiment.services.predictions import PredictionService
+from sentiment.services.system import SystemService
 from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS

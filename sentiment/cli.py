@@ -108,7 +108,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 def _predict(settings: Settings, text: str, model: str | None) -> int:
     from functools import partial
 
-    from sentiment.domain import VADER_KEY, SentimentError
+    from sentiment.core.domain import VADER_KEY, SentimentError
     from sentiment.inference.registry import ModelRegistry, load_backend
 
     async def run() -> dict[str, object]:
@@ -140,8 +140,8 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
 def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = None) -> T | None:
     """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line on
     stderr and None, not a traceback."""
-    from sentiment.domain import SentimentError
-    from sentiment.evaluation import UnreadableGold
+    from sentiment.core.domain import SentimentError
+    from sentiment.core.evaluation import UnreadableGold
 
     try:
         return asyncio.run(work)
@@ -158,7 +158,7 @@ def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = N
 def _score(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sentiment.offline import score_file, summary_line
+    from sentiment.services.offline import score_file, summary_line
 
     target = Path(args.output)
     summary = _run_file_command(score_file(
@@ -174,8 +174,8 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sentiment.evaluation import format_report
-    from sentiment.offline import evaluate_file
+    from sentiment.core.evaluation import format_report
+    from sentiment.services.offline import evaluate_file
 
     source = Path(args.source)
     summary = _run_file_command(evaluate_file(

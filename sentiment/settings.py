@@ -15,7 +15,7 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from sentiment.domain import VADER_KEY
+from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
 from sentiment.inference.paths import EXECUTION_PATHS, ExecutionPath

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from uuid_utils.compat import uuid7
 
-from sentiment.domain import Prediction
+from sentiment.core.domain import Prediction
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.repositories import PredictionRepository
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from sentiment.domain import Label, Scored
+from sentiment.core.domain import Label, Scored
 
 
 class Backend(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cachetools import LRUCache
 
-from sentiment.domain import Scored
+from sentiment.core.domain import Scored
 
 
 class ResultCache:

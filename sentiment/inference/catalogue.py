@@ -8,7 +8,7 @@ from typing import Literal
 
 import msgspec
 
-from sentiment.domain import LABELS, VADER_KEY, Label
+from sentiment.core.domain import LABELS, VADER_KEY, Label
 from sentiment.inference.paths import ExecutionPath
 
 BackendKind = Literal["transformers", "vader", "remote"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from sentiment.domain import Label, Scored
+from sentiment.core.domain import Label, Scored
 
 _NAMED: dict[str, Label] = {
     "negative": "negative",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment.domain import Label, ModelLoadError, Scored
+from sentiment.core.domain import Label, ModelLoadError, Scored
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 MAX_SEQUENCE_LENGTH = 512

@@ -9,7 +9,7 @@ from typing import Literal
 
 import structlog
 
-from sentiment.domain import ModelLoadError
+from sentiment.core.domain import ModelLoadError
 from sentiment.inference.backend import Backend
 
 log = structlog.get_logger(__name__)

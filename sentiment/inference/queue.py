@@ -17,7 +17,7 @@ from contextlib import suppress
 import msgspec
 import structlog
 
-from sentiment.domain import QueueFull, Scored
+from sentiment.core.domain import QueueFull, Scored
 from sentiment.inference.backend import Backend
 from sentiment.inference.batching import (
     BatchPolicy,
@@ -26,7 +26,7 @@ from sentiment.inference.batching import (
     plan_micro_batches,
     should_wait,
 )
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

@@ -12,7 +12,7 @@ import msgspec
 import structlog
 from huggingface_hub import try_to_load_from_cache
 
-from sentiment.domain import VADER_KEY, Conflict, ModelNotLoaded, UnknownModel
+from sentiment.core.domain import VADER_KEY, Conflict, ModelNotLoaded, UnknownModel
 from sentiment.inference.backend import Backend
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from sentiment.domain import LABELS, Label, ModelLoadError, Scored
+from sentiment.core.domain import LABELS, Label, ModelLoadError, Scored
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from sentiment.domain import Label, ModelLoadError, Scored
+from sentiment.core.domain import Label, ModelLoadError, Scored
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 MAX_SEQUENCE_LENGTH = 512

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from sentiment.domain import Label, Scored
+from sentiment.core.domain import Label, Scored
 
 POSITIVE_THRESHOLD = 0.05
 

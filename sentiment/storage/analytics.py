@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.analytics_math import (
+from sentiment.core.analytics_math import (
     LATENCY_BOUNDS_MS,
     LATENCY_COLUMNS,
     Bucket,
@@ -36,14 +36,14 @@ from sentiment.analytics_math import (
     floor_to,
     latency_le_counts,
 )
-from sentiment.domain import Prediction
+from sentiment.core.domain import Prediction
 from sentiment.storage.tables import NO_DATASET, AlertRow, PredictionRollupRow, PredictionRow
 
 Range = tuple[datetime, datetime]
 
 _ROLLUP_KEY = ("hour", "model_used", "sentiment", "fallback_used", "dataset_key")
 _ROLLUP_SUMS = ("predictions", "latency_sum_ms", *LATENCY_COLUMNS)
-# sentiment.failsafe raises one alert of this kind, keyed "breaker_open:<model>", each time a breaker opens.
+# sentiment.services.failsafe raises one alert of this kind, keyed "breaker_open:<model>", each time a breaker opens.
 BREAKER_ALERT_KIND = "breaker_open"
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.domain import Prediction
+from sentiment.core.domain import Prediction
 from sentiment.storage.analytics import RollupRepository
 from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 

@@ -10,7 +10,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.clock import WallClock, utc_now
+from sentiment.core.clock import WallClock, utc_now
 from sentiment.storage.analytics import RollupRepository
 from sentiment.storage.tables import PredictionRow
 

@@ -11,10 +11,10 @@ import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.domain import Prediction
+from sentiment.core.domain import Prediction
 from sentiment.settings import WriterSettings
 from sentiment.storage.repositories import PredictionRepository
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

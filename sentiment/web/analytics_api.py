@@ -10,8 +10,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 
-from sentiment.analytics import Analytics, AnalyticsFilters, AnalyticsService
-from sentiment.analytics_math import Bucket
+from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
+from sentiment.core.analytics_math import Bucket
 from sentiment.web.errors import error_responses
 
 _MOMENT = "an ISO 8601 date or datetime (no offset means UTC; send + as %2B)"

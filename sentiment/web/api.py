@@ -10,15 +10,9 @@ from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from sentiment.alerts import AlertService
-from sentiment.services import (
-    DatabaseHealth,
-    PredictionBatch,
-    PredictionService,
-    Readiness,
-    Status,
-    SystemService,
-)
+from sentiment.services.alerts import AlertService
+from sentiment.services.predictions import PredictionBatch, PredictionService
+from sentiment.services.system import DatabaseHealth, Readiness, Status, SystemService
 from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
 from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut

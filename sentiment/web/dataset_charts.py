@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import msgspec
 
-from sentiment.domain import LABELS
+from sentiment.core.domain import LABELS
 
 
 class Segment(msgspec.Struct, frozen=True):

@@ -26,10 +26,10 @@ from litestar.params import FromPath, URLEncodedBody
 from litestar.response import File, Template
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from sentiment.datasets import DatasetOptions, DatasetReport, DatasetService, Progress, Upload, UploadTooLarge
-from sentiment.domain import LABELS, InvalidInput, SentimentError
-from sentiment.evaluation import Metrics
-from sentiment.services import Services
+from sentiment.services.datasets import DatasetOptions, DatasetReport, DatasetService, Progress, Upload, UploadTooLarge
+from sentiment.core.domain import LABELS, InvalidInput, SentimentError
+from sentiment.core.evaluation import Metrics
+from sentiment.services.container import Services
 from sentiment.web.charts import bar_chart, line_chart
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses

@@ -5,10 +5,13 @@ from __future__ import annotations
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from sentiment.alerts import AlertService
-from sentiment.analytics import AnalyticsService
-from sentiment.management import ModelService
-from sentiment.services import HistoryService, PredictionService, Services, SystemService
+from sentiment.services.alerts import AlertService
+from sentiment.services.analytics import AnalyticsService
+from sentiment.services.models import ModelService
+from sentiment.services.container import Services
+from sentiment.services.history import HistoryService
+from sentiment.services.predictions import PredictionService
+from sentiment.services.system import SystemService
 
 
 def _predictions(state: State) -> PredictionService:

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from sqlalchemy.exc import SQLAlchemyError
 
-from sentiment.domain import (
+from sentiment.core.domain import (
     Conflict,
     InvalidInput,
     ModelNotLoaded,

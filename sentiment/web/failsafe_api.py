@@ -9,10 +9,10 @@ from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from sentiment.domain import VADER_KEY
-from sentiment.failsafe import FailsafeReport
+from sentiment.core.domain import VADER_KEY
+from sentiment.services.failsafe import FailsafeReport
 from sentiment.inference.faults import Fault
-from sentiment.services import Services
+from sentiment.services.container import Services
 from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
 from sentiment.web.schemas import ModelKey

@@ -8,7 +8,7 @@ from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from sentiment.management import ModelDetail, ModelService, ModelsOverview, ModelView
+from sentiment.services.models import ModelDetail, ModelService, ModelsOverview, ModelView
 from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
 from sentiment.web.schemas import ModelKey

@@ -20,8 +20,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sentiment.breaker import BreakerState
-from sentiment.domain import VADER_KEY
-from sentiment.services import Services
+from sentiment.core.domain import VADER_KEY
+from sentiment.services.container import Services
 
 log = structlog.get_logger("sentiment.http")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sentiment.analytics import AnalyticsFilters
-from sentiment.clock import utc_now
-from sentiment.domain import LABELS, VADER_KEY
-from sentiment.services import Services
+from sentiment.services.analytics import AnalyticsFilters
+from sentiment.core.clock import utc_now
+from sentiment.core.domain import LABELS, VADER_KEY
+from sentiment.services.container import Services
 from sentiment.web.charts import bar_chart, line_chart
 
 RANGES: dict[str, tuple[str, timedelta | None]] = {

@@ -18,11 +18,13 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from sentiment.alerts import AlertService
-from sentiment.analytics_math import parse_moment
-from sentiment.domain import LABELS, InvalidInput, SentimentError
-from sentiment.management import ModelService, ModelView
-from sentiment.services import HistoryService, PredictionService, Services
+from sentiment.services.alerts import AlertService
+from sentiment.core.analytics_math import parse_moment
+from sentiment.core.domain import LABELS, InvalidInput, SentimentError
+from sentiment.services.models import ModelService, ModelView
+from sentiment.services.container import Services
+from sentiment.services.history import HistoryService
+from sentiment.services.predictions import PredictionService
 from sentiment.storage.history import HistoryFilters
 from sentiment.web import overview
 from sentiment.web.api import AlertId

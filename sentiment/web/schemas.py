@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from sentiment.domain import Label, Prediction
+from sentiment.core.domain import Label, Prediction
 from sentiment.storage.repositories import Alert
 
 ModelKey = Annotated[

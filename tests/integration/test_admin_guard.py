@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
-from sentiment.alerts import AlertService
+from sentiment.services.alerts import AlertService
 from sentiment.app import create_app
 from tests.conftest import in_app, make_settings
 

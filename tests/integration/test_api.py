@@ -7,7 +7,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
-from sentiment.domain import ModelLoadError
+from sentiment.core.domain import ModelLoadError
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from tests.conftest import in_app, make_settings, wait_until_settled

@@ -19,9 +19,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from uuid_utils.compat import uuid7
 
-from sentiment.analytics import AnalyticsFilters
+from sentiment.services.analytics import AnalyticsFilters
 from sentiment.app import create_app
-from sentiment.clock import utc_now
+from sentiment.core.clock import utc_now
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.settings import DatasetSettings

@@ -7,7 +7,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
-from sentiment.domain import Scored
+from sentiment.core.domain import Scored
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.paths import SELF_CHECK_TEXTS, agreement, build, checked
@@ -78,7 +78,7 @@ def test_each_fast_path_passes_its_self_check_on_the_reference_model(path: str, 
 def test_auto_device_is_the_cpu_here_and_cuda_without_a_gpu_is_refused_clearly() -> None:
     import torch
 
-    from sentiment.domain import ModelLoadError
+    from sentiment.core.domain import ModelLoadError
     from sentiment.inference.paths import resolve_device
 
     if torch.cuda.is_available():

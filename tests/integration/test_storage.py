@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from uuid_utils import uuid7
 
 from sentiment.app import create_app
-from sentiment.domain import Prediction
+from sentiment.core.domain import Prediction
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.settings import WriterSettings

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sentiment.analytics_math import (
+from sentiment.core.analytics_math import (
     LATENCY_BOUNDS_MS,
     LATENCY_COLUMNS,
     MAX_BUCKETS,
@@ -24,7 +24,7 @@ from sentiment.analytics_math import (
     split_at_hours,
     summarise,
 )
-from sentiment.domain import InvalidInput
+from sentiment.core.domain import InvalidInput
 from sentiment.storage.tables import PredictionRollupRow
 
 
@@ -207,7 +207,7 @@ def test_series_fill_empty_buckets_with_zeros_and_add_parts_of_one_bucket() -> N
 
 
 def test_a_range_of_millennia_in_minutes_is_refused_without_listing_its_buckets() -> None:
-    from sentiment.analytics_math import bucket_count
+    from sentiment.core.analytics_math import bucket_count
 
     since, until = datetime(74, 6, 26, tzinfo=UTC), datetime(5948, 4, 27, tzinfo=UTC)
     assert bucket_count(since, until, "minute") > 3_000_000_000

@@ -1,4 +1,4 @@
-from sentiment.domain import Scored
+from sentiment.core.domain import Scored
 from sentiment.inference.cache import ResultCache
 
 POSITIVE = Scored("positive", 0.9, {"negative": 0.1, "positive": 0.9})

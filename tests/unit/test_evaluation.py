@@ -2,7 +2,7 @@
 
 import pytest
 
-from sentiment.evaluation import (
+from sentiment.core.evaluation import (
     Confusion,
     UnreadableGold,
     format_report,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from sentiment.domain import QueueFull, Scored
+from sentiment.core.domain import QueueFull, Scored
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.queue import BatchQueue, CallOutcome, ModelCallFailed, QueueTimeout
 

@@ -5,10 +5,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from sentiment.domain import ModelNotLoaded, QueueFull, Scored
+from sentiment.core.domain import ModelNotLoaded, QueueFull, Scored
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.queue import ModelCallFailed, TimedResult
-from sentiment.scoring import ChunkScorer, ScoringFailed, length_order, restore_order, slices
+from sentiment.services.scoring import ChunkScorer, ScoringFailed, length_order, restore_order, slices
 
 
 def test_length_order_goes_shortest_first_and_keeps_ties_in_input_order() -> None:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sentiment.domain import Scored
-from sentiment.tabular import (
+from sentiment.core.domain import Scored
+from sentiment.services.tabular import (
     Problem,
     Row,
     ScoredWriter,

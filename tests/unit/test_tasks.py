@@ -5,7 +5,7 @@ import contextlib
 from pathlib import Path
 
 import sentiment
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 
 
 async def test_cancel_and_wait_returns_only_after_every_task_has_unwound() -> None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sentiment.timeparse import (
+from sentiment.core.timeparse import (
     NoTimeFormat,
     detect_format,
     format_named,

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from sentiment.domain import ModelLoadError
+from sentiment.core.domain import ModelLoadError
 from sentiment.inference.transformers_backend import TransformersBackend
 from tests.conftest import SST2_MODEL
 

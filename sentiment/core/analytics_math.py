@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-from sentiment.domain import LABELS, InvalidInput
+from sentiment.core.domain import LABELS, InvalidInput
 
 Bucket = Literal["minute", "hour", "day"]
 BUCKETS: tuple[Bucket, ...] = ("minute", "hour", "day")

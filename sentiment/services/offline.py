@@ -12,13 +12,13 @@ from typing import IO
 
 import msgspec
 
-from sentiment.domain import VADER_KEY, InvalidInput, ModelLoadError
-from sentiment.evaluation import Confusion, Metrics, metrics, missing_classes_note, read_gold_values
+from sentiment.core.domain import VADER_KEY, InvalidInput, ModelLoadError
+from sentiment.core.evaluation import Confusion, Metrics, metrics, missing_classes_note, read_gold_values
 from sentiment.inference.catalogue import spec_from_source
 from sentiment.inference.registry import ModelRegistry, load_backend
-from sentiment.scoring import ChunkScorer
+from sentiment.services.scoring import ChunkScorer
 from sentiment.settings import Settings
-from sentiment.tabular import Chunk, Problem, ScoredWriter, inspect_rows, open_table, read_chunks
+from sentiment.services.tabular import Chunk, Problem, ScoredWriter, inspect_rows, open_table, read_chunks
 
 MAX_PROBLEMS_SHOWN = 100
 

@@ -12,9 +12,9 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.clock import WallClock, utc_now
+from sentiment.core.clock import WallClock, utc_now
 from sentiment.storage.repositories import Alert, AlertRepository, AlertSeverity, AlertState
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

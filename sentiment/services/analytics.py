@@ -1,7 +1,7 @@
 """What /analytics reports: totals, distribution, model usage, latency, breaker activations and a time series.
 
 Whole UTC hours are read from the hourly rollups, the partial hours at either edge from the raw rows, and the
-figures are made from those aggregates (sentiment.analytics_math); no prediction row is loaded into Python.
+figures are made from those aggregates (sentiment.core.analytics_math); no prediction row is loaded into Python.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from uuid import UUID
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.analytics_math import (
+from sentiment.core.analytics_math import (
     Bucket,
     SeriesCount,
     Slice,
@@ -25,7 +25,7 @@ from sentiment.analytics_math import (
     split_at_hours,
     summarise,
 )
-from sentiment.clock import WallClock, utc_now
+from sentiment.core.clock import WallClock, utc_now
 from sentiment.storage.analytics import AnalyticsRepository
 from sentiment.storage.repositories import storable_text
 

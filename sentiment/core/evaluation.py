@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from sentiment.domain import LABELS, Label
+from sentiment.core.domain import LABELS, Label
 
 _INDEX = {label: i for i, label in enumerate(LABELS)}
 

@@ -8,7 +8,7 @@ import asyncio
 import msgspec
 import structlog
 
-from sentiment.alerts import AlertService
+from sentiment.services.alerts import AlertService
 from sentiment.inference.stats import RecentWindow, WindowTotals
 from sentiment.settings import AlertRules
 from sentiment.storage.repositories import AlertSeverity

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from sentiment.alerts import AlertService
+from sentiment.services.alerts import AlertService
 from sentiment.breaker import BreakerState, CircuitBreaker, Permit, Transition
 from sentiment.breaker.breaker import Clock
 from sentiment.inference.faults import FaultMode
 from sentiment.inference.queue import CallOutcome
-from sentiment.metrics import BREAKER_TRANSITIONS
+from sentiment.services.metrics import BREAKER_TRANSITIONS
 from sentiment.settings import BreakerSettings
 
 log = structlog.get_logger(__name__)

@@ -29,9 +29,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from sentiment.clock import WallClock, utc_now
-from sentiment.domain import LABELS, VADER_KEY, Conflict, InvalidInput, Prediction, Scored, SentimentError
-from sentiment.evaluation import (
+from sentiment.core.clock import WallClock, utc_now
+from sentiment.core.domain import LABELS, VADER_KEY, Conflict, InvalidInput, Prediction, Scored, SentimentError
+from sentiment.core.evaluation import (
     Confusion,
     GoldLabels,
     Metrics,
@@ -41,11 +41,11 @@ from sentiment.evaluation import (
     read_gold_values,
 )
 from sentiment.inference.registry import ModelEntry, ModelRegistry
-from sentiment.scoring import ChunkScorer, ScoringFailed
+from sentiment.services.scoring import ChunkScorer, ScoringFailed
 from sentiment.settings import DatasetSettings
 from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
 from sentiment.storage.repositories import PredictionRepository
-from sentiment.tabular import (
+from sentiment.services.tabular import (
     Chunk,
     Problem,
     ScoredWriter,
@@ -55,8 +55,8 @@ from sentiment.tabular import (
     open_table,
     read_chunks,
 )
-from sentiment.tasks import cancel_and_wait
-from sentiment.timeparse import (
+from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.timeparse import (
     NoTimeFormat,
     TimeFormat,
     detect_format,

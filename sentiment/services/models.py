@@ -12,16 +12,16 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.alerts import AlertService
-from sentiment.clock import WallClock, utc_now
-from sentiment.domain import VADER_KEY, Conflict
-from sentiment.failsafe import Failsafe
+from sentiment.services.alerts import AlertService
+from sentiment.core.clock import WallClock, utc_now
+from sentiment.core.domain import VADER_KEY, Conflict
+from sentiment.services.failsafe import Failsafe
 from sentiment.inference.download import DownloadProgress, download_model
 from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistry
 from sentiment.inference.stats import ModelFigures
-from sentiment.metrics import MODEL_LOAD_TIME
+from sentiment.services.metrics import MODEL_LOAD_TIME
 from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
-from sentiment.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 

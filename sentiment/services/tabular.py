@@ -16,7 +16,7 @@ from typing import IO, Literal, NamedTuple
 
 import msgspec
 
-from sentiment.domain import InvalidInput, Scored
+from sentiment.core.domain import InvalidInput, Scored
 
 TableKind = Literal["csv", "tsv"]
 DELIMITERS = (",", ";", "\t", "|")

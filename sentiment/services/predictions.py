@@ -1,36 +1,23 @@
-"""Services own the stories the web layer and the CLI tell: predicting, loading models, reporting health."""
+"""Predicting: pick the model -> cache -> its breaker -> its batching queue (or VADER) -> predictions -> the writer."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
-import structlog
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from sentiment.alerts import AlertService
-from sentiment.analytics import AnalyticsService
-from sentiment.clock import WallClock, utc_now
-from sentiment.datasets import DatasetService  # data sets
-from sentiment.domain import VADER_KEY, InvalidInput, ModelNotLoaded, NotReady, Prediction, Scored
-from sentiment.failsafe import Failsafe
+from sentiment.core.clock import WallClock, utc_now
+from sentiment.core.domain import VADER_KEY, InvalidInput, ModelNotLoaded, Prediction, Scored
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.inference.stats import RecentWindow
-from sentiment.management import ModelService
-from sentiment.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
-from sentiment.settings import Settings
-from sentiment.storage.database import ping
-from sentiment.storage.history import HistoryFilters, HistoryPage, HistoryRepository
+from sentiment.services.failsafe import Failsafe
+from sentiment.services.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
 from sentiment.storage.writer import PredictionWriter
 
-log = structlog.get_logger(__name__)
 
 class PredictionBatch(msgspec.Struct, frozen=True):
     predictions: list[Prediction]
@@ -167,161 +154,3 @@ class PredictionService:
                 raise InvalidInput(f"{where} is empty or whitespace only")
             if len(text) > self._max_text_length:
                 raise InvalidInput(f"{where} is {len(text)} characters; the limit is {self._max_text_length}")
-
-
-class ModelState(msgspec.Struct):
-    key: str
-    source: str
-    status: str
-    is_default: bool
-    error: str | None
-    load_seconds: float | None
-
-
-class DatabaseHealth(msgspec.Struct):
-    reachable: bool
-    dialect: str
-    latency_ms: float | None
-    error: str | None
-    pending_writes: int
-    written: int
-    dropped: int
-    last_write_error: str | None
-
-
-class Readiness(msgspec.Struct):
-    ready: bool
-    default_model: str
-    database_latency_ms: float
-
-
-class Status(msgspec.Struct):
-    version: str
-    uptime_s: float
-    default_model: str
-    serving: str
-    fallback_reason: str | None
-    models: list[ModelState]
-    breakers: dict[str, str]
-    queue_depths: dict[str, int]
-    cache: CacheStats
-    database: DatabaseHealth
-
-
-class CacheStats(msgspec.Struct):
-    size: int
-    hits: int
-    misses: int
-
-
-class SystemService:
-    """What /ready, /status and /db/health report, gathered from the registry, the writer and the database."""
-
-    PING_TIMEOUT_S = 2.0
-
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        failsafe: Failsafe,
-        cache: ResultCache,
-        writer: PredictionWriter,
-        engine: AsyncEngine,
-        version: str,
-    ) -> None:
-        self._registry = registry
-        self._failsafe = failsafe
-        self._cache = cache
-        self._writer = writer
-        self._engine = engine
-        self._version = version
-        self._started = time.monotonic()
-
-    async def database_health(self) -> DatabaseHealth:
-        latency_ms: float | None = None
-        error: str | None = None
-        try:
-            async with asyncio.timeout(self.PING_TIMEOUT_S):
-                latency_ms = await ping(self._engine)
-        except (SQLAlchemyError, OSError) as failure:
-            error = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
-        return DatabaseHealth(
-            reachable=error is None,
-            dialect=self._engine.dialect.name,
-            latency_ms=latency_ms,
-            error=error,
-            pending_writes=self._writer.pending,
-            written=self._writer.written,
-            dropped=self._writer.dropped,
-            last_write_error=self._writer.last_error,
-        )
-
-    async def database_error(self) -> str | None:
-        return (await self.database_health()).error
-
-    async def readiness(self) -> Readiness:
-        default = self._registry.entry(self._registry.default_key)
-        database = await self.database_health()
-        reasons = []
-        if not default.loaded:
-            reasons.append(f"default model {default.key} is {default.status}" + (f": {default.error}" if default.error else ""))
-        if not database.reachable:
-            reasons.append(f"database does not answer: {database.error}")
-        if reasons:
-            raise NotReady("; ".join(reasons))
-        return Readiness(True, default.key, database.latency_ms or 0.0)
-
-    def models(self) -> list[ModelState]:
-        return [
-            ModelState(e.key, e.spec.source, e.status, e.key == self._registry.default_key, e.error, e.load_seconds)
-            for e in self._registry.entries()
-        ]
-
-    async def status(self) -> Status:
-        default = self._registry.entry(self._registry.default_key)
-        fallback_reason = None
-        if not default.loaded:
-            fallback_reason = f"default model {default.key} is {default.status}" + (
-                f": {default.error}" if default.error else "; VADER answers until it is loaded"
-            )
-        return Status(
-            version=self._version,
-            uptime_s=round(time.monotonic() - self._started, 3),
-            default_model=default.key,
-            serving=default.key if default.loaded else VADER_KEY,
-            fallback_reason=fallback_reason,
-            models=self.models(),
-            breakers={
-                e.key: self._failsafe.breaker(e.key).state.value for e in self._registry.entries() if e.key != VADER_KEY
-            },
-            queue_depths={e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None},
-            cache=CacheStats(self._cache.size, self._cache.hits, self._cache.misses),
-            database=await self.database_health(),
-        )
-
-
-@dataclass
-class Services:
-    """Everything the app wires together, built in the lifespan and reached through dependency injection."""
-
-    settings: Settings
-    engine: AsyncEngine
-    registry: ModelRegistry
-    writer: PredictionWriter
-    predictions: PredictionService
-    alerts: AlertService
-    failsafe: Failsafe
-    cache: ResultCache
-    models: ModelService
-    history: HistoryService
-    analytics: AnalyticsService
-    system: SystemService
-    datasets: DatasetService  # data sets
-
-
-class HistoryService:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def page(self, filters: HistoryFilters) -> HistoryPage:
-        async with self._engine.connect() as connection:
-            return await HistoryRepository(connection).page(filters)

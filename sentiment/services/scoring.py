@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import structlog
 
-from sentiment.domain import ModelNotLoaded, QueueFull, Scored, SentimentError
+from sentiment.core.domain import ModelNotLoaded, QueueFull, Scored, SentimentError
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry
 

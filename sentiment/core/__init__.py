@@ -1,0 +1,1 @@
+"""Domain types, clock, time buckets and small async helpers: plain code, no I/O."""

@@ -1,0 +1,1 @@
+"""What the web layer and the CLI call: one service per concern."""
