@@ -7,12 +7,12 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 # CPU-only torch from PyTorch's CPU wheel index: the pinned torch on PyPI is the multi-GB CUDA build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md LICENSE ./
 COPY sentiment ./sentiment
 COPY migrations ./migrations
 COPY templates ./templates
-# Editable, so the package finds migrations/ and templates/ beside it in /app.
-RUN pip install -e .
+# Not editable: the wheel carries templates/ and migrations/ inside the package, so the venv alone runs the service.
+RUN pip install .
 
 FROM python:3.11-slim
 RUN groupadd --gid 10001 sentiment \
@@ -20,7 +20,6 @@ RUN groupadd --gid 10001 sentiment \
     && mkdir -p /data /models \
     && chown 10001:10001 /data /models
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /app /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
@@ -30,6 +29,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     SENTIMENT_DATA_DIR=/data/datasets \
     SENTIMENT_CACHE_DIR=/data/cache \
     LOG_JSON=true
+# Only the working directory (where a mounted .env is read): the installed venv needs no sources here.
 WORKDIR /app
 USER 10001:10001
 VOLUME ["/data", "/models"]

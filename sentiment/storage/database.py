@@ -1,9 +1,8 @@
-"""Engine creation, schema upgrades and the database health probe."""
+"""Engine creation, schema upgrades, the health probe, and the waits while the database is down."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
@@ -11,7 +10,12 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+from sentiment.core.resources import bundled_dir
+from sentiment.core.retry import Backoff
+
+MIGRATIONS = bundled_dir("migrations")
+# Waits between writes tried again while the database does not answer (restarting, failing over, locked).
+OUTAGE_BACKOFF = Backoff(first_s=0.5, factor=2.0, max_s=5.0)
 
 
 def create_engine(url: str) -> AsyncEngine:

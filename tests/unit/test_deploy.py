@@ -14,6 +14,7 @@ from sentiment.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sentiment-dashboard.json"
 
 # Every series the dashboard may query. The HTTP ones come from Litestar's PrometheusMiddleware: names are
@@ -355,6 +356,32 @@ def test_compose_waits_for_a_healthy_postgres_with_a_named_data_volume() -> None
     assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
     data = [str(v).split(":")[0] for v in postgres["volumes"] if str(v).endswith(":/var/lib/postgresql/data")]
     assert data and data[0] in (doc.get("volumes") or {})
+
+
+# --- Dockerfile -----------------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[list[str]]:
+    """Each stage's instructions, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    stages: list[list[str]] = []
+    for line in lines:
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        if stages:
+            stages[-1].append(line)
+    return stages
+
+
+def test_image_installs_the_package_not_editable_and_runs_from_the_venv_alone() -> None:
+    *build, final = dockerfile_stages()
+    installs = [line for stage in build for line in stage if re.match(r"RUN\b.*\bpip install\b", line)]
+    assert not [line for line in installs if re.search(r"\s(-e|--editable)\b", line)], installs
+    assert any(re.search(r"\bpip install (\.|\S+\.whl)(\s|$)", line) for line in installs), installs
+    # The wheel carries templates/ and migrations/: the final stage takes the venv and no source folder.
+    copies = [line for line in final if line.startswith("COPY ")]
+    assert copies == ["COPY --from=build /opt/venv /opt/venv"]
 
 
 # --- Grafana --------------------------------------------------------------------------------------
