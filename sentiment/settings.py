@@ -1,24 +1,34 @@
-"""Settings, read from the environment (and an optional `.env`) once, then passed down explicitly."""
+"""Settings, read from the environment (and an optional `.env`) once, then passed down explicitly.
+
+Each package owns the settings of what it configures, with its defaults and bounds written there once
+(`BreakerSettings` in the breaker, `WriterSettings` by the writer, `BatchPolicy` by the batching logic, ...);
+this module only composes them and maps environment names onto their fields."""
 
 from __future__ import annotations
 
-import math
+import functools
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import msgspec
 from dotenv import dotenv_values
+from msgspec.inspect import BoolType, DataclassType, FloatType, IntType, NoneType, StructType, Type, UnionType
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sentiment.breaker import BreakerSettings
+from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
 from sentiment.inference.paths import EXECUTION_PATHS, ExecutionPath
+from sentiment.services.alert_rules import AlertRules
+from sentiment.services.datasets import DatasetSettings
+from sentiment.storage.writer import WriterSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
@@ -34,35 +44,6 @@ class SettingsError(ValueError):
     """A setting that cannot be used; its message is the one line start-up prints."""
 
 
-class BreakerSettings(msgspec.Struct, frozen=True):
-    max_failures: int = 3
-    window_s: float = 300.0
-    open_s: float = 60.0
-    call_timeout_s: float = 10.0
-
-
-class AlertRules(msgspec.Struct, frozen=True):
-    fallback_rate: float = 0.2
-    latency_p95_ms: float = 2_000.0
-    window_s: float = 300.0
-    min_requests: int = 20
-    check_interval_s: float = 5.0
-
-
-class WriterSettings(msgspec.Struct, frozen=True):
-    batch_size: int = 500
-    max_pending: int = 100_000
-    flush_interval_s: float = 0.2
-
-
-class DatasetSettings(msgspec.Struct, frozen=True):
-    """Data-set uploads (added with data-set scoring): where files are kept, how big one may be, rows per chunk."""
-
-    data_dir: str = "./datasets"
-    max_upload_bytes: int = 1 << 30
-    chunk_rows: int = 1024
-
-
 class Settings(msgspec.Struct, frozen=True):
     database_url: str = DEFAULT_DATABASE_URL
     default_model: str = VADER_KEY
@@ -72,23 +53,23 @@ class Settings(msgspec.Struct, frozen=True):
     writer: WriterSettings = WriterSettings()
     batching: BatchPolicy = BatchPolicy()
     datasets: DatasetSettings = DatasetSettings()
-    cache_size: int = 10_000
+    cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     device: Literal["cpu", "cuda", "auto"] = "auto"
     cache_dir: str = str(Path.home() / ".cache" / "sentiment")
-    sync_interval_s: float = 2.0
+    sync_interval_s: Positive = 2.0
     host: str = "127.0.0.1"
-    port: int = 8080
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
     admin_token: str | None = None
     session_secret: str | None = None
     secure_cookies: bool = False
-    torch_threads: int | None = None
+    torch_threads: AtLeastOne | None = None
     store_text: bool = True
-    max_text_length: int = 10_000
-    max_batch_size: int = 256
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_text_length: AtLeastOne = 10_000
+    max_batch_size: AtLeastOne = 256
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4 * 1024 * 1024
     rate_limit: tuple[RateUnit, int] | None = None
-    retention_days: int | None = None
-    auto_migrate: bool = True
+    retention_days: AtLeastOne | None = None
+    auto_migrate: bool = True  # from the environment: on for SQLite, off for Postgres unless set
     log_level: str = "INFO"
     log_json: bool = False
     warnings: tuple[str, ...] = ()
@@ -106,7 +87,7 @@ class Settings(msgspec.Struct, frozen=True):
         if env is None:
             file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
             env = {**file_values, **os.environ}
-        reader = _EnvReader(env)
+        values, given = _table_values(env)
         path = _execution_path(env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH")
         models = (
             BUILTIN_MODELS
@@ -117,113 +98,39 @@ class Settings(msgspec.Struct, frozen=True):
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
             raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
-        default_model = _resolve_model_key(env.get("PRELOAD_MODEL", "").strip() or VADER_KEY, keys)
-        database_url = _database_url(env)
-        return cls(
-            database_url=database_url,
-            default_model=default_model,
-            models=models,
-            breaker=BreakerSettings(
-                max_failures=reader.integer("FAILSAFE_MAX_LLM_FAILURES", 3, minimum=1),
-                window_s=reader.number("FAILSAFE_FAILURE_WINDOW_SECONDS", 300.0),
-                open_s=reader.number("FAILSAFE_CIRCUIT_BREAKER_TIMEOUT", 60.0),
-                call_timeout_s=reader.number("FAILSAFE_CALL_TIMEOUT_SECONDS", 10.0),
-            ),
-            alert_rules=AlertRules(
-                fallback_rate=reader.number("SENTIMENT_ALERT_FALLBACK_RATE", 0.2),
-                latency_p95_ms=reader.number("SENTIMENT_ALERT_P95_MS", 2000.0),
-                window_s=reader.number("SENTIMENT_ALERT_WINDOW_SECONDS", 300.0),
-                min_requests=reader.integer("SENTIMENT_ALERT_MIN_REQUESTS", 20, minimum=1),
-                check_interval_s=reader.number("SENTIMENT_ALERT_CHECK_SECONDS", 5.0),
-            ),
-            writer=WriterSettings(
-                batch_size=reader.integer("SENTIMENT_WRITE_BATCH_SIZE", 500, minimum=1),
-                max_pending=reader.integer("SENTIMENT_MAX_PENDING_WRITES", 100_000, minimum=1),
-                flush_interval_s=reader.number("SENTIMENT_WRITE_INTERVAL_SECONDS", 0.2),
-            ),
-            batching=BatchPolicy(
-                max_batch_size=reader.integer("SENTIMENT_BATCH_SIZE", 64, minimum=1),
-                max_batch_tokens=reader.integer("SENTIMENT_BATCH_TOKENS", 16384, minimum=1),
-                micro_batch_size=reader.integer("SENTIMENT_MICRO_BATCH_SIZE", 16, minimum=1),
-                micro_batch_tokens=reader.integer("SENTIMENT_MICRO_BATCH_TOKENS", 384, minimum=1),
-                max_wait_s=reader.number("SENTIMENT_BATCH_WAIT_MS", 10.0, allow_zero=True) / 1000,
-                max_queue=reader.integer("SENTIMENT_QUEUE_SIZE", 2048, minimum=1),
-            ),
-            datasets=DatasetSettings(
-                data_dir=env.get("SENTIMENT_DATA_DIR", "").strip() or "./datasets",
-                max_upload_bytes=reader.integer("SENTIMENT_MAX_UPLOAD_BYTES", 1 << 30, minimum=1024),
-                chunk_rows=reader.integer("SENTIMENT_DATASET_CHUNK_ROWS", 1024, minimum=1),
-            ),
-            cache_size=reader.integer("SENTIMENT_CACHE_SIZE", 10_000, minimum=0),
-            device=_device(env.get("SENTIMENT_DEVICE", "").strip().lower() or "auto"),
-            cache_dir=env.get("SENTIMENT_CACHE_DIR") or str(Path.home() / ".cache" / "sentiment"),
-            sync_interval_s=reader.number("SENTIMENT_SYNC_INTERVAL_SECONDS", 2.0),
-            host=env.get("HOST", "127.0.0.1"),
-            port=reader.integer("PORT", 8080, minimum=1, maximum=65535),
-            admin_token=env.get("SENTIMENT_ADMIN_TOKEN") or None,
-            session_secret=env.get("SENTIMENT_SESSION_SECRET") or None,
-            secure_cookies=reader.boolean("SENTIMENT_SECURE_COOKIES", False),
-            torch_threads=reader.integer("OMP_NUM_THREADS", None, minimum=1),
-            store_text=reader.boolean("SENTIMENT_STORE_TEXT", True),
-            max_text_length=reader.integer("SENTIMENT_MAX_TEXT_LENGTH", 10_000, minimum=1),
-            max_batch_size=reader.integer("SENTIMENT_MAX_BATCH_SIZE", 256, minimum=1),
-            max_body_bytes=reader.integer("SENTIMENT_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
-            rate_limit=_rate_limit(env.get("SENTIMENT_RATE_LIMIT", "").strip()),
-            retention_days=reader.integer("SENTIMENT_RETENTION_DAYS", None, minimum=1),
-            auto_migrate=reader.boolean("SENTIMENT_AUTO_MIGRATE", make_url(database_url).get_backend_name() == "sqlite"),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            log_json=reader.boolean("LOG_JSON", False),
-            warnings=tuple(
-                f"{name} is set but means nothing in the single-process service; it is ignored"
-                for name in OBSOLETE_SETTINGS
-                if name in env
-            ),
+        values[("models",)] = models
+        if preload := env.get("PRELOAD_MODEL", "").strip():
+            values[("default_model",)] = _resolve_model_key(preload, keys)
+        database_url = values[("database_url",)] = _database_url(env)
+        values.setdefault(("auto_migrate",), make_url(database_url).get_backend_name() == "sqlite")
+        values[("warnings",)] = tuple(
+            f"{name} is set but means nothing in the single-process service; it is ignored"
+            for name in OBSOLETE_SETTINGS
+            if name in env
         )
-
-
-class _EnvReader:
-    """Typed reads of environment values, each failing with a message that names the variable."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self._env = env
-
-    def _raw(self, name: str) -> str | None:
-        value = self._env.get(name, "").strip()
-        return value or None
-
-    def integer(self, name: str, default: int | None, minimum: int | None = None, maximum: int | None = None) -> int | None:
-        raw = self._raw(name)
-        if raw is None:
-            return default
         try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            raise SettingsError(f"{name}={value} is out of range ({minimum}..{maximum if maximum is not None else ''})")
-        return value
+            return msgspec.convert(_nested(values), cls, strict=False)
+        except msgspec.ValidationError as error:
+            raise _explain(error, given) from None
 
-    def number(self, name: str, default: float, allow_zero: bool = False) -> float:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r} is not a number") from None
-        if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
-            raise SettingsError(f"{name}={raw!r} must be {'0 or more' if allow_zero else 'greater than 0'}")
-        return value
 
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self._raw(name)
-        if raw is None:
-            return default
-        if raw.lower() in {"1", "true", "yes", "on"}:
-            return True
-        if raw.lower() in {"0", "false", "no", "off"}:
-            return False
-        raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+class EnvField(NamedTuple):
+    """The `Settings` field an environment variable sets, and, where msgspec's reading of the text is not
+    enough, the function that reads it first."""
+
+    path: tuple[str, ...]
+    parse: Callable[[str], object] | None = None
+
+
+def _milliseconds(raw: str) -> float:
+    return msgspec.convert(raw, float, strict=False) / 1000
+
+
+def _device(raw: str) -> str:
+    device = raw.lower()
+    if device not in {"cpu", "cuda", "auto"}:
+        raise SettingsError(f"SENTIMENT_DEVICE={device!r} is not a device; use cpu, cuda or auto")
+    return device
 
 
 def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
@@ -237,16 +144,146 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
     return unit, int(count)  # type: ignore[return-value]
 
 
-def _device(raw: str) -> Literal["cpu", "cuda", "auto"]:
-    if raw not in {"cpu", "cuda", "auto"}:
-        raise SettingsError(f"SENTIMENT_DEVICE={raw!r} is not a device; use cpu, cuda or auto")
-    return raw  # type: ignore[return-value]
+# Environment name -> the field it sets. Defaults and bounds are written on the fields only: a variable that
+# is not set (or is empty) leaves its field's default; msgspec converts the text ("3", "0.5", "true") and
+# checks it against the field's type and bounds.
+ENV_FIELDS: dict[str, EnvField] = {
+    "FAILSAFE_MAX_LLM_FAILURES": EnvField(("breaker", "max_failures")),
+    "FAILSAFE_FAILURE_WINDOW_SECONDS": EnvField(("breaker", "window_s")),
+    "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": EnvField(("breaker", "open_s")),
+    "FAILSAFE_CALL_TIMEOUT_SECONDS": EnvField(("breaker", "call_timeout_s")),
+    "SENTIMENT_ALERT_FALLBACK_RATE": EnvField(("alert_rules", "fallback_rate")),
+    "SENTIMENT_ALERT_P95_MS": EnvField(("alert_rules", "latency_p95_ms")),
+    "SENTIMENT_ALERT_WINDOW_SECONDS": EnvField(("alert_rules", "window_s")),
+    "SENTIMENT_ALERT_MIN_REQUESTS": EnvField(("alert_rules", "min_requests")),
+    "SENTIMENT_ALERT_CHECK_SECONDS": EnvField(("alert_rules", "check_interval_s")),
+    "SENTIMENT_WRITE_BATCH_SIZE": EnvField(("writer", "batch_size")),
+    "SENTIMENT_MAX_PENDING_WRITES": EnvField(("writer", "max_pending")),
+    "SENTIMENT_WRITE_INTERVAL_SECONDS": EnvField(("writer", "flush_interval_s")),
+    "SENTIMENT_BATCH_SIZE": EnvField(("batching", "max_batch_size")),
+    "SENTIMENT_BATCH_TOKENS": EnvField(("batching", "max_batch_tokens")),
+    "SENTIMENT_MICRO_BATCH_SIZE": EnvField(("batching", "micro_batch_size")),
+    "SENTIMENT_MICRO_BATCH_TOKENS": EnvField(("batching", "micro_batch_tokens")),
+    "SENTIMENT_BATCH_WAIT_MS": EnvField(("batching", "max_wait_s"), _milliseconds),
+    "SENTIMENT_QUEUE_SIZE": EnvField(("batching", "max_queue")),
+    "SENTIMENT_DATA_DIR": EnvField(("datasets", "data_dir")),
+    "SENTIMENT_MAX_UPLOAD_BYTES": EnvField(("datasets", "max_upload_bytes")),
+    "SENTIMENT_DATASET_CHUNK_ROWS": EnvField(("datasets", "chunk_rows")),
+    "SENTIMENT_CACHE_SIZE": EnvField(("cache_size",)),
+    "SENTIMENT_DEVICE": EnvField(("device",), _device),
+    "SENTIMENT_CACHE_DIR": EnvField(("cache_dir",)),
+    "SENTIMENT_SYNC_INTERVAL_SECONDS": EnvField(("sync_interval_s",)),
+    "HOST": EnvField(("host",)),
+    "PORT": EnvField(("port",)),
+    "SENTIMENT_ADMIN_TOKEN": EnvField(("admin_token",)),
+    "SENTIMENT_SESSION_SECRET": EnvField(("session_secret",)),
+    "SENTIMENT_SECURE_COOKIES": EnvField(("secure_cookies",)),
+    "OMP_NUM_THREADS": EnvField(("torch_threads",)),
+    "SENTIMENT_STORE_TEXT": EnvField(("store_text",)),
+    "SENTIMENT_MAX_TEXT_LENGTH": EnvField(("max_text_length",)),
+    "SENTIMENT_MAX_BATCH_SIZE": EnvField(("max_batch_size",)),
+    "SENTIMENT_MAX_BODY_BYTES": EnvField(("max_body_bytes",)),
+    "SENTIMENT_RATE_LIMIT": EnvField(("rate_limit",), _rate_limit),
+    "SENTIMENT_RETENTION_DAYS": EnvField(("retention_days",)),
+    "SENTIMENT_AUTO_MIGRATE": EnvField(("auto_migrate",)),
+    "LOG_LEVEL": EnvField(("log_level",), str.upper),
+    "LOG_JSON": EnvField(("log_json",)),
+}
+
+# msgspec reads true/false/1/0; these spellings were accepted before it did the reading, and still are.
+_BOOLEAN_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
+
+Given = dict[tuple[str, ...], tuple[str, str]]  # field path -> (environment name, its text)
+
+
+def _table_values(env: Mapping[str, str]) -> tuple[dict[tuple[str, ...], object], Given]:
+    """The values of the `ENV_FIELDS` variables that are set, by field path, and where each came from."""
+    values: dict[tuple[str, ...], object] = {}
+    given: Given = {}
+    for name, (path, parse) in ENV_FIELDS.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        given[path] = (name, raw)
+        if isinstance(field_type(path), BoolType):
+            raw = _BOOLEAN_WORDS.get(raw.lower(), raw)
+        try:
+            values[path] = parse(raw) if parse is not None else raw
+        except msgspec.ValidationError:
+            raise _refusal(name, raw, field_type(path)) from None
+    return values, given
+
+
+def _nested(values: Mapping[tuple[str, ...], object]) -> dict[str, object]:
+    """`{("breaker", "max_failures"): "5"}` -> `{"breaker": {"max_failures": "5"}}`."""
+    tree: dict[str, object] = {}
+    for path, value in values.items():
+        branch = tree
+        for name in path[:-1]:
+            branch = branch.setdefault(name, {})  # type: ignore[assignment]
+        branch[path[-1]] = value
+    return tree
+
+
+@functools.cache
+def field_type(path: tuple[str, ...]) -> Type:
+    """The type (with its bounds) of the `Settings` field at `path`; KeyError when there is none."""
+    kind: Type = msgspec.inspect.type_info(Settings)
+    for name in path:
+        fields = kind.fields if isinstance(kind, StructType | DataclassType) else ()
+        found = next((field.type for field in fields if field.name == name), None)
+        if found is None:
+            raise KeyError(f"Settings has no field {'.'.join(path)}")
+        kind = found
+    return kind
+
+
+def _explain(error: msgspec.ValidationError, given: Given) -> SettingsError:
+    """msgspec's refusal ("Expected `int` >= 1 - at `$.breaker.max_failures`") as the one line that names the
+    environment variable."""
+    text, sep, where = str(error).rpartition(" - at `")
+    path = tuple(where.rstrip("`").split(".")[1:]) if sep else ()
+    if path in given:
+        name, raw = given[path]
+        return _refusal(name, raw, field_type(path))
+    # A struct's own check (a dataclass's __post_init__) is reported at the struct and names its field first:
+    # "max_failures=0 is out of range (1..)".
+    field, equals, rest = text.partition("=")
+    if equals and (*path, field) in given:
+        name, _ = given[(*path, field)]
+        return SettingsError(f"{name}={rest}")
+    return SettingsError(f"settings refused: {error}")
+
+
+def _refusal(name: str, raw: str, kind: Type) -> SettingsError:
+    """Why `raw` cannot be the value of the field of type `kind` that `name` sets."""
+    if isinstance(kind, UnionType):  # `int | None` and the like: the text is never None
+        kind = next(member for member in kind.types if not isinstance(member, NoneType))
+    if isinstance(kind, BoolType):
+        return SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+    if isinstance(kind, IntType):
+        try:
+            value = msgspec.convert(raw, int, strict=False)
+        except msgspec.ValidationError:
+            return SettingsError(f"{name}={raw!r} is not a whole number")
+        low, high = (bound if bound is not None else "" for bound in (kind.ge, kind.le))
+        return SettingsError(f"{name}={value} is out of range ({low}..{high})")
+    if isinstance(kind, FloatType):
+        try:
+            msgspec.convert(raw, float, strict=False)
+        except msgspec.ValidationError:
+            return SettingsError(f"{name}={raw!r} is not a number")
+        if kind.gt is not None:
+            return SettingsError(f"{name}={raw!r} must be greater than {kind.gt}")
+        if kind.ge is not None:
+            return SettingsError(f"{name}={raw!r} must be {kind.ge} or more")
+    return SettingsError(f"{name}={raw!r} is not a valid value")
 
 
 def _execution_path(raw: str, where: str) -> ExecutionPath:
     if raw not in EXECUTION_PATHS:
         raise SettingsError(f"{where}={raw!r} is not an execution path; use one of {', '.join(EXECUTION_PATHS)}")
-    return raw  # type: ignore[return-value]
+    return raw
 
 
 def _parse_models(raw: str, path: ExecutionPath) -> tuple[ModelSpec, ...]:

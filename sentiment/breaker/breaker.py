@@ -8,13 +8,32 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
-import msgspec
-
-from sentiment.settings import BreakerSettings
-
 Clock = Callable[[], float]
+
+
+# A stdlib dataclass, not a msgspec Struct: the breaker depends on nothing outside the standard library.
+# msgspec still reads it from the environment (sentiment.settings) and encodes it in the failsafe report.
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Open after `max_failures` failures within `window_s`; stay open `open_s`; a call slower than
+    `call_timeout_s` counts as a failure."""
+
+    max_failures: int = 3
+    window_s: float = 300.0
+    open_s: float = 60.0
+    call_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        # Each message starts with `field=value`: the settings reader puts the environment name in its place.
+        if self.max_failures < 1:
+            raise ValueError(f"max_failures={self.max_failures!r} is out of range (1..)")
+        for name in ("window_s", "open_s", "call_timeout_s"):
+            value = getattr(self, name)
+            if not value > 0:  # NaN too
+                raise ValueError(f"{name}={value!r} must be greater than 0")
 
 
 class BreakerState(StrEnum):
@@ -23,13 +42,15 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
-class Permit(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Permit:
     """Leave to call the model once; `trial` marks the single probe call of HALF-OPEN."""
 
     trial: bool
 
 
-class Transition(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class Transition:
     name: str
     previous: BreakerState
     current: BreakerState
@@ -37,7 +58,8 @@ class Transition(msgspec.Struct, frozen=True):
     reason: str
 
 
-class BreakerSnapshot(msgspec.Struct, frozen=True):
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
     name: str
     state: BreakerState
     failures_in_window: int

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import msgspec
+
+from sentiment.core.bounds import AtLeastOne, NonNegative
 
 CHARS_PER_TOKEN = 4
 
@@ -13,12 +15,12 @@ class BatchPolicy(msgspec.Struct, frozen=True):
     """`max_batch_*` bound what one model call takes from the queue; `micro_batch_*` bound each forward pass
     inside it (texts of similar length together, so little compute goes on padding)."""
 
-    max_batch_size: int = 64
-    max_batch_tokens: int = 16384
-    micro_batch_size: int = 16
-    micro_batch_tokens: int = 384
-    max_wait_s: float = 0.01
-    max_queue: int = 2048
+    max_batch_size: AtLeastOne = 64
+    max_batch_tokens: AtLeastOne = 16384
+    micro_batch_size: AtLeastOne = 16
+    micro_batch_tokens: AtLeastOne = 384
+    max_wait_s: NonNegative = 0.01
+    max_queue: AtLeastOne = 2048
     max_tokens_per_text: int = 512
 
 
@@ -27,7 +29,7 @@ def estimate_tokens(text: str, policy: BatchPolicy) -> int:
     return min(len(text) // CHARS_PER_TOKEN + 2, policy.max_tokens_per_text)
 
 
-def batch_length(queued_tokens: Sequence[int], policy: BatchPolicy) -> int:
+def batch_length(queued_tokens: Iterable[int], policy: BatchPolicy) -> int:
     """How many texts from the head of the queue form the next batch.
 
     A batch pads every text to its longest, so its cost is `count x longest`; the batch grows while that stays

@@ -3,24 +3,43 @@ queue and chunked, length-sorted scoring the service uses, reading and writing t
 
 from __future__ import annotations
 
-import resource
 import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import msgspec
 
 from sentiment.core.domain import VADER_KEY, InvalidInput, ModelLoadError
 from sentiment.core.evaluation import Confusion, Metrics, metrics, missing_classes_note, read_gold_values
-from sentiment.inference.catalogue import spec_from_source
+from sentiment.inference.batching import BatchPolicy
+from sentiment.inference.catalogue import ModelSpec, spec_from_source
+from sentiment.inference.memory import peak_rss_mb
 from sentiment.inference.registry import ModelRegistry, load_backend
 from sentiment.services.scoring import ChunkScorer
-from sentiment.settings import Settings
 from sentiment.services.tabular import Chunk, Problem, ScoredWriter, inspect_rows, open_table, read_chunks
 
 MAX_PROBLEMS_SHOWN = 100
+
+
+class ModelSettings(Protocol):
+    """What scoring a file reads of the settings (`sentiment.settings.Settings` has it all): the model
+    catalogue, the default model, and how models load and batch. A protocol, so that this module does not
+    import the settings."""
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]: ...
+    @property
+    def default_model(self) -> str: ...
+    @property
+    def batching(self) -> BatchPolicy: ...
+    @property
+    def torch_threads(self) -> int | None: ...
+    @property
+    def cache_dir(self) -> str: ...
+    @property
+    def device(self) -> str: ...
 
 
 class ScoreSummary(msgspec.Struct, frozen=True):
@@ -44,18 +63,19 @@ class EvalSummary(msgspec.Struct, frozen=True):
     seconds: float
 
 
-async def open_model(settings: Settings, model: str | None) -> ModelRegistry:
+async def open_model(settings: ModelSettings, model: str | None) -> ModelRegistry:
     """A registry with `model` (a configured key, or a model folder) as its default, loaded."""
     key = model or settings.default_model
     specs = settings.models
-    if settings.model(key) is None:
+    keys = {spec.key for spec in specs}
+    if key not in keys:
         if not Path(key).is_dir():
             raise InvalidInput(
-                f"unknown model {key!r}: give a model key ({', '.join(settings.model_keys)}), a model folder, or "
-                f"add it with SENTIMENT_MODELS={key}=/path/to/folder"
+                f"unknown model {key!r}: give a model key ({', '.join(spec.key for spec in specs)}), "
+                f"a model folder, or add it with SENTIMENT_MODELS={key}=/path/to/folder"
             )
         spec = spec_from_source(Path(key).resolve().name, key)
-        if settings.model(spec.key) is not None:
+        if spec.key in keys:
             spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
         specs, key = (*specs, spec), spec.key
     loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device)
@@ -96,20 +116,8 @@ class _Report:
         self.bar.close()
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory. VmHWM first: getrusage's ru_maxrss survives exec on Linux, so a
-    process started from a big parent (a test run with torch loaded) would report the parent's peak."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-
-
 async def score_file(
-    settings: Settings,
+    settings: ModelSettings,
     source: Path,
     target: Path,
     text_column: str,
@@ -146,7 +154,7 @@ async def score_file(
 
 
 async def evaluate_file(
-    settings: Settings,
+    settings: ModelSettings,
     source: Path,
     model: str | None,
     text_column: str,

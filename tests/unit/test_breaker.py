@@ -1,11 +1,15 @@
 """The circuit breaker, driven by a fake clock: exact and instant."""
 
 import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sentiment.breaker import BreakerState, CircuitBreaker, Permit, Transition
-from sentiment.settings import BreakerSettings
+from sentiment.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit, Transition
 
 
 class FakeClock:
@@ -176,3 +180,30 @@ def test_every_transition_is_reported_once_with_its_reason(
     assert "3 failures within 300 s" in transitions[0].reason
     assert "timeout" in transitions[2].reason
     assert transitions[0].at == 1_000.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_failures": 0}, "max_failures=0 is out of range (1..)"),
+        ({"window_s": 0.0}, "window_s=0.0 must be greater than 0"),
+        ({"open_s": -1.0}, "open_s=-1.0 must be greater than 0"),
+        ({"call_timeout_s": float("nan")}, "call_timeout_s=nan must be greater than 0"),
+    ],
+)
+def test_breaker_settings_refuse_values_it_cannot_work_with(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        BreakerSettings(**changes)
+
+
+def test_breaker_imports_nothing_outside_the_standard_library() -> None:
+    """The breaker is the bottom layer: pure logic that depends on nothing else, not even msgspec."""
+    probe = "import sys; old = set(sys.modules); import sentiment.breaker; print(*set(sys.modules) - old)"
+    root = Path(__file__).resolve().parents[2]
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    ours = {"sentiment", "sentiment.breaker", "sentiment.breaker.breaker"}
+    assert "sentiment.breaker.breaker" in loaded
+    outside = [m for m in loaded if m not in ours and m.split(".")[0] not in sys.stdlib_module_names]
+    assert outside == []

@@ -1,8 +1,7 @@
 """Alert rules as plain logic, and the window of recent requests they read, with a fake clock."""
 
 from sentiment.inference.stats import RecentWindow, WindowTotals
-from sentiment.services.alert_rules import AlertMonitor, evaluate
-from sentiment.settings import AlertRules
+from sentiment.services.alert_rules import AlertMonitor, AlertRules, evaluate
 
 RULES = AlertRules(fallback_rate=0.2, latency_p95_ms=500, window_s=60, min_requests=10)
 

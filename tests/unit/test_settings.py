@@ -1,6 +1,8 @@
 import pytest
 
-from sentiment.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+from sentiment.breaker import BreakerSettings
+from sentiment.inference.batching import BatchPolicy
+from sentiment.settings import DEFAULT_DATABASE_URL, ENV_FIELDS, Settings, SettingsError, field_type
 
 
 def test_defaults_serve_vader_on_a_local_sqlite_file() -> None:
@@ -70,3 +72,57 @@ def test_device_defaults_to_auto_and_refuses_unknown_ones() -> None:
     assert Settings.from_env({"SENTIMENT_DEVICE": "CUDA"}).device == "cuda"
     with pytest.raises(SettingsError, match="SENTIMENT_DEVICE='tpu'"):
         Settings.from_env({"SENTIMENT_DEVICE": "tpu"})
+
+
+def test_every_environment_name_lands_on_a_field_of_its_own() -> None:
+    for name, entry in ENV_FIELDS.items():
+        try:
+            kind = field_type(entry.path)
+        except KeyError:
+            pytest.fail(f"{name} points at {'.'.join(entry.path)}, which Settings does not have")
+        assert not hasattr(kind, "fields"), f"{name} points at a whole struct, not a field"
+    paths = [entry.path for entry in ENV_FIELDS.values()]
+    assert len(set(paths)) == len(paths)
+
+
+def test_defaults_come_from_the_structs_themselves() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.breaker == BreakerSettings()
+    assert settings.batching == BatchPolicy()
+
+
+def test_nested_settings_are_read_into_their_structs() -> None:
+    settings = Settings.from_env(
+        {"FAILSAFE_MAX_LLM_FAILURES": "5", "SENTIMENT_BATCH_WAIT_MS": "25", "SENTIMENT_DATA_DIR": "/data"}
+    )
+    assert settings.breaker == BreakerSettings(max_failures=5)
+    assert settings.batching.max_wait_s == 0.025
+    assert settings.datasets.data_dir == "/data"
+
+
+@pytest.mark.parametrize(("text", "value"), [("1", True), ("Yes", True), ("ON", True), ("0", False), ("off", False)])
+def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
+    assert Settings.from_env({"SENTIMENT_STORE_TEXT": text}).store_text is value
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FAILSAFE_MAX_LLM_FAILURES": "0"}, "FAILSAFE_MAX_LLM_FAILURES=0 is out of range (1..)"),
+        ({"FAILSAFE_CALL_TIMEOUT_SECONDS": "-1"},
+         "FAILSAFE_CALL_TIMEOUT_SECONDS=-1.0 must be greater than 0"),
+        ({"SENTIMENT_WRITE_BATCH_SIZE": "0"}, "SENTIMENT_WRITE_BATCH_SIZE=0 is out of range (1..)"),
+        ({"SENTIMENT_ALERT_FALLBACK_RATE": "0"}, "SENTIMENT_ALERT_FALLBACK_RATE='0' must be greater than 0"),
+        ({"SENTIMENT_BATCH_WAIT_MS": "-1"}, "SENTIMENT_BATCH_WAIT_MS='-1' must be 0 or more"),
+        ({"SENTIMENT_BATCH_WAIT_MS": "soon"}, "SENTIMENT_BATCH_WAIT_MS='soon' is not a number"),
+        ({"SENTIMENT_MAX_UPLOAD_BYTES": "10"}, "SENTIMENT_MAX_UPLOAD_BYTES=10 is out of range (1024..)"),
+        ({"SENTIMENT_CACHE_SIZE": "-1"}, "SENTIMENT_CACHE_SIZE=-1 is out of range (0..)"),
+        ({"OMP_NUM_THREADS": "two"}, "OMP_NUM_THREADS='two' is not a whole number"),
+        ({"SENTIMENT_ALERT_P95_MS": "nan"}, "SENTIMENT_ALERT_P95_MS='nan' must be greater than 0"),
+    ],
+)
+def test_a_bad_value_of_any_field_names_its_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == message
