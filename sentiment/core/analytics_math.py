@@ -11,18 +11,16 @@ from typing import Literal
 
 import msgspec
 
+from sentiment.core.buckets import bucket_count, ceil_to, choose_width, floor_to
+from sentiment.core.clock import as_utc
 from sentiment.core.domain import LABELS, InvalidInput
 
-Bucket = Literal["minute", "hour", "day"]
-BUCKETS: tuple[Bucket, ...] = ("minute", "hour", "day")
-BUCKET_WIDTH: dict[Bucket, timedelta] = {
-    "minute": timedelta(minutes=1),
-    "hour": timedelta(hours=1),
-    "day": timedelta(days=1),
-}
+Bucket = Literal["minute", "hour", "day"]  # the widths of sentiment.core.buckets a series may use
 # Automatic bucket: the finest that keeps a chart readable (at most 180 minutes or 168 hours), else days.
-MINUTES_UP_TO = timedelta(hours=3)
-HOURS_UP_TO = timedelta(days=7)
+AUTO_BUCKETS: tuple[tuple[Bucket, timedelta], ...] = (
+    ("minute", timedelta(hours=3)),
+    ("hour", timedelta(days=7)),
+)
 # A series longer than this is refused: about 3.5 days of minutes, 208 days of hours, 13 years of days.
 MAX_BUCKETS = 5000
 # Bucket maths steps up to a day past either end of a range, so a range keeps a day clear of datetime's limits.
@@ -39,11 +37,6 @@ def latency_column(bound_ms: float) -> str:
 
 
 LATENCY_COLUMNS: tuple[str, ...] = tuple(latency_column(bound) for bound in LATENCY_BOUNDS_MS)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Naive times are taken as UTC (SQLite hands them back that way, and so may a caller)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def parse_moment(value: str, name: str) -> datetime:
@@ -66,39 +59,8 @@ def parse_moment(value: str, name: str) -> datetime:
     return moment
 
 
-def floor_to(moment: datetime, bucket: Bucket) -> datetime:
-    moment = as_utc(moment)
-    if bucket == "minute":
-        return moment.replace(second=0, microsecond=0)
-    if bucket == "hour":
-        return moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def ceil_to(moment: datetime, bucket: Bucket) -> datetime:
-    floor = floor_to(moment, bucket)
-    return floor if floor == as_utc(moment) else floor + BUCKET_WIDTH[bucket]
-
-
 def choose_bucket(since: datetime, until: datetime) -> Bucket:
-    span = until - since
-    if span <= MINUTES_UP_TO:
-        return "minute"
-    if span <= HOURS_UP_TO:
-        return "hour"
-    return "day"
-
-
-def bucket_count(since: datetime, until: datetime, bucket: Bucket) -> int:
-    """How many buckets overlap [since, until), counted without listing them (a range may span millennia)."""
-    start, width = floor_to(since, bucket), BUCKET_WIDTH[bucket]
-    return max(0, -((start - until) // width))  # ceil((until - start) / width)
-
-
-def bucket_starts(since: datetime, until: datetime, bucket: Bucket) -> list[datetime]:
-    """Starts of the buckets that overlap [since, until): the first may begin before `since`."""
-    start, width = floor_to(since, bucket), BUCKET_WIDTH[bucket]
-    return [start + i * width for i in range(bucket_count(since, until, bucket))]
+    return choose_width(until - since, AUTO_BUCKETS, "day")
 
 
 class Window(msgspec.Struct, frozen=True):

@@ -1,13 +1,42 @@
-"""Stopping background tasks."""
+"""Background tasks: waiting for the progress they report, and stopping them."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+
+async def wait_until(condition: asyncio.Condition, done: Callable[[], bool], timeout_s: float | None) -> bool:
+    """Wait until `done()` holds, checked whenever `condition` is notified; False when `timeout_s` passed first."""
+    try:
+        async with asyncio.timeout(timeout_s), condition:
+            await condition.wait_for(done)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def poll_until(
+    done: Callable[[], bool],
+    timeout_s: float,
+    every_s: float,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Check `done()` every `every_s` until it holds (True) or `timeout_s` has passed (False): for state that
+    changes without notifying anyone (a worker thread's, a model's loading)."""
+    deadline = clock() + timeout_s
+    while not done():
+        if clock() > deadline:
+            return False
+        await sleep(every_s)
+    return True
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout_s: float = 10.0) -> None:

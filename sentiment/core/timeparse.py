@@ -14,6 +14,9 @@ from typing import Literal
 
 import msgspec
 
+from sentiment.core.buckets import bucket_key, bucket_starts, choose_width, key_start
+from sentiment.core.clock import as_utc
+
 Parse = Callable[[str], datetime]
 
 
@@ -30,7 +33,7 @@ class TimeFormat(msgspec.Struct, frozen=True):
             moment = datetime.strptime(text, self.strptime)
         else:
             moment = _SPECIAL[self.name](text)
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(moment)
 
 
 def _iso(text: str) -> datetime:
@@ -134,46 +137,25 @@ def detect_format(sample: Iterable[str]) -> TimeFormat:
 
 
 # -- the time trend of a data set ----------------------------------------------------------------------------
+# Rows are counted per UTC hour; the trend sums the hours into buckets of one of these widths.
 
 TrendWidth = Literal["hour", "day", "month"]
-HOURS_UP_TO = 10 * 24  # a trend of up to 10 days is drawn per hour (240 points), up to ~3 years per day
-DAYS_UP_TO = 1000
+# A trend of up to 10 days is drawn per hour (240 points), up to 1000 days (~3 years) per day, else per month.
+TREND_WIDTHS: tuple[tuple[TrendWidth, timedelta], ...] = (
+    ("hour", timedelta(days=10)),
+    ("day", timedelta(days=1000)),
+)
 
 
 def hour_key(moment: datetime) -> str:
-    """The UTC hour a moment falls in, as text that sorts in time order: 'YYYY-MM-DDTHH'."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
-def key_start(key: str) -> datetime:
-    """The start of a bucket named by a prefix of an hour key ('2015-02-24T11', '2015-02-24', '2015-02')."""
-    date, _, hour = key.partition("T")
-    parts = [int(part) for part in date.split("-")]
-    parts += [1] * (3 - len(parts))
-    return datetime(parts[0], parts[1], parts[2], int(hour or 0), tzinfo=UTC)
+    """The key a row's time is counted under: its UTC hour, 'YYYY-MM-DDTHH'."""
+    return bucket_key(moment, "hour")
 
 
 def trend_width(first_key: str, last_key: str) -> TrendWidth:
-    hours = (key_start(last_key) - key_start(first_key)).total_seconds() / 3600
-    if hours <= HOURS_UP_TO:
-        return "hour"
-    return "day" if hours <= DAYS_UP_TO * 24 else "month"
+    return choose_width(key_start(last_key) - key_start(first_key), TREND_WIDTHS, "month")
 
 
 def trend_starts(first: datetime, last: datetime, width: TrendWidth) -> list[datetime]:
     """Every bucket start from the bucket of `first` to that of `last`, both included."""
-    if width == "month":
-        starts, year, month = [], first.year, first.month
-        while (year, month) <= (last.year, last.month):
-            starts.append(datetime(year, month, 1, tzinfo=UTC))
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        return starts
-    step = timedelta(hours=1) if width == "hour" else timedelta(days=1)
-    start = first.replace(minute=0, second=0, microsecond=0)
-    if width == "day":
-        start = start.replace(hour=0)
-    starts = []
-    while start <= last:
-        starts.append(start)
-        start += step
-    return starts
+    return bucket_starts(first, last, width, until_included=True)

@@ -18,7 +18,7 @@ import msgspec
 import structlog
 
 from sentiment.core.domain import QueueFull, Scored
-from sentiment.inference.backend import Backend
+from sentiment.inference.backend import Backend, BaseBackend
 from sentiment.inference.batching import (
     BatchPolicy,
     batch_length,
@@ -26,7 +26,7 @@ from sentiment.inference.batching import (
     plan_micro_batches,
     should_wait,
 )
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait, poll_until
 
 log = structlog.get_logger(__name__)
 
@@ -75,8 +75,7 @@ class _Request:
         self.inference_s = 0.0
 
 
-class _ClosedBackend:
-    labels: tuple[str, ...] = ()
+class _ClosedBackend(BaseBackend):
 
     def predict(self, texts: Sequence[str]) -> list[Scored]:
         raise RuntimeError("the model's queue is closed")
@@ -113,8 +112,6 @@ class BatchQueue:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"queue-{name}")
         self.last_batch_size = 1
         self._calling = False
-        self.batches = 0
-        self.texts_done = 0
 
     @property
     def depth(self) -> int:
@@ -139,12 +136,7 @@ class BatchQueue:
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every queued text has been answered (True) or the timeout passed (False)."""
-        deadline = time.monotonic() + timeout_s
-        while self._items or self._calling:
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.01)
-        return True
+        return await poll_until(lambda: not self._items and not self._calling, timeout_s, every_s=0.01)
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
@@ -152,9 +144,7 @@ class BatchQueue:
             item.request.future.cancel()
         self._items.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
-        close_backend = getattr(self._backend, "close", None)
-        if close_backend is not None:
-            close_backend()
+        self._backend.close()
         # The cancelled worker task keeps its traceback, and with it this queue: drop the model explicitly so
         # its memory goes back at once, whoever still holds the queue.
         self._backend = _CLOSED
@@ -231,8 +221,6 @@ class BatchQueue:
             self._on_outcome(CallOutcome(False, trial, len(batch), seconds, reason))
             return
         seconds = time.perf_counter() - started
-        self.batches += 1
-        self.texts_done += len(batch)
         for request in requests:
             request.inference_s += seconds
         for item, result in zip(batch, scored, strict=True):

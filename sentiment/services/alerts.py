@@ -13,12 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.storage.repositories import Alert, AlertRepository, AlertSeverity, AlertState
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.domain import Alert, AlertSeverity, AlertState
+from sentiment.core.retry import Backoff, retry
+from sentiment.storage.repositories import AlertRepository
+from sentiment.core.tasks import cancel_and_wait, wait_until
 
 log = structlog.get_logger(__name__)
 
-RETRY_DELAY_S = 1.0
+RETRY = Backoff(first_s=1.0, factor=1.0)  # a change waiting for the database is tried again every second
 MAX_WAITING_CHANGES = 10_000
 
 
@@ -59,21 +61,7 @@ class AlertService:
 
     async def settle(self, timeout_s: float | None = None) -> bool:
         """Wait until every posted change is stored; False when the timeout passed first."""
-
-        async def applied() -> None:
-            async with self._applied:
-                await self._applied.wait_for(lambda: not self._changes)
-
-        try:
-            async with asyncio.timeout(timeout_s):
-                await applied()
-        except TimeoutError:
-            return False
-        return True
-
-    @property
-    def waiting(self) -> int:
-        return len(self._changes)
+        return await wait_until(self._applied, lambda: not self._changes, timeout_s)
 
     def post_raise(self, key: str, kind: str, severity: AlertSeverity, message: str) -> None:
         self._post(AlertChange(key, self._clock(), True, kind, severity, message))
@@ -99,15 +87,14 @@ class AlertService:
                 self._posted.clear()
                 await self._posted.wait()
                 continue
-            change = self._changes[0]
-            if not await self._apply(change):
-                await asyncio.sleep(RETRY_DELAY_S)
-                continue
+            await retry(self._apply_oldest, retry_on=(SQLAlchemyError, OSError), backoff=RETRY)
             self._changes.popleft()
             async with self._applied:
                 self._applied.notify_all()
 
-    async def _apply(self, change: AlertChange) -> bool:
+    async def _apply_oldest(self) -> None:
+        """Store the oldest waiting change (looked up on every try: a full deque drops its oldest changes)."""
+        change = self._changes[0]
         try:
             async with self._engine.begin() as connection:
                 alerts = AlertRepository(connection)
@@ -117,10 +104,9 @@ class AlertService:
                     done = await alerts.resolve(change.key, change.at)
         except (SQLAlchemyError, OSError) as error:
             log.warning("alert_change_waiting_for_database", key=change.key, error=str(error).splitlines()[0])
-            return False
+            raise
         if done:
             if change.raise_:
                 log.warning("alert_raised", key=change.key, kind=change.kind, severity=change.severity)
             else:
                 log.info("alert_resolved", key=change.key)
-        return True

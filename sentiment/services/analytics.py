@@ -18,15 +18,16 @@ from sentiment.core.analytics_math import (
     SeriesCount,
     Slice,
     Window,
-    bucket_starts,
     fill_series,
     parse_moment,
     resolve_window,
     split_at_hours,
     summarise,
 )
+from sentiment.core.buckets import bucket_starts
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.storage.analytics import AnalyticsRepository
+from sentiment.storage.dialects import is_postgres
 from sentiment.storage.repositories import storable_text
 
 
@@ -125,7 +126,7 @@ class AnalyticsService:
         now = self._clock()
         model, dataset = filters.model, filters.dataset
         async with self._engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
+            if is_postgres(connection):
                 # One snapshot for every query, so rollups, edges and series agree while predictions arrive.
                 await connection.execution_options(isolation_level="REPEATABLE READ")
             repository = AnalyticsRepository(connection)

@@ -15,6 +15,7 @@ from typing import TypeVar
 import structlog
 
 from sentiment.core.domain import ModelNotLoaded, QueueFull, Scored, SentimentError
+from sentiment.core.retry import Backoff, retry
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry
 
@@ -75,21 +76,28 @@ class ChunkScorer:
         return restore_order(order, [scored for part in results for scored in part])
 
     async def _call(self, texts: Sequence[str]) -> list[Scored]:
-        failures = 0
+        def failed(error: BaseException, failures: int) -> None:
+            log.warning("offline_scoring_call_failed", model=self.entry.key, attempt=failures, error=str(error))
+
+        try:
+            return await retry(
+                lambda: self._run_when_room(texts),
+                retry_on=(ModelCallFailed, QueueTimeout),
+                backoff=Backoff(first_s=self._retry_delay_s),
+                attempts=self._attempts,
+                on_failure=failed,
+            )
+        except ModelNotLoaded:
+            raise ScoringFailed(f"model {self.entry.key} was unloaded while scoring") from None
+        except (ModelCallFailed, QueueTimeout) as error:
+            raise ScoringFailed(
+                f"model {self.entry.key} failed {self._attempts} times in a row: {error}"
+            ) from None
+
+    async def _run_when_room(self, texts: Sequence[str]) -> list[Scored]:
         while True:
             try:
-                result = await self.entry.run(texts)
+                return (await self.entry.run(texts)).scored
             except QueueFull:
-                # Live traffic fills the queue: leave it the room and come back.
+                # Live traffic fills the queue: leave it the room and come back (not a failure of the model).
                 await asyncio.sleep(min(QUEUE_FULL_WAIT_S, self._retry_delay_s))
-                continue
-            except ModelNotLoaded:
-                raise ScoringFailed(f"model {self.entry.key} was unloaded while scoring") from None
-            except (ModelCallFailed, QueueTimeout) as error:
-                failures += 1
-                log.warning("offline_scoring_call_failed", model=self.entry.key, attempt=failures, error=str(error))
-                if failures >= self._attempts:
-                    raise ScoringFailed(f"model {self.entry.key} failed {failures} times in a row: {error}") from None
-                await asyncio.sleep(self._retry_delay_s * failures)
-                continue
-            return result.scored

@@ -97,13 +97,16 @@ def _open_text(path: str | Path, newline: str = "") -> IO[str]:
     return open(path, encoding=ENCODING, errors="surrogateescape", newline=newline)
 
 
-def _undecodable(values: Sequence[str]) -> str | None:
+def _checked(line: int, values: list[str], width: int) -> Row | Problem:
+    """The row, or what makes it unusable: a field count other than the header's, or a field that is not UTF-8."""
+    if len(values) != width:
+        return Problem(line, f"{len(values)} fields where the header has {width}")
     for index, value in enumerate(values):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return f"not valid UTF-8 (in field {index + 1})"
-    return None
+            return Problem(line, f"not valid UTF-8 (in field {index + 1})")
+    return Row(line, values)
 
 
 def read_rows(table: Table) -> Iterator[Row | Problem]:
@@ -138,15 +141,8 @@ def _read_csv(table: Table) -> Iterator[Row | Problem]:
                 yield Problem(start, f"not valid CSV: {error}")
                 continue
             start, end = end + 1, reader.line_num
-            if not values:
-                continue
-            if len(values) != width:
-                yield Problem(start, f"{len(values)} fields where the header has {width}")
-                continue
-            if (undecodable := _undecodable(values)) is not None:
-                yield Problem(start, undecodable)
-                continue
-            yield Row(start, values)
+            if values:
+                yield _checked(start, values, width)
 
 
 def _read_tsv(table: Table) -> Iterator[Row | Problem]:
@@ -159,13 +155,7 @@ def _read_tsv(table: Table) -> Iterator[Row | Problem]:
             if not line:
                 continue
             values = line.rsplit("\t", width - 1) if width > 1 else [line]
-            if len(values) != width:
-                yield Problem(line_number, f"{len(values)} fields where the header has {width}")
-                continue
-            if (undecodable := _undecodable(values)) is not None:
-                yield Problem(line_number, undecodable)
-                continue
-            yield Row(line_number, values)
+            yield _checked(line_number, values, width)
 
 
 class Inspection(msgspec.Struct):

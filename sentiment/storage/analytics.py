@@ -1,13 +1,13 @@
 """Analytics SQL: hourly rollups kept on write, aggregates over rollups or raw rows; no row goes to Python.
 
 Buckets are UTC and computed in SQL by dialect: `date_trunc` on Postgres; on SQLite, which keeps times as text
-'YYYY-MM-DD HH:MM:SS.ffffff' (always UTC here), a prefix of that text.
+'YYYY-MM-DD HH:MM:SS.ffffff' (always UTC here), a prefix of that text (a bucket key of sentiment.core.buckets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +23,6 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.analytics_math import (
@@ -32,11 +31,12 @@ from sentiment.core.analytics_math import (
     Bucket,
     SeriesCount,
     Slice,
-    as_utc,
-    floor_to,
     latency_le_counts,
 )
+from sentiment.core.buckets import KEY_LENGTH, floor_to, key_start, shifted
+from sentiment.core.clock import as_utc
 from sentiment.core.domain import Prediction
+from sentiment.storage.dialects import insert_for, is_postgres
 from sentiment.storage.tables import NO_DATASET, AlertRow, PredictionRollupRow, PredictionRow
 
 Range = tuple[datetime, datetime]
@@ -69,8 +69,7 @@ class RollupRepository:
                 sums[i] += value
         if not totals:
             return
-        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(PredictionRollupRow)
+        statement = insert_for(self._connection, PredictionRollupRow)
         statement = statement.on_conflict_do_update(
             index_elements=list(_ROLLUP_KEY),
             set_={
@@ -110,7 +109,7 @@ class RollupRepository:
             delete(PredictionRollupRow).where(PredictionRollupRow.hour < first_kept)
         )
         if first_kept != as_utc(cutoff):
-            await self.rebuild((first_kept, first_kept + timedelta(hours=1)))
+            await self.rebuild((first_kept, shifted(first_kept, 1, "hour")))
 
 
 class AnalyticsRepository:
@@ -118,10 +117,6 @@ class AnalyticsRepository:
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-
-    @property
-    def _postgres(self) -> bool:
-        return self._connection.dialect.name == "postgresql"
 
     async def earliest_hour(
         self, model: str | None, dataset: UUID | None, from_rollups: bool
@@ -179,15 +174,11 @@ class AnalyticsRepository:
     def _bucket_start(self, column: ColumnElement[datetime], bucket: Bucket) -> ColumnElement[object]:
         # Literal SQL, not bound parameters: Postgres only matches a GROUP BY expression to the selected one
         # when both are the same text, and two parameters ($1, $3) are not.
-        if self._postgres:
+        if is_postgres(self._connection):
             return func.date_trunc(
                 literal_column(f"'{bucket}'"), func.timezone(literal_column("'UTC'"), column)
             )
-        if bucket == "minute":
-            return func.substr(column, 1, 16)
-        if bucket == "hour":
-            return func.substr(column, 1, 13).concat(literal_column("':00'"))
-        return func.substr(column, 1, 10)
+        return func.substr(column, 1, KEY_LENGTH[bucket])
 
     @staticmethod
     def _filter_rows(query: Select[Any], model: str | None, dataset: UUID | None) -> Select[Any]:
@@ -223,17 +214,17 @@ def _raw_sums() -> list[ColumnElement[object]]:
 
 def _hour_start(connection: AsyncConnection, column: ColumnElement[datetime]) -> ColumnElement[object]:
     """A time's UTC hour, stored exactly as a rollup's `hour` is."""
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         utc = literal_column("'UTC'")
         return func.timezone(utc, func.date_trunc(literal_column("'hour'"), func.timezone(utc, column)))
-    return func.substr(column, 1, 13).concat(literal_column("':00:00.000000'"))
+    return func.substr(column, 1, KEY_LENGTH["hour"]).concat(literal_column("':00:00.000000'"))
 
 
 def _as_datetime(value: object) -> datetime:
-    """A time or bucket start from either dialect: a datetime (Postgres) or UTC text (SQLite)."""
+    """A time or bucket start from either dialect: a datetime (Postgres), or UTC text or a bucket key (SQLite)."""
     if isinstance(value, datetime):
         return as_utc(value)
-    return as_utc(datetime.fromisoformat(str(value)))
+    return key_start(str(value))
 
 
 def _slices(rows: Result[Any]) -> list[Slice]:

@@ -9,17 +9,16 @@ from uuid import UUID
 
 import msgspec
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.storage.repositories import as_utc
+from sentiment.core.buckets import KEY_LENGTH, Width
+from sentiment.core.clock import as_utc
+from sentiment.storage.dialects import insert_for
 from sentiment.storage.tables import DatasetCountRow, DatasetRow
 
 DatasetStatus = Literal["uploaded", "queued", "counting", "scoring", "done", "failed", "interrupted"]
 Dimension = Literal["label", "time", "group"]
 CountKey = tuple[Dimension, str, str]  # (dimension, key, sentiment)
-# Prefix lengths of a time key 'YYYY-MM-DDTHH': the hour itself, its day, its month.
-TIME_WIDTH = {"hour": 13, "day": 10, "month": 7}
 
 
 class Dataset(msgspec.Struct, frozen=True):
@@ -95,8 +94,7 @@ class DatasetRepository:
         """Add `counts` to the stored ones (rows are created on first use)."""
         if not counts:
             return
-        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
-        statement = dialect_insert(DatasetCountRow)
+        statement = insert_for(self._connection, DatasetCountRow)
         statement = statement.on_conflict_do_update(
             index_elements=["dataset_id", "dimension", "key", "sentiment"],
             set_={"count": DatasetCountRow.count + statement.excluded["count"]},
@@ -121,11 +119,9 @@ class DatasetRepository:
         first, last = (await self._connection.execute(query)).one()
         return (first, last) if first is not None else None
 
-    async def time_counts(
-        self, dataset_id: UUID, width: Literal["hour", "day", "month"]
-    ) -> list[tuple[str, str, int]]:
+    async def time_counts(self, dataset_id: UUID, width: Width) -> list[tuple[str, str, int]]:
         """(bucket key, sentiment, count) with the hours summed into `width` buckets, in time order."""
-        bucket = func.substr(DatasetCountRow.key, 1, TIME_WIDTH[width])
+        bucket = func.substr(DatasetCountRow.key, 1, KEY_LENGTH[width])  # an hour's key cut to its bucket's key
         query = (
             select(bucket, DatasetCountRow.sentiment, func.sum(DatasetCountRow.count))
             .where(DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "time")

@@ -9,7 +9,8 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.storage.repositories import as_utc, storable_text
+from sentiment.core.clock import as_utc
+from sentiment.storage.repositories import storable_text
 from sentiment.storage.tables import PredictionRow
 
 

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Literal
+from datetime import datetime
 
 import msgspec
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from sentiment.core.domain import Prediction
+from sentiment.core.clock import as_utc
+from sentiment.core.domain import Alert, AlertSeverity, AlertState, Prediction
 from sentiment.storage.analytics import RollupRepository
+from sentiment.storage.dialects import insert_for
 from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 
-AlertState = Literal["active", "resolved"]
-AlertSeverity = Literal["info", "warning", "critical"]
 
 
 def storable_text(text: str) -> str:
@@ -63,18 +61,6 @@ class PredictionRepository:
         return int(await self._connection.scalar(select(func.count()).select_from(PredictionRow)) or 0)
 
 
-class Alert(msgspec.Struct, frozen=True):
-    id: int
-    key: str
-    kind: str
-    severity: str
-    message: str
-    state: str
-    raised_at: datetime
-    resolved_at: datetime | None
-    acknowledged_at: datetime | None
-
-
 class AlertRepository:
     """Alerts are keyed: raising an active key again is a no-op, so replicas never duplicate one."""
 
@@ -85,9 +71,8 @@ class AlertRepository:
         self, key: str, kind: str, severity: AlertSeverity, message: str, now: datetime
     ) -> bool:
         """Insert the alert unless one with this key is active; True when this call raised it."""
-        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
         statement = (
-            dialect_insert(AlertRow)
+            insert_for(self._connection, AlertRow)
             .values(
                 key=key, active_key=key, kind=kind, severity=severity, message=message, state="active", raised_at=now
             )
@@ -118,13 +103,6 @@ class AlertRepository:
         if state is not None:
             query = query.where(AlertRow.state == state)
         return [_alert(row) for row in await self._connection.execute(query)]
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every time this service stores is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _alert(row: object) -> Alert:
@@ -159,9 +137,8 @@ class ModelChoiceRepository:
         )
 
     async def save(self, choices: ModelChoices, now: datetime) -> None:
-        dialect_insert = postgresql.insert if self._connection.dialect.name == "postgresql" else sqlite.insert
         for name, value in (("default_model", choices.default_model), ("loaded_models", list(choices.loaded))):
-            statement = dialect_insert(ModelChoiceRow).values(name=name, value=value, updated_at=now)
+            statement = insert_for(self._connection, ModelChoiceRow).values(name=name, value=value, updated_at=now)
             await self._connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=["name"], set_={"value": statement.excluded.value, "updated_at": now}

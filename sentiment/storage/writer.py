@@ -7,19 +7,29 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 
+import msgspec
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import Prediction
-from sentiment.settings import WriterSettings
+from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.repositories import PredictionRepository
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait, wait_until
 
 log = structlog.get_logger(__name__)
 
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0)
 WriteError = SQLAlchemyError | OSError
+
+
+class WriterSettings(msgspec.Struct, frozen=True):
+    """Rows per insert, rows held while the database is away (beyond that new ones are dropped), and seconds
+    between flushes."""
+
+    batch_size: AtLeastOne = 500
+    max_pending: AtLeastOne = 100_000
+    flush_interval_s: Positive = 0.2
 
 
 def refused_for_content(error: WriteError) -> bool:
@@ -56,10 +66,6 @@ class PredictionWriter:
     def pending(self) -> int:
         return len(self._pending)
 
-    @property
-    def database_up(self) -> bool:
-        return self.last_error is None
-
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="prediction-writer")
 
@@ -76,17 +82,7 @@ class PredictionWriter:
     async def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until everything submitted so far is written (or dropped); False when the timeout passed first."""
         target = self.submitted
-
-        async def caught_up() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self.written + self.dropped >= target)
-
-        try:
-            async with asyncio.timeout(timeout_s):
-                await caught_up()
-        except TimeoutError:
-            return False
-        return True
+        return await wait_until(self._progress, lambda: self.written + self.dropped >= target, timeout_s)
 
     async def close(self, timeout_s: float = 30.0) -> None:
         """Write everything pending (bounded by `timeout_s`), then stop."""
@@ -128,7 +124,7 @@ class PredictionWriter:
                 async with self._progress:
                     self._progress.notify_all()
             if settled < len(batch):
-                await asyncio.sleep(RETRY_DELAYS_S[min(self.failed_attempts - 1, len(RETRY_DELAYS_S) - 1)])
+                await asyncio.sleep(OUTAGE_BACKOFF.delay(self.failed_attempts))
 
     async def _write_alone(self, batch: list[Prediction]) -> int:
         """After the database refused a batch for its content, write its rows one at a time and drop (and count)

@@ -13,12 +13,11 @@ from sentiment.app import create_app
 from sentiment.core.domain import Prediction
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
-from sentiment.settings import WriterSettings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.tables import PredictionRow
-from sentiment.storage.writer import PredictionWriter
+from sentiment.storage.writer import PredictionWriter, WriterSettings
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 

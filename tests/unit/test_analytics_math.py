@@ -12,18 +12,16 @@ from sentiment.core.analytics_math import (
     SeriesCount,
     Slice,
     Window,
-    bucket_starts,
-    ceil_to,
     choose_bucket,
     estimate_percentile,
     fill_series,
-    floor_to,
     latency_le_counts,
     parse_moment,
     resolve_window,
     split_at_hours,
     summarise,
 )
+from sentiment.core.buckets import bucket_starts, ceil_to, floor_to
 from sentiment.core.domain import InvalidInput
 from sentiment.storage.tables import PredictionRollupRow
 
@@ -207,7 +205,7 @@ def test_series_fill_empty_buckets_with_zeros_and_add_parts_of_one_bucket() -> N
 
 
 def test_a_range_of_millennia_in_minutes_is_refused_without_listing_its_buckets() -> None:
-    from sentiment.core.analytics_math import bucket_count
+    from sentiment.core.buckets import bucket_count
 
     since, until = datetime(74, 6, 26, tzinfo=UTC), datetime(5948, 4, 27, tzinfo=UTC)
     assert bucket_count(since, until, "minute") > 3_000_000_000

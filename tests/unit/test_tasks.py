@@ -1,11 +1,64 @@
-"""Stopping background tasks: shutdown waits until each has given back what it held."""
+"""Background tasks: waiting for their progress is bounded, and shutdown waits until each has given back what it
+held."""
 
 import asyncio
 import contextlib
 from pathlib import Path
 
 import sentiment
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait, poll_until, wait_until
+
+
+async def test_wait_until_returns_true_once_a_notification_finds_the_predicate_holding() -> None:
+    progress, written = asyncio.Condition(), []
+
+    async def write(rows: int) -> None:
+        for _ in range(rows):
+            await asyncio.sleep(0)
+            async with progress:
+                written.append(1)
+                progress.notify_all()
+
+    writer = asyncio.create_task(write(3))
+    assert await wait_until(progress, lambda: len(written) >= 3, timeout_s=5)
+    await writer
+
+
+async def test_wait_until_answers_false_when_the_timeout_passes_first() -> None:
+    assert not await wait_until(asyncio.Condition(), lambda: False, timeout_s=0.01)
+
+
+async def test_wait_until_of_a_predicate_already_holding_returns_at_once() -> None:
+    assert await wait_until(asyncio.Condition(), lambda: True, timeout_s=0)
+
+
+class PolledClock:
+    """A clock moved only by the polling loop's sleeps; `loads_at` is when the polled state turns true."""
+
+    def __init__(self, loads_at: float) -> None:
+        self.now, self.loads_at, self.checks = 0.0, loads_at, 0
+
+    def time(self) -> float:
+        return self.now
+
+    def loaded(self) -> bool:
+        self.checks += 1
+        return self.now >= self.loads_at
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_poll_until_checks_every_interval_until_the_state_holds() -> None:
+    clock = PolledClock(loads_at=1.0)
+    assert await poll_until(clock.loaded, timeout_s=5, every_s=0.25, sleep=clock.sleep, clock=clock.time)
+    assert (clock.now, clock.checks) == (1.0, 5)
+
+
+async def test_poll_until_gives_up_with_false_once_past_the_timeout() -> None:
+    clock = PolledClock(loads_at=10.0)
+    assert not await poll_until(clock.loaded, timeout_s=1, every_s=0.5, sleep=clock.sleep, clock=clock.time)
+    assert clock.now == 1.5  # the check at 1.0 s is not yet past the timeout
 
 
 async def test_cancel_and_wait_returns_only_after_every_task_has_unwound() -> None:
