@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the test suite: installs the test dependencies into .venv (and chromium for the browser tests), makes sure
-# PostgreSQL answers, lints the Dockerfile, runs pytest.
+# PostgreSQL answers, lints the Dockerfile and the code (ruff, mypy, import contracts), runs pytest.
 # Arguments go to pytest, e.g. `scripts/test.sh -m unit` or `scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,12 @@ fi
 
 # The Dockerfile cannot be built here (no Docker engine): it is linted instead.
 .venv/bin/hadolint Dockerfile
+
+# The code gates: lint, format, types, and the direction of imports (contracts in pyproject.toml).
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 
 # Model hubs are unreachable here: fail at once rather than retrying.
 export HF_HUB_OFFLINE=1

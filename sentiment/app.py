@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -22,7 +22,8 @@ from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import AnalyticsService
 from sentiment.services.datasets import DatasetService  # data sets
 from sentiment.core.domain import VADER_KEY
-from sentiment.services.failsafe import Failsafe
+from sentiment.services.access import AccessService
+from sentiment.services.failsafe import Failsafe, FailsafeService
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
@@ -32,6 +33,7 @@ from sentiment.services.metrics import observe_call
 from sentiment.services.alert_rules import AlertMonitor
 from sentiment.services.container import Services
 from sentiment.services.history import HistoryService
+from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.services.system import SystemService
 from sentiment.settings import RateUnit, Settings
@@ -79,70 +81,75 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if settings.auto_migrate:
-            await asyncio.to_thread(upgrade, settings.database_url)
-        engine = create_engine(settings.database_url)
-        writer = PredictionWriter(engine, settings.writer, settings.store_text)
-        alerts = AlertService(engine)
-        failsafe = Failsafe(settings.breaker, alerts)
-        cache = ResultCache(settings.cache_size)
+        # Every resource is released in the reverse order of its making, even when a step fails on the way.
+        async with AsyncExitStack() as stack:
+            if settings.auto_migrate:
+                await asyncio.to_thread(upgrade, settings.database_url)
+            engine = create_engine(settings.database_url)
+            stack.push_async_callback(engine.dispose)
+            alerts = AlertService(engine)
+            failsafe = Failsafe(settings.breaker, alerts)
 
-        def on_outcome(model: str, outcome: CallOutcome) -> None:
-            failsafe.record(model, outcome)
-            observe_call(model, outcome)
-            if not outcome.ok:
-                registry.entry(model).stats.record_error()
+            def on_outcome(model: str, outcome: CallOutcome) -> None:
+                failsafe.record(model, outcome)
+                observe_call(model, outcome)
+                if not outcome.ok:
+                    registry.entry(model).stats.record_error()
 
-        registry = ModelRegistry(
-            settings.models,
-            settings.default_model,
-            load,
-            settings.batching,
-            settings.breaker.call_timeout_s,
-            on_outcome=on_outcome,
-        )
-        models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
-        recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
-        system = SystemService(registry, failsafe, cache, writer, engine, __version__)
-        monitor = AlertMonitor(settings.alert_rules, recent, alerts)
-        app.state.services = Services(
-            settings=settings,
-            engine=engine,
-            registry=registry,
-            writer=writer,
-            predictions=PredictionService(
-                registry, failsafe, cache, writer, recent, settings.max_text_length, settings.max_batch_size
-            ),
-            alerts=alerts,
-            failsafe=failsafe,
-            cache=cache,
-            models=models,
-            history=HistoryService(engine),
-            analytics=AnalyticsService(engine),
-            system=system,
-            datasets=DatasetService(engine, registry, settings.datasets, settings.store_text),  # data sets
-        )
-        writer.start()
-        alerts.start()
-        # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
-        if settings.default_model != VADER_KEY:
-            models.preload(settings.default_model)
-        background = [
-            asyncio.create_task(models.run_sync(), name="model-choices"),
-            asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
-        ]
-        if settings.retention_days is not None:
-            background.append(asyncio.create_task(purge_forever(engine, settings.retention_days), name="retention"))
-        try:
+            registry = ModelRegistry(
+                settings.models,
+                settings.default_model,
+                load,
+                settings.batching,
+                settings.breaker.call_timeout_s,
+                on_outcome=on_outcome,
+            )
+            stack.push_async_callback(registry.close)
+            writer = PredictionWriter(engine, settings.writer, settings.store_text)
+            writer.start()
+            stack.push_async_callback(writer.close)
+            alerts.start()
+            stack.push_async_callback(alerts.close)
+            models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
+            stack.push_async_callback(models.close)
+            datasets = DatasetService(engine, registry, settings.datasets, settings.store_text)
+            stack.push_async_callback(datasets.close)  # data-set jobs stop before the models and the database
+
+            cache = ResultCache(settings.cache_size)
+            recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
+            system = SystemService(registry, failsafe, cache, writer, engine, __version__)
+            analytics = AnalyticsService(engine)
+            app.state.services = Services(
+                access=AccessService(settings.admin_token),
+                predictions=PredictionService(
+                    registry, failsafe, cache, writer, recent, settings.max_text_length, settings.max_batch_size
+                ),
+                models=models,
+                failsafe=FailsafeService(failsafe, registry),
+                alerts=alerts,
+                analytics=analytics,
+                overview=OverviewService(analytics, registry, failsafe, alerts),
+                history=HistoryService(engine, registry.keys),
+                datasets=datasets,
+                system=system,
+                engine=engine,
+                registry=registry,
+                writer=writer,
+            )
+            # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
+            if settings.default_model != VADER_KEY:
+                models.preload(settings.default_model)
+            monitor = AlertMonitor(settings.alert_rules, recent, alerts)
+            background = [
+                asyncio.create_task(models.run_sync(), name="model-choices"),
+                asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
+            ]
+            if settings.retention_days is not None:
+                background.append(
+                    asyncio.create_task(purge_forever(engine, settings.retention_days), name="retention")
+                )
+            stack.push_async_callback(cancel_and_wait, *background)
             yield
-        finally:
-            await cancel_and_wait(*background)
-            await app.state.services.datasets.close()  # data sets: stop their jobs before the models and the database
-            await models.close()
-            await alerts.close()
-            await writer.close()
-            await registry.close()
-            await engine.dispose()
 
     return Litestar(
         route_handlers=[

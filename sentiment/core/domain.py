@@ -84,3 +84,19 @@ class NotReady(SentimentError):
 
 class Conflict(SentimentError):
     """The request contradicts the service's current state (unloading the default model, for one)."""
+
+
+AlertState = Literal["active", "resolved"]
+AlertSeverity = Literal["info", "warning", "critical"]
+
+
+class Alert(msgspec.Struct, frozen=True):
+    id: int
+    key: str
+    kind: str
+    severity: str
+    message: str
+    state: str
+    raised_at: datetime
+    resolved_at: datetime | None
+    acknowledged_at: datetime | None

@@ -12,5 +12,26 @@ class Backend(Protocol):
     """Small and synchronous: knows nothing of HTTP, asyncio or the database."""
 
     labels: tuple[Label, ...]
+    # "cuda" when the model runs on a GPU, which is fed larger batches; else "cpu".
+    device: str
+    # What actually runs (fp32, int8, onnx, onnx-int8, cuda-fp16, vader, remote), shown to operators.
+    execution_path: str
+    # Why a faster execution path that was asked for was refused, when it was.
+    fast_path_rejected: str | None
 
     def predict(self, texts: Sequence[str]) -> list[Scored]: ...
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, sessions) when its model is unloaded."""
+
+
+class BaseBackend:
+    """Defaults for the members most backends share: on the CPU, no fast path refused, nothing to release."""
+
+    labels: tuple[Label, ...] = ()
+    device: str = "cpu"
+    execution_path: str = "fp32"
+    fast_path_rejected: str | None = None
+
+    def close(self) -> None:
+        return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from sentiment.core.domain import Label, Scored
 
@@ -54,5 +55,5 @@ def scored_from_probabilities(class_labels: Sequence[Label], probabilities: Sequ
     scores: dict[str, float] = {}
     for label, probability in zip(class_labels, probabilities, strict=True):
         scores[label] = scores.get(label, 0.0) + float(probability)
-    label = max(scores, key=scores.__getitem__)
-    return Scored(label=label, confidence=scores[label], scores=scores)  # type: ignore[arg-type]
+    best = cast(Label, max(scores, key=scores.__getitem__))  # every key is one of class_labels
+    return Scored(label=best, confidence=scores[best], scores=scores)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sentiment.core.domain import Label, ModelLoadError, Scored
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 MAX_SEQUENCE_LENGTH = 512
@@ -51,6 +52,8 @@ def export(source: str, folder: Path) -> None:
             model, tuple(sample[n] for n in names), input_names=names, output_names=["logits"],
             dynamic_shapes={n: {0: batch, 1: sequence} for n in names}, dynamo=True, opset_version=18,
         )
+    if program is None:
+        raise ModelLoadError(f"torch.onnx.export gave no program for {source}")
     folder.mkdir(parents=True, exist_ok=True)
     program.save(str(folder / "model.onnx"))
 
@@ -62,7 +65,7 @@ def quantize(folder: Path) -> None:
     quantize_dynamic(folder / "model.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
 
 
-class OnnxBackend:
+class OnnxBackend(BaseBackend):
     def __init__(self, source: str, int8: bool, cache_dir: Path, threads: int | None = None) -> None:
         import onnxruntime
         from transformers import AutoConfig, AutoTokenizer

@@ -185,18 +185,36 @@ class ModelRegistry:
             raise ModelNotLoaded(entry.key)
         return entry
 
-    def make_default(self, key: str) -> None:
-        """Requests from now on go to `key`; those already queued on the old default finish there."""
+    def serving(self) -> list[ModelEntry]:
+        """The models offered to users: those that answer now or were asked to (the rest would be refused)."""
+        return [entry for entry in self._entries.values() if entry.loaded or entry.wanted]
+
+    def want(self, key: str) -> ModelEntry:
+        """Mark a model as one that should serve: VADER answers for it until it is loaded."""
         entry = self.entry(key)
         entry.wanted = True
+        return entry
+
+    def set_fault(self, key: str, fault: Fault | None) -> ModelEntry:
+        """Make the model fail or hang on purpose (None clears it)."""
+        entry = self.entry(key)
+        entry.set_fault(fault)
+        return entry
+
+    def set_download(self, key: str, state: DownloadState) -> None:
+        """Record a download's progress; call on the event loop (downloads report from their thread through it)."""
+        self.entry(key).download = state
+
+    def make_default(self, key: str) -> None:
+        """Requests from now on go to `key`; those already queued on the old default finish there."""
+        self.want(key)
         if key != self.default_key:
             log.info("default_model_changed", previous=self.default_key, model=key)
             self.default_key = key
 
     async def load(self, key: str) -> ModelEntry:
         """Load in a thread; a failure is recorded on the entry (and logged), never raised to the caller."""
-        entry = self.entry(key)
-        entry.wanted = True
+        entry = self.want(key)
         if entry.loaded or entry.loading:
             return entry
         entry.loading, entry.error = True, None
@@ -209,8 +227,7 @@ class ModelRegistry:
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            self._attach(entry, backend, policy_for_device(self._policy, getattr(backend, "device", "cpu")),
-                         self._call_timeout_s)
+            self._attach(entry, backend, policy_for_device(self._policy, backend.device), self._call_timeout_s)
             entry.load_seconds = time.perf_counter() - started
             memory_after = anonymous_memory_bytes()
             if memory_before is not None and memory_after is not None:
@@ -240,8 +257,8 @@ class ModelRegistry:
 
     def _attach(self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None) -> None:
         entry.labels = backend.labels
-        entry.execution_path = getattr(backend, "execution_path", entry.spec.kind)
-        entry.fast_path_rejected = getattr(backend, "fast_path_rejected", None)
+        entry.execution_path = backend.execution_path
+        entry.fast_path_rejected = backend.fast_path_rejected
         entry.queue = BatchQueue(
             entry.key,
             backend,

@@ -4,14 +4,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import httpx
 
 from sentiment.core.domain import LABELS, Label, ModelLoadError, Scored
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 
-class RemoteBackend:
+class LabelScore(TypedDict):
+    """One class of one text in text-embeddings-inference's /predict answer."""
+
+    label: str
+    score: float
+
+
+class RemoteBackend(BaseBackend):
+    execution_path = "remote"
+
     def __init__(self, url: str, timeout_s: float) -> None:
         # One pooled client: the queue's worker thread is its only user.
         self._client = httpx.Client(base_url=url, timeout=timeout_s)
@@ -40,7 +51,7 @@ class RemoteBackend:
             results.append(scored_from_probabilities(labels, [float(item["score"]) for item in row]))
         return results
 
-    def _call(self, texts: Sequence[str]) -> list[list[dict[str, object]]]:
+    def _call(self, texts: Sequence[str]) -> list[list[LabelScore]]:
         response = self._client.post("/predict", json={"inputs": list(texts)})
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 from sentiment.core.domain import Label, ModelLoadError, Scored
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
 MAX_SEQUENCE_LENGTH = 512
@@ -18,8 +19,7 @@ MAX_SEQUENCE_LENGTH = 512
 transformers_logging.disable_progress_bar()
 
 
-class TransformersBackend:
-    fast_path_rejected: str | None = None
+class TransformersBackend(BaseBackend):
     def __init__(self, source: str, threads: int | None = None, int8: bool = False, device: str = "cpu") -> None:
         """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate step)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from sentiment.core.domain import Label, Scored
+from sentiment.inference.backend import BaseBackend
 
 POSITIVE_THRESHOLD = 0.05
 
@@ -25,8 +26,9 @@ def scored_from_vader(polarity: dict[str, float]) -> Scored:
     return Scored(label=label, confidence=confidence, scores=scores)
 
 
-class VaderBackend:
+class VaderBackend(BaseBackend):
     labels: tuple[Label, ...] = ("negative", "neutral", "positive")
+    execution_path = "vader"
 
     def __init__(self) -> None:
         self._analyzer = SentimentIntensityAnalyzer()

@@ -1,4 +1,4 @@
-"""The services the app builds in its lifespan; handlers get each one by dependency injection."""
+"""The services the app builds in its lifespan; each handler gets the one it uses by dependency injection."""
 
 from __future__ import annotations
 
@@ -6,34 +6,35 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import ModelRegistry
+from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import AnalyticsService
 from sentiment.services.datasets import DatasetService
-from sentiment.services.failsafe import Failsafe
+from sentiment.services.failsafe import FailsafeService
 from sentiment.services.history import HistoryService
 from sentiment.services.models import ModelService
+from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.services.system import SystemService
-from sentiment.settings import Settings
 from sentiment.storage.writer import PredictionWriter
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
-    """Everything the app wires together, built in the lifespan and reached through dependency injection."""
+    """One field per service the web layer may ask for. `engine`, `registry` and `writer` are kept for tests that
+    look inside the running app; no handler receives them."""
 
-    settings: Settings
+    access: AccessService
+    predictions: PredictionService
+    models: ModelService
+    failsafe: FailsafeService
+    alerts: AlertService
+    analytics: AnalyticsService
+    overview: OverviewService
+    history: HistoryService
+    datasets: DatasetService
+    system: SystemService
     engine: AsyncEngine
     registry: ModelRegistry
     writer: PredictionWriter
-    predictions: PredictionService
-    alerts: AlertService
-    failsafe: Failsafe
-    cache: ResultCache
-    models: ModelService
-    history: HistoryService
-    analytics: AnalyticsService
-    system: SystemService
-    datasets: DatasetService  # data sets

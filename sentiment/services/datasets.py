@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Annotated, Literal
 from uuid import UUID
 
 import msgspec
@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
+from sentiment.core.bounds import AtLeastOne
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import LABELS, VADER_KEY, Conflict, InvalidInput, Prediction, Scored, SentimentError
 from sentiment.core.evaluation import (
@@ -41,8 +42,9 @@ from sentiment.core.evaluation import (
     read_gold_values,
 )
 from sentiment.inference.registry import ModelEntry, ModelRegistry
+from sentiment.services.models import OfferedModels, offered_models
 from sentiment.services.scoring import ChunkScorer, ScoringFailed
-from sentiment.settings import DatasetSettings
+from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
 from sentiment.storage.repositories import PredictionRepository
 from sentiment.services.tabular import (
@@ -55,19 +57,29 @@ from sentiment.services.tabular import (
     open_table,
     read_chunks,
 )
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.tasks import cancel_and_wait, poll_until
+from sentiment.core.buckets import key_start
+from sentiment.core.retry import retry
 from sentiment.core.timeparse import (
     NoTimeFormat,
     TimeFormat,
     detect_format,
     format_named,
     hour_key,
-    key_start,
     trend_starts,
     trend_width,
 )
 
 log = structlog.get_logger(__name__)
+
+
+class DatasetSettings(msgspec.Struct, frozen=True):
+    """Data-set uploads: where files are kept, how big one may be, rows per chunk."""
+
+    data_dir: str = "./datasets"
+    max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1 << 30
+    chunk_rows: AtLeastOne = 1024
+
 
 RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")
 MAX_PROBLEMS_KEPT = 1000
@@ -189,6 +201,9 @@ class DatasetService:
         self._folder = Path(settings.data_dir)
         self._jobs: dict[UUID, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+
+    def offered(self) -> OfferedModels:
+        return offered_models(self._registry)
 
     # -- files --------------------------------------------------------------------------------------------
 
@@ -413,13 +428,13 @@ class DatasetService:
             self._jobs.pop(dataset_id, None)
 
     async def _wait_loaded(self, entry: ModelEntry) -> None:
-        deadline = time.monotonic() + MODEL_LOAD_WAIT_S
-        while not entry.loaded:
-            if entry.error is not None and not entry.loading:
-                raise ScoringFailed(f"model {entry.key} failed to load: {entry.error}")
-            if time.monotonic() > deadline:
-                raise ScoringFailed(f"model {entry.key} is still {entry.status} after {MODEL_LOAD_WAIT_S:g} s")
-            await asyncio.sleep(0.2)
+        def settled() -> bool:
+            return entry.loaded or (entry.error is not None and not entry.loading)
+
+        if not await poll_until(settled, MODEL_LOAD_WAIT_S, every_s=0.2):
+            raise ScoringFailed(f"model {entry.key} is still {entry.status} after {MODEL_LOAD_WAIT_S:g} s")
+        if not entry.loaded:
+            raise ScoringFailed(f"model {entry.key} failed to load: {entry.error}")
 
     async def _score(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry, gold: GoldLabels | None) -> None:
         scorer = ChunkScorer(entry)
@@ -479,23 +494,25 @@ class DatasetService:
             "confusion": {model: matrix.counts for model, matrix in confusion.items()},
             "heartbeat_at": self._clock(),
         }
-        deadline = time.monotonic() + DATABASE_PATIENCE_S
-        delay = 0.5
-        while True:
-            try:
-                async with self._engine.begin() as connection:
-                    if predictions:
-                        await PredictionRepository(connection).add_many(predictions, self._store_text)
-                    repository = DatasetRepository(connection)
-                    await repository.add_counts(dataset_id, counts)
-                    await repository.update(dataset_id, **progress)
-                return
-            except (SQLAlchemyError, OSError) as error:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("dataset_write_failed", dataset=str(dataset_id), error=str(error).splitlines()[0])
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def write() -> None:
+            async with self._engine.begin() as connection:
+                if predictions:
+                    await PredictionRepository(connection).add_many(predictions, self._store_text)
+                repository = DatasetRepository(connection)
+                await repository.add_counts(dataset_id, counts)
+                await repository.update(dataset_id, **progress)
+
+        def failed(error: BaseException, _failures: int) -> None:
+            log.warning("dataset_write_failed", dataset=str(dataset_id), error=str(error).splitlines()[0])
+
+        await retry(
+            write,
+            retry_on=(SQLAlchemyError, OSError),
+            backoff=OUTAGE_BACKOFF,
+            give_up_after_s=DATABASE_PATIENCE_S,
+            on_failure=failed,
+        )
 
     async def _save(self, dataset_id: UUID, **values: object) -> None:
         async with self._engine.begin() as connection:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import msgspec
 import structlog
 
 from sentiment.services.alerts import AlertService
-from sentiment.breaker import BreakerState, CircuitBreaker, Permit, Transition
+from sentiment.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit, Transition
 from sentiment.breaker.breaker import Clock
-from sentiment.inference.faults import FaultMode
+from sentiment.core.domain import VADER_KEY
+from sentiment.inference.faults import Fault, FaultMode
 from sentiment.inference.queue import CallOutcome
+from sentiment.inference.registry import ModelRegistry
 from sentiment.services.metrics import BREAKER_TRANSITIONS
-from sentiment.settings import BreakerSettings
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +67,7 @@ class Failsafe:
         for breaker in [self.breaker(model)] if model is not None else list(self._breakers.values()):
             breaker.reset(reason)
 
-    def report(self, models: list[str], faults: dict[str, FaultMode | None]) -> FailsafeReport:
+    def report(self, models: list[str], faults: Mapping[str, FaultMode]) -> FailsafeReport:
         reports = []
         for model in models:
             snapshot = self.breaker(model).snapshot()
@@ -98,3 +100,27 @@ class Failsafe:
             self._alerts.post_raise(key, "breaker_open", "critical", message)
         elif transition.current is BreakerState.CLOSED:
             self._alerts.post_resolve(key)
+
+
+class FailsafeService:
+    """What operators do with the breakers: read them, close them by hand, make a model fail on purpose."""
+
+    def __init__(self, failsafe: Failsafe, registry: ModelRegistry) -> None:
+        self._failsafe = failsafe
+        self._registry = registry
+
+    def report(self) -> FailsafeReport:
+        models = [key for key in self._registry.keys if key != VADER_KEY]
+        faults = {key: fault.mode for key in models if (fault := self._registry.entry(key).fault) is not None}
+        return self._failsafe.report(models, faults)
+
+    def reset(self, model: str | None) -> FailsafeReport:
+        if model is not None:
+            self._registry.entry(model)  # an unknown key is refused before anything changes
+        self._failsafe.reset(model)
+        return self.report()
+
+    def inject_fault(self, model: str, mode: FaultMode | None, hang_seconds: float) -> FailsafeReport:
+        """`mode` None clears the model's fault."""
+        self._registry.set_fault(model, Fault(mode, hang_seconds) if mode is not None else None)
+        return self.report()

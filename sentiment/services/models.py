@@ -4,8 +4,9 @@ dropping a request, and the shared choices every replica follows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import structlog
@@ -53,6 +54,17 @@ class ModelDetail(msgspec.Struct):
 class ModelsOverview(msgspec.Struct):
     default_model: str
     models: list[ModelView]
+
+
+class OfferedModels(msgspec.Struct):
+    """The models a form offers: those that answer now or were asked to, and the one chosen when none is."""
+
+    keys: list[str]
+    default_model: str
+
+
+def offered_models(registry: ModelRegistry) -> OfferedModels:
+    return OfferedModels([entry.key for entry in registry.serving()], registry.default_key)
 
 
 class ModelService:
@@ -139,7 +151,7 @@ class ModelService:
         entry = self._registry.entry(key)
         if entry.status == "not downloaded":
             raise Conflict(f"model {key} is not downloaded: POST /models/download {{\"model\": \"{key}\"}} first")
-        entry.wanted = True
+        self._registry.want(key)
         self._spawn(self.load(key))
         return self.view(entry)
 
@@ -168,13 +180,17 @@ class ModelService:
             raise Conflict(f"model {key} is served from {entry.spec.source}; there is nothing to download")
         if entry.download is not None and entry.download.state == "downloading":
             return self.view(entry)
-        entry.download = DownloadState("downloading")
+        self._registry.set_download(key, DownloadState("downloading"))
         self._spawn(self._download(entry))
         return self.view(entry)
 
     async def _download(self, entry: ModelEntry) -> None:
+        loop = asyncio.get_running_loop()
+
         def progress(update: DownloadProgress) -> None:
-            entry.download = DownloadState("downloading", update.bytes_done, update.bytes_total, update.percent)
+            # Runs on the download's thread: the registry is changed on the event loop only.
+            state = DownloadState("downloading", update.bytes_done, update.bytes_total, update.percent)
+            loop.call_soon_threadsafe(self._registry.set_download, entry.key, state)
 
         alert_key = f"model_download_failed:{entry.key}"
         log.info("model_download_started", model=entry.key, source=entry.spec.source)
@@ -182,19 +198,19 @@ class ModelService:
             folder = await asyncio.to_thread(self._downloader, entry.spec.source, on_progress=progress)
         except Exception as error:  # every failure ends the download as failed, with its message
             message = str(error) or type(error).__name__
-            entry.download = DownloadState("failed", error=message)
+            self._registry.set_download(entry.key, DownloadState("failed", error=message))
             log.error("model_download_failed", model=entry.key, error=message)
             self._alerts.post_raise(alert_key, "model_download_failed", "warning", f"download of {entry.key} failed: {message}")
             return
         done = entry.download
-        entry.download = DownloadState("done", done.bytes_done if done else 0, done.bytes_total if done else None, 100.0,
-                                       folder=folder)
+        self._registry.set_download(entry.key, DownloadState(
+            "done", done.bytes_done if done else 0, done.bytes_total if done else None, 100.0, folder=folder
+        ))
         log.info("model_download_finished", model=entry.key, folder=folder)
         self._alerts.post_resolve(alert_key)
 
     def _switch_default(self, key: str) -> None:
-        entry = self._registry.entry(key)
-        entry.wanted = True
+        entry = self._registry.want(key)
         if entry.loaded:
             self._make_default(key)
         else:
@@ -253,8 +269,8 @@ class ModelService:
             await self.follow_shared_choices()
             await asyncio.sleep(self._sync_interval_s)
 
-    def _spawn(self, work: object) -> None:
-        task = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+    def _spawn(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

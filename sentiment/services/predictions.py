@@ -16,6 +16,7 @@ from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.inference.stats import RecentWindow
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.metrics import FALLBACKS, PREDICTIONS, QUEUE_TIME
+from sentiment.services.models import OfferedModels, offered_models
 from sentiment.storage.writer import PredictionWriter
 
 
@@ -57,6 +58,13 @@ class PredictionService:
         self._max_text_length = max_text_length
         self._max_batch_size = max_batch_size
         self._clock = clock
+
+    @property
+    def max_text_length(self) -> int:
+        return self._max_text_length
+
+    def offered(self) -> OfferedModels:
+        return offered_models(self._registry)
 
     async def predict(self, texts: Sequence[str], model: str | None = None) -> PredictionBatch:
         self._validate(texts)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from typing import Annotated
+
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from sentiment.breaker import BreakerState
 from sentiment.core.domain import VADER_KEY, NotReady
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import ModelRegistry
@@ -60,6 +63,20 @@ class CacheStats(msgspec.Struct):
     size: int
     hits: int
     misses: int
+
+
+BREAKER_STATE_CODE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class Gauges(msgspec.Struct):
+    """The figures a Prometheus scrape reads from this process's own objects."""
+
+    pending_writes: int
+    dropped_writes: int
+    breaker_states: Annotated[dict[str, int], msgspec.Meta(description="0 closed, 1 half-open, 2 open")]
+    queue_depths: dict[str, int]
+    cache_hits: int
+    cache_misses: int
 
 
 class SystemService:
@@ -138,10 +155,24 @@ class SystemService:
             serving=default.key if default.loaded else VADER_KEY,
             fallback_reason=fallback_reason,
             models=self.models(),
-            breakers={
-                e.key: self._failsafe.breaker(e.key).state.value for e in self._registry.entries() if e.key != VADER_KEY
-            },
-            queue_depths={e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None},
+            breakers={key: state.value for key, state in self._breaker_states().items()},
+            queue_depths=self._queue_depths(),
             cache=CacheStats(self._cache.size, self._cache.hits, self._cache.misses),
             database=await self.database_health(),
         )
+
+    def gauges(self) -> Gauges:
+        return Gauges(
+            pending_writes=self._writer.pending,
+            dropped_writes=self._writer.dropped,
+            breaker_states={key: BREAKER_STATE_CODE[state] for key, state in self._breaker_states().items()},
+            queue_depths=self._queue_depths(),
+            cache_hits=self._cache.hits,
+            cache_misses=self._cache.misses,
+        )
+
+    def _breaker_states(self) -> dict[str, BreakerState]:
+        return {e.key: self._failsafe.breaker(e.key).state for e in self._registry.entries() if e.key != VADER_KEY}
+
+    def _queue_depths(self) -> dict[str, int]:
+        return {e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None}

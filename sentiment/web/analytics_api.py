@@ -9,6 +9,7 @@ from litestar import get
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
+from litestar.types import ControllerRouterHandler
 
 from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
 from sentiment.core.analytics_math import Bucket
@@ -59,4 +60,4 @@ async def analytics_summary(
     return await analytics.summary(AnalyticsFilters.from_query(since, until, model, dataset, bucket))
 
 
-ROUTES = [analytics_summary]
+ROUTES: list[ControllerRouterHandler] = [analytics_summary]

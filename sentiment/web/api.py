@@ -9,6 +9,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.types import ControllerRouterHandler
 
 from sentiment.services.alerts import AlertService
 from sentiment.services.predictions import PredictionBatch, PredictionService
@@ -108,4 +109,4 @@ async def acknowledge_alert(alert_id: AlertId, alerts: NamedDependency[AlertServ
     return AlertOut.from_domain(alert)
 
 
-ROUTES = [predict, predict_batch, health, ready, status, db_health, list_alerts, acknowledge_alert]
+ROUTES: list[ControllerRouterHandler] = [predict, predict_batch, health, ready, status, db_health, list_alerts, acknowledge_alert]

@@ -24,12 +24,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, URLEncodedBody
 from litestar.response import File, Template
+from litestar.types import ControllerRouterHandler
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from sentiment.services.datasets import DatasetOptions, DatasetReport, DatasetService, Progress, Upload, UploadTooLarge
 from sentiment.core.domain import LABELS, InvalidInput, SentimentError
 from sentiment.core.evaluation import Metrics
-from sentiment.services.container import Services
 from sentiment.web.charts import bar_chart, line_chart
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
@@ -37,7 +37,6 @@ from sentiment.web.guard import CSRF_HEADER, require_csrf
 from sentiment.web.pages import context
 
 MAX_FIELD_BYTES = 4096
-PAGE = {"include_in_schema": False}
 DatasetId = Annotated[UUID, FromPath]
 
 # -- shapes -----------------------------------------------------------------------------------------------------
@@ -253,8 +252,7 @@ EXPORT = ResponseSpec(data_container=str, media_type="text/csv", description="th
     operation_class=UploadOperation,
     responses={**error_responses(400, 404, 409), 413: TOO_LARGE},
 )
-async def upload_dataset(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Response[DatasetOut]:
-    datasets = services.datasets
+async def upload_dataset(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Response[DatasetOut]:
     fields, upload = await receive_form(request, datasets)
     if upload is None:
         raise InvalidInput("the upload holds no file: send the CSV in the field 'file'")
@@ -269,8 +267,8 @@ async def upload_dataset(request: Request[Any, Any, Any], services: NamedDepende
 
 
 @get("/datasets", summary="Recent data sets, newest first", tags=["datasets"])
-async def list_datasets(services: NamedDependency[Services]) -> list[DatasetOut]:
-    return [DatasetOut.from_progress(progress) for progress in await services.datasets.recent()]
+async def list_datasets(datasets: NamedDependency[DatasetService]) -> list[DatasetOut]:
+    return [DatasetOut.from_progress(progress) for progress in await datasets.recent()]
 
 
 async def _progress(datasets: DatasetService, dataset_id: UUID) -> Progress:
@@ -286,8 +284,8 @@ async def _progress(datasets: DatasetService, dataset_id: UUID) -> Progress:
     tags=["datasets"],
     responses=error_responses(404),
 )
-async def get_dataset(dataset_id: DatasetId, services: NamedDependency[Services]) -> DatasetOut:
-    return DatasetOut.from_progress(await _progress(services.datasets, dataset_id))
+async def get_dataset(dataset_id: DatasetId, datasets: NamedDependency[DatasetService]) -> DatasetOut:
+    return DatasetOut.from_progress(await _progress(datasets, dataset_id))
 
 
 @get(
@@ -296,8 +294,8 @@ async def get_dataset(dataset_id: DatasetId, services: NamedDependency[Services]
     tags=["datasets"],
     responses=error_responses(404),
 )
-async def dataset_report(dataset_id: DatasetId, services: NamedDependency[Services]) -> ReportOut:
-    report = await services.datasets.report(dataset_id)
+async def dataset_report(dataset_id: DatasetId, datasets: NamedDependency[DatasetService]) -> ReportOut:
+    report = await datasets.report(dataset_id)
     if report is None:
         raise NotFoundException(f"no data set {dataset_id}")
     return ReportOut.from_report(report)
@@ -309,8 +307,8 @@ async def dataset_report(dataset_id: DatasetId, services: NamedDependency[Servic
     tags=["datasets"],
     responses={**error_responses(404, 409), 200: EXPORT},
 )
-async def export_dataset(dataset_id: DatasetId, services: NamedDependency[Services]) -> File:
-    found = await services.datasets.export(dataset_id)
+async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[DatasetService]) -> File:
+    found = await datasets.export(dataset_id)
     if found is None:
         raise NotFoundException(f"no data set {dataset_id}")
     dataset, path = found
@@ -342,33 +340,30 @@ async def require_csrf_header(connection: ASGIConnection, handler: BaseRouteHand
     await require_csrf(connection, handler)
 
 
-def _models(services: Services) -> list[str]:
-    return [e.key for e in services.registry.entries() if e.loaded or e.wanted]
-
-
-def _columns_form(request: Request[Any, Any, Any], services: Services, dataset_id: UUID, name: str,
+def _columns_form(request: Request[Any, Any, Any], datasets: DatasetService, dataset_id: UUID, name: str,
                   columns: list[str], chosen: dict[str, str], error: str | None = None) -> Template:
+    offered = datasets.offered()
     values = {
-        "dataset_id": dataset_id, "name": name, "columns": columns, "models": _models(services),
-        "default_model": services.registry.default_key, "chosen": chosen, "error": error,
+        "dataset_id": dataset_id, "name": name, "columns": columns, "models": offered.keys,
+        "default_model": offered.default_model, "chosen": chosen, "error": error,
     }
     return Template(template_name="partials/dataset_columns.html",
                     context=context(request, "/ui/analyze", **values))
 
 
-@post("/ui/datasets", guards=[require_csrf_header], status_code=200, request_max_body_size=None, **PAGE)
-async def upload_from_page(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+@post("/ui/datasets", guards=[require_csrf_header], status_code=200, request_max_body_size=None, include_in_schema=False)
+async def upload_from_page(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Template:
     try:
-        _, upload = await receive_form(request, services.datasets)
+        _, upload = await receive_form(request, datasets)
         if upload is None:
             raise InvalidInput("choose a CSV file to upload")
-        dataset = await services.datasets.create(upload)
+        dataset = await datasets.create(upload)
     except (SentimentError, ClientException) as error:
         return Template(template_name="partials/dataset_error.html",
                         context=context(request, "/ui/analyze", error=error.detail))
     columns = dataset.columns
     chosen = {"text": _guess(columns, TEXT_NAMES) or columns[0], "time": _guess(columns, TIME_NAMES) or ""}
-    return _columns_form(request, services, dataset.id, dataset.name, columns, chosen)
+    return _columns_form(request, datasets, dataset.id, dataset.name, columns, chosen)
 
 
 class StartForm(msgspec.Struct):
@@ -380,23 +375,23 @@ class StartForm(msgspec.Struct):
     csrf_token: str = ""
 
 
-@post("/ui/datasets/{dataset_id:uuid}/start", guards=[require_csrf], status_code=200, **PAGE)
+@post("/ui/datasets/{dataset_id:uuid}/start", guards=[require_csrf], status_code=200, include_in_schema=False)
 async def start_from_page(
     request: Request[Any, Any, Any], dataset_id: DatasetId, data: URLEncodedBody[StartForm],
-    services: NamedDependency[Services],
+    datasets: NamedDependency[DatasetService],
 ) -> Template:
     fields = {"text_column": data.text_column, "time_column": data.time_column, "group_column": data.group_column,
               "gold_column": data.gold_column, "model": data.model}
     try:
-        progress = await services.datasets.start(dataset_id, _options(fields))
+        progress = await datasets.start(dataset_id, _options(fields))
     except SentimentError as error:
-        found = await services.datasets.progress(dataset_id)
+        found = await datasets.progress(dataset_id)
         if found is None or found.status != "uploaded":
             return Template(template_name="partials/dataset_error.html",
                             context=context(request, "/ui/analyze", error=error.detail))
         chosen = {"text": data.text_column, "time": data.time_column, "group": data.group_column,
                   "gold": data.gold_column, "model": data.model}
-        return _columns_form(request, services, dataset_id, found.dataset.name, found.dataset.columns, chosen,
+        return _columns_form(request, datasets, dataset_id, found.dataset.name, found.dataset.columns, chosen,
                              error.detail)
     if progress is None:
         raise NotFoundException(f"no data set {dataset_id}")
@@ -430,11 +425,11 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
-@get("/ui/datasets/{dataset_id:uuid}/progress", **PAGE)
+@get("/ui/datasets/{dataset_id:uuid}/progress", include_in_schema=False)
 async def progress_fragment(
-    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+    request: Request[Any, Any, Any], dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
 ) -> Template:
-    return _progress_template(request, await _progress(services.datasets, dataset_id))
+    return _progress_template(request, await _progress(datasets, dataset_id))
 
 
 def report_values(report: DatasetReport) -> dict[str, object]:
@@ -456,11 +451,11 @@ def report_values(report: DatasetReport) -> dict[str, object]:
     return values
 
 
-@get("/ui/datasets/{dataset_id:uuid}", **PAGE)
+@get("/ui/datasets/{dataset_id:uuid}", include_in_schema=False)
 async def dataset_page(
-    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+    request: Request[Any, Any, Any], dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
 ) -> Template:
-    report = await services.datasets.report(dataset_id)
+    report = await datasets.report(dataset_id)
     if report is None:
         raise NotFoundException(f"no data set {dataset_id}")
     values = report_values(report)
@@ -468,24 +463,24 @@ async def dataset_page(
     return Template(template_name="dataset.html", context=context(request, "/ui/analyze", **values))
 
 
-@get("/ui/datasets/{dataset_id:uuid}/report", **PAGE)
+@get("/ui/datasets/{dataset_id:uuid}/report", include_in_schema=False)
 async def report_fragment(
-    request: Request[Any, Any, Any], dataset_id: DatasetId, services: NamedDependency[Services]
+    request: Request[Any, Any, Any], dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
 ) -> Template:
-    report = await services.datasets.report(dataset_id)
+    report = await datasets.report(dataset_id)
     if report is None:
         raise NotFoundException(f"no data set {dataset_id}")
     return Template(template_name="partials/dataset_report.html",
                     context=context(request, "/ui/analyze", **report_values(report)))
 
 
-@get("/ui/datasets/recent", **PAGE)
-async def recent_fragment(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-    recent = [progress_values(progress, poll=False) for progress in await services.datasets.recent(10)]
+@get("/ui/datasets/recent", include_in_schema=False)
+async def recent_fragment(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Template:
+    recent = [progress_values(progress, poll=False) for progress in await datasets.recent(10)]
     return Template(template_name="partials/dataset_list.html", context=context(request, "/ui/analyze", recent=recent))
 
 
-ROUTES = [
+ROUTES: list[ControllerRouterHandler] = [
     upload_dataset, list_datasets, get_dataset, dataset_report, export_dataset,
     upload_from_page, start_from_page, progress_fragment, dataset_page, report_fragment, recent_fragment,
 ]

@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import TooManyRequestsException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import SQLAlchemyError
 
 from sentiment.core.domain import (
@@ -62,7 +63,7 @@ def too_many_requests_response(_: Request, error: TooManyRequestsException) -> R
     return Response({"status_code": 429, "detail": detail}, status_code=429, headers=headers)
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     TooManyRequestsException: too_many_requests_response,
     SentimentError: domain_error_response,
     UnicodeDecodeError: invalid_utf8_response,

@@ -4,7 +4,6 @@ signed, HttpOnly, SameSite=Strict session cookie, and every page form carries th
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -12,14 +11,11 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
 
+from sentiment.web.dependencies import access_of
+
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-
-
-def token_fingerprint(token: str) -> str:
-    """What a logged-in session remembers: changing the admin token logs every session out."""
-    return hashlib.sha256(b"sentiment-admin:" + token.encode()).hexdigest()
 
 
 def csrf_token(session: dict[str, object]) -> str:
@@ -29,14 +25,14 @@ def csrf_token(session: dict[str, object]) -> str:
     return session["csrf"]  # type: ignore[return-value]
 
 
-def is_admin_session(connection: ASGIConnection, expected: str) -> bool:
-    fingerprint = connection.scope.get("session", {}).get("admin") if "session" in connection.scope else None
-    return isinstance(fingerprint, str) and hmac.compare_digest(fingerprint, token_fingerprint(expected))
+def is_admin_session(connection: ASGIConnection) -> bool:
+    session = connection.scope.get("session")
+    return isinstance(session, dict) and access_of(connection).is_admin_mark(session.get("admin"))
 
 
 async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = None) -> None:
     """Unsafe page requests must carry the session's CSRF token (htmx sends it as a header, forms as a field)."""
-    if connection.scope["method"] in SAFE_METHODS:
+    if connection.scope.get("method") in SAFE_METHODS:
         return
     session = connection.scope.get("session") or {}
     expected = session.get("csrf") if isinstance(session, dict) else None
@@ -50,15 +46,15 @@ async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = 
 
 
 async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | None = None) -> None:
-    expected: str | None = connection.app.state.services.settings.admin_token
-    if expected is None:
+    access = access_of(connection)
+    if not access.configured:
         raise PermissionDeniedException(
             "admin actions are disabled: no admin token is configured; set SENTIMENT_ADMIN_TOKEN and restart"
         )
     scheme, _, supplied = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected.encode()):
+    if scheme.lower() == "bearer" and access.accepts(supplied.strip()):
         return
-    if is_admin_session(connection, expected):
+    if is_admin_session(connection):
         await require_csrf(connection, handler)
         return
     raise NotAuthorizedException(

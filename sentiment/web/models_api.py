@@ -7,6 +7,7 @@ import msgspec
 from litestar import get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
+from litestar.types import ControllerRouterHandler
 
 from sentiment.services.models import ModelDetail, ModelService, ModelsOverview, ModelView
 from sentiment.web.errors import error_responses
@@ -55,4 +56,4 @@ async def set_default_model(data: JSONBody[ModelIn], models: NamedDependency[Mod
     return await models.request_default(data.model)
 
 
-ROUTES = [list_models, model_detail, download_model, load_model, unload_model, set_default_model]
+ROUTES: list[ControllerRouterHandler] = [list_models, model_detail, download_model, load_model, unload_model, set_default_model]

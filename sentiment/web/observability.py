@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import structlog
 from litestar import Response, get
-from litestar.datastructures import MutableScopeHeaders, State
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.plugins.prometheus import PrometheusConfig
@@ -19,14 +20,11 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sentiment.breaker import BreakerState
-from sentiment.core.domain import VADER_KEY
-from sentiment.services.container import Services
+from sentiment.services.system import SystemService
 
 log = structlog.get_logger("sentiment.http")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-BREAKER_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 # No inline script or style anywhere: pages, htmx and /docs load theirs from /static.
 SECURITY_HEADERS = {
@@ -72,7 +70,7 @@ class RequestContextMiddleware(ASGIMiddleware):
             finally:
                 log.info(
                     "http_request",
-                    method=scope["method"],
+                    method=scope.get("method"),
                     route=scope.get("path_template", scope["path"]),
                     status=status,
                     duration_ms=round((time.perf_counter() - started) * 1000, 3),
@@ -82,39 +80,37 @@ class RequestContextMiddleware(ASGIMiddleware):
 class ServiceCollector(Collector):
     """Figures owned by this app's objects, read at scrape time."""
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(self, system: SystemService) -> None:
+        self._system = system
 
     def collect(self) -> Iterator[Metric]:
-        services = self._services
+        gauges = self._system.gauges()
         pending = GaugeMetricFamily("sentiment_pending_writes", "Answered predictions not yet written")
-        pending.add_metric([], services.writer.pending)
+        pending.add_metric([], gauges.pending_writes)
         yield pending
         dropped = CounterMetricFamily("sentiment_dropped_writes", "Predictions dropped because the write buffer was full")
-        dropped.add_metric([], services.writer.dropped)
+        dropped.add_metric([], gauges.dropped_writes)
         yield dropped
         breaker = GaugeMetricFamily("sentiment_breaker_state", "0 closed, 1 half-open, 2 open", labels=["model"])
-        depth = GaugeMetricFamily("sentiment_queue_depth", "Texts waiting in the model's queue", labels=["model"])
-        for entry in services.registry.entries():
-            if entry.key != VADER_KEY:
-                breaker.add_metric([entry.key], BREAKER_STATE_VALUE[services.failsafe.breaker(entry.key).state])
-            if entry.queue is not None:
-                depth.add_metric([entry.key], entry.queue.depth)
+        for model, code in gauges.breaker_states.items():
+            breaker.add_metric([model], code)
         yield breaker
+        depth = GaugeMetricFamily("sentiment_queue_depth", "Texts waiting in the model's queue", labels=["model"])
+        for model, queued in gauges.queue_depths.items():
+            depth.add_metric([model], queued)
         yield depth
-        cache = services.cache
         hits = CounterMetricFamily("sentiment_cache_hits", "Texts answered from the result cache")
-        hits.add_metric([], cache.hits)
+        hits.add_metric([], gauges.cache_hits)
         yield hits
         misses = CounterMetricFamily("sentiment_cache_misses", "Texts the result cache did not hold")
-        misses.add_metric([], cache.misses)
+        misses.add_metric([], gauges.cache_misses)
         yield misses
 
 
 @get("/metrics", summary="Prometheus metrics (text format)", tags=["system"], media_type="text/plain")
-async def metrics(state: State) -> Response[bytes]:
+async def metrics(system: NamedDependency[SystemService]) -> Response[bytes]:
     own = CollectorRegistry()
-    own.register(ServiceCollector(state.services))
+    own.register(ServiceCollector(system))
     return Response(
         generate_latest(REGISTRY) + generate_latest(own),
         media_type="text/plain; version=0.0.4; charset=utf-8",

@@ -1,14 +1,13 @@
-"""What the overview page shows, gathered from the services into plain values for its template."""
+"""What the overview page shows, turned from the overview service's snapshot into plain values and charts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
 
-from sentiment.services.analytics import AnalyticsFilters
 from sentiment.core.clock import utc_now
-from sentiment.core.domain import LABELS, VADER_KEY
-from sentiment.services.container import Services
+from sentiment.core.domain import LABELS
+from sentiment.services.overview import OverviewService
 from sentiment.web.charts import bar_chart, line_chart
 
 RANGES: dict[str, tuple[str, timedelta | None]] = {
@@ -20,28 +19,23 @@ RANGES: dict[str, tuple[str, timedelta | None]] = {
 }
 
 
-async def gather(services: Services, query: Mapping[str, str]) -> dict[str, object]:
-    chosen = query.get("range") if query.get("range") in RANGES else "all"
+def _ms(value: float | None) -> str:
+    return f"{value:.1f}" if value is not None else "—"
+
+
+async def overview_values(overview: OverviewService, query: Mapping[str, str]) -> dict[str, object]:
+    chosen = query.get("range", "all")
+    if chosen not in RANGES:
+        chosen = "all"
     label, span = RANGES[chosen]
     now = utc_now()
-    summary = await services.analytics.summary(AnalyticsFilters(since=now - span if span else None, until=now))
+    snapshot = await overview.snapshot(since=now - span if span else None, until=now)
+    summary = snapshot.summary
     times = [point.bucket_start for point in summary.time_series]
     timeline = line_chart(
         times, {name: [getattr(point.counts, name) for point in summary.time_series] for name in LABELS}
     )
     usage = sorted(summary.model_usage.items(), key=lambda item: -item[1])
-    latency = [
-        {"key": e.key, "requests": figures.requests,
-         "p50": f"{figures.latency_p50_ms:.1f}" if figures.latency_p50_ms is not None else "—",
-         "p95": f"{figures.latency_p95_ms:.1f}" if figures.latency_p95_ms is not None else "—"}
-        for e in services.registry.entries()
-        if (figures := e.stats.figures()).requests
-    ]
-    breakers = [
-        {"model": e.key, "state": services.failsafe.breaker(e.key).state.value}
-        for e in services.registry.entries()
-        if e.key != VADER_KEY and (e.loaded or e.wanted)
-    ]
     return {
         "range_label": label,
         "ranges": [(key, name) for key, (name, _) in RANGES.items()],
@@ -58,8 +52,11 @@ async def gather(services: Services, query: Mapping[str, str]) -> dict[str, obje
         "distribution": bar_chart([(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS],
                                   unit="%", label_width=80),
         "usage": bar_chart(usage, unit="%", label_width=120),
-        "latency": latency,
-        "breakers": breakers,
-        "alerts": await services.alerts.list("active", limit=20),
+        "latency": [
+            {"key": row.model, "requests": row.requests, "p50": _ms(row.p50_ms), "p95": _ms(row.p95_ms)}
+            for row in snapshot.latency
+        ],
+        "breakers": [{"model": line.model, "state": line.state} for line in snapshot.breakers],
+        "alerts": snapshot.active_alerts,
         "updated": summary.last_updated.strftime("%Y-%m-%d %H:%M:%S"),
     }

@@ -3,7 +3,6 @@ or style. Page forms carry the session's CSRF token; admin actions go through th
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,34 +16,34 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import ControllerRouterHandler
 
 from sentiment.services.alerts import AlertService
 from sentiment.core.analytics_math import parse_moment
 from sentiment.core.domain import LABELS, InvalidInput, SentimentError
+from sentiment.core.resources import bundled_dir
 from sentiment.services.models import ModelService, ModelView
-from sentiment.services.container import Services
-from sentiment.services.history import HistoryService
+from sentiment.services.access import AccessService
+from sentiment.services.history import HistoryFilters, HistoryService
+from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
-from sentiment.storage.history import HistoryFilters
-from sentiment.web import overview
+from sentiment.web.overview import overview_values
 from sentiment.web.api import AlertId
 from sentiment.web.charts import bar_chart
-from sentiment.web.guard import csrf_token, is_admin_session, require_admin, require_csrf, token_fingerprint
+from sentiment.web.guard import csrf_token, is_admin_session, require_admin, require_csrf
 
 STATIC = Path(__file__).parent / "static"
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES = bundled_dir("templates")
 
 TEMPLATE_CONFIG = TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine)
 STATIC_FILES = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
-PAGE = {"include_in_schema": False}
 
 
 def context(request: Request[Any, Any, Any], active: str, **values: object) -> dict[str, object]:
     """What every page template gets: the CSRF token, whether the session is an admin's, the active tab."""
-    token: str | None = request.app.state.services.settings.admin_token
     return {
         "csrf": csrf_token(request.session),
-        "is_admin": token is not None and is_admin_session(request, token),
+        "is_admin": is_admin_session(request),
         "active": active,
         "title": active.rsplit("/", 1)[-1].capitalize() if active != "/ui" else "Overview",
         **values,
@@ -57,12 +56,12 @@ def render(request: Request[Any, Any, Any], template: str, partial: str, active:
     return Template(template_name=name, context=context(request, active, **values))
 
 
-@get("/", **PAGE)
+@get("/", include_in_schema=False)
 async def home() -> Redirect:
     return Redirect("/ui")
 
 
-@get("/docs", **PAGE)
+@get("/docs", include_in_schema=False)
 async def api_docs() -> Template:
     return Template(template_name="docs.html")
 
@@ -70,15 +69,15 @@ async def api_docs() -> Template:
 # -- overview -----------------------------------------------------------------------------------------------
 
 
-@get("/ui", **PAGE)
-async def overview_page(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-    values = await overview.gather(services, request.query_params)
+@get("/ui", include_in_schema=False)
+async def overview_page(request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]) -> Template:
+    values = await overview_values(overview, request.query_params)
     return Template(template_name="overview.html", context=context(request, "/ui", **values))
 
 
-@get("/ui/overview/live", **PAGE)
-async def overview_live(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-    values = await overview.gather(services, request.query_params)
+@get("/ui/overview/live", include_in_schema=False)
+async def overview_live(request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]) -> Template:
+    values = await overview_values(overview, request.query_params)
     return Template(template_name="partials/overview_live.html", context=context(request, "/ui", **values))
 
 
@@ -91,17 +90,18 @@ class AnalyzeForm(msgspec.Struct):
     csrf_token: str = ""
 
 
-@get("/ui/analyze", **PAGE)
-async def analyze_page(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
+@get("/ui/analyze", include_in_schema=False)
+async def analyze_page(request: Request[Any, Any, Any], predictions: NamedDependency[PredictionService]) -> Template:
+    offered = predictions.offered()
     values = {
-        "models": [e.key for e in services.registry.entries() if e.loaded or e.wanted],
-        "default_model": services.registry.default_key,
-        "max_text_length": services.settings.max_text_length,
+        "models": offered.keys,
+        "default_model": offered.default_model,
+        "max_text_length": predictions.max_text_length,
     }
     return Template(template_name="analyze.html", context=context(request, "/ui/analyze", **values))
 
 
-@post("/ui/analyze", guards=[require_csrf], status_code=200, **PAGE)
+@post("/ui/analyze", guards=[require_csrf], status_code=200, include_in_schema=False)
 async def analyze_text(
     request: Request[Any, Any, Any],
     data: URLEncodedBody[AnalyzeForm],
@@ -127,10 +127,8 @@ def _moment(raw: str | None, name: str) -> datetime | None:
     return parse_moment(raw, name) if raw else None
 
 
-@get("/ui/predictions", **PAGE)
-async def predictions_page(
-    request: Request[Any, Any, Any], services: NamedDependency[Services], history: NamedDependency[HistoryService]
-) -> Template:
+@get("/ui/predictions", include_in_schema=False)
+async def predictions_page(request: Request[Any, Any, Any], history: NamedDependency[HistoryService]) -> Template:
     query = request.query_params
     error = None
     try:
@@ -155,7 +153,7 @@ async def predictions_page(
         "filters": filters,
         "error": error,
         "link": link,
-        "models": services.registry.keys,
+        "models": history.model_keys,
         "since_value": filters.since.strftime("%Y-%m-%dT%H:%M") if filters.since else "",
         "until_value": filters.until.strftime("%Y-%m-%dT%H:%M") if filters.until else "",
     }
@@ -184,18 +182,18 @@ def _models_values(models: ModelService, error: str | None = None) -> dict[str, 
     return {"overview": overview_, "actions": _actions, "busy": busy, "error": error}
 
 
-@get("/ui/models", **PAGE)
+@get("/ui/models", include_in_schema=False)
 async def models_page(request: Request[Any, Any, Any], models: NamedDependency[ModelService]) -> Template:
     return render(request, "models.html", "partials/models_table.html", "/ui/models", **_models_values(models))
 
 
-@get("/ui/models/table", **PAGE)
+@get("/ui/models/table", include_in_schema=False)
 async def models_table(request: Request[Any, Any, Any], models: NamedDependency[ModelService]) -> Template:
     return Template(template_name="partials/models_table.html",
                     context=context(request, "/ui/models", **_models_values(models)))
 
 
-@post("/ui/models/{key:str}/{action:str}", guards=[require_admin], status_code=200, **PAGE)
+@post("/ui/models/{key:str}/{action:str}", guards=[require_admin], status_code=200, include_in_schema=False)
 async def model_action(
     request: Request[Any, Any, Any], key: FromPath[str], action: FromPath[str], models: NamedDependency[ModelService]
 ) -> Template:
@@ -220,18 +218,18 @@ async def model_action(
 # -- alerts -------------------------------------------------------------------------------------------------
 
 
-@get("/ui/alerts", **PAGE)
+@get("/ui/alerts", include_in_schema=False)
 async def alerts_page(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
     return render(request, "alerts.html", "partials/alerts_table.html", "/ui/alerts", alerts=await alerts.list())
 
 
-@get("/ui/alerts/table", **PAGE)
+@get("/ui/alerts/table", include_in_schema=False)
 async def alerts_table(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
     return Template(template_name="partials/alerts_table.html",
                     context=context(request, "/ui/alerts", alerts=await alerts.list()))
 
 
-@post("/ui/alerts/{alert_id:int}/acknowledge", guards=[require_admin], status_code=200, **PAGE)
+@post("/ui/alerts/{alert_id:int}/acknowledge", guards=[require_admin], status_code=200, include_in_schema=False)
 async def acknowledge_from_page(
     request: Request[Any, Any, Any], alert_id: AlertId, alerts: NamedDependency[AlertService]
 ) -> Template:
@@ -248,36 +246,35 @@ class LoginForm(msgspec.Struct):
     csrf_token: str = ""
 
 
-@get("/ui/login", **PAGE)
-async def login_page(request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Template:
-    configured = services.settings.admin_token is not None
-    return Template(template_name="login.html", context=context(request, "/ui/login", token_configured=configured))
-
-
-@post("/ui/login", guards=[require_csrf], status_code=200, **PAGE)
-async def login(
-    request: Request[Any, Any, Any], data: URLEncodedBody[LoginForm], services: NamedDependency[Services]
-) -> Response[Any]:
-    expected = services.settings.admin_token
-    if expected is not None and hmac.compare_digest(data.token.encode(), expected.encode()):
-        request.session["admin"] = token_fingerprint(expected)
-        return Redirect("/ui/alerts")
-    error = "wrong token" if expected is not None else "no admin token is configured on the service"
-    template = Template(
-        template_name="login.html",
-        context=context(request, "/ui/login", token_configured=expected is not None, error=error),
-        status_code=401 if expected is not None else 403,
+@get("/ui/login", include_in_schema=False)
+async def login_page(request: Request[Any, Any, Any], access: NamedDependency[AccessService]) -> Template:
+    return Template(
+        template_name="login.html", context=context(request, "/ui/login", token_configured=access.configured)
     )
-    return template
 
 
-@post("/ui/logout", guards=[require_csrf], **PAGE)
+@post("/ui/login", guards=[require_csrf], status_code=200, include_in_schema=False)
+async def login(
+    request: Request[Any, Any, Any], data: URLEncodedBody[LoginForm], access: NamedDependency[AccessService]
+) -> Response[Any]:
+    if access.accepts(data.token):
+        request.session["admin"] = access.session_mark()
+        return Redirect("/ui/alerts")
+    error = "wrong token" if access.configured else "no admin token is configured on the service"
+    return Template(
+        template_name="login.html",
+        context=context(request, "/ui/login", token_configured=access.configured, error=error),
+        status_code=401 if access.configured else 403,
+    )
+
+
+@post("/ui/logout", guards=[require_csrf], include_in_schema=False)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
     request.session.pop("admin", None)
     return Redirect("/ui")
 
 
-ROUTES = [
+ROUTES: list[ControllerRouterHandler] = [
     STATIC_FILES, home, api_docs, overview_page, overview_live, analyze_page, analyze_text, predictions_page,
     models_page, models_table, model_action, alerts_page, alerts_table, acknowledge_from_page, login_page, login,
     logout,

@@ -8,8 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from sentiment.core.domain import Label, Prediction
-from sentiment.storage.repositories import Alert
+from sentiment.core.domain import Alert, Label, Prediction
 
 ModelKey = Annotated[
     str,
@@ -18,11 +17,9 @@ ModelKey = Annotated[
 # Blank texts and batch sizes are checked by the service, so that its 400 names the rule that was broken.
 Text = Annotated[str, msgspec.Meta(description="the text to score (not blank)", examples=["UCLA is amazing for AI research!"])]
 
-
 class PredictIn(msgspec.Struct, forbid_unknown_fields=True):
     text: Text
     model: ModelKey | None = None
-
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     texts: Annotated[
@@ -33,7 +30,6 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
         ),
     ]
     model: ModelKey | None = None
-
 
 class PredictionOut(msgspec.Struct):
     id: Annotated[UUID, msgspec.Meta(description="UUIDv7, also the stored row's key")]
@@ -61,17 +57,14 @@ class PredictionOut(msgspec.Struct):
             timestamp=prediction.timestamp,
         )
 
-
 class BatchOut(msgspec.Struct):
     results: list[PredictionOut]
     model_used: str
     total_processing_time_ms: float
     batch_size: int
 
-
 class Health(msgspec.Struct):
     status: str
-
 
 class AlertOut(msgspec.Struct):
     id: int

@@ -24,7 +24,7 @@ from sentiment.app import create_app
 from sentiment.core.clock import utc_now
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
-from sentiment.settings import DatasetSettings
+from sentiment.services.datasets import DatasetSettings
 from sentiment.storage.database import alembic_config, create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
 from sentiment.storage.tables import PredictionRow

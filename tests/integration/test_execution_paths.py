@@ -12,11 +12,12 @@ from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.paths import SELF_CHECK_TEXTS, agreement, build, checked
 from sentiment.inference.registry import load_backend
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.transformers_backend import TransformersBackend
 from tests.conftest import SST2_MODEL, in_app, make_settings, wait_until_settled
 
 
-class LabelFlipper:
+class LabelFlipper(BaseBackend):
     """A fast path gone wrong: every label the reference gives, reversed."""
 
     def __init__(self, inner: Backend) -> None:

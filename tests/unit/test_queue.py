@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import pytest
 
 from sentiment.core.domain import QueueFull, Scored
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.queue import BatchQueue, CallOutcome, ModelCallFailed, QueueTimeout
 
 
-class RecordingBackend:
+class RecordingBackend(BaseBackend):
     """Scores each text by its length and remembers every batch; `gate` holds calls until it is set."""
 
     labels = ("negative", "positive")
