@@ -36,18 +36,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # noqa: E402
-import msgspec  # noqa: E402
-from litestar import Litestar  # noqa: E402
-from litestar.datastructures import State  # noqa: E402
-from litestar.di import Provide  # noqa: E402
-from litestar.testing import AsyncTestClient  # noqa: E402
+import asyncpg
+import msgspec
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.testing import AsyncTestClient
 
-from sentiment.services.analytics import AnalyticsFilters, AnalyticsService  # noqa: E402
-from sentiment.storage.analytics import RollupRepository  # noqa: E402
-from sentiment.storage.database import create_engine, upgrade  # noqa: E402
-from sentiment.web import analytics_api  # noqa: E402
-from sentiment.web.errors import EXCEPTION_HANDLERS  # noqa: E402
+from sentiment.services.analytics import AnalyticsFilters, AnalyticsService
+from sentiment.storage.analytics import RollupRepository
+from sentiment.storage.database import create_engine, upgrade
+from sentiment.web import analytics_api
+from sentiment.web.errors import EXCEPTION_HANDLERS
 
 PAGES = ["/analytics", "/ui"]
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -252,7 +252,7 @@ async def time_requests(url: str, now: datetime, repeat: int, which: str) -> dic
             for name, params in scenarios(now):
                 line = f"  {name:<36}"
                 for path in paths:
-                    status, timings, response = await timed_get(client, path, params, repeat)
+                    status, timings, _ = await timed_get(client, path, params, repeat)
                     if status != 200:
                         line += f" {path} answered {status}"
                         by_path[path].append({"name": name, "params": params, "status": status})

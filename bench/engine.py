@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.httpclient import Connection, LoadResult, closed_loop, percentile  # noqa: E402
+from bench.httpclient import Connection, LoadResult, closed_loop, percentile
 
 SHARED = ROOT.parent / "shared"
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
@@ -77,8 +77,11 @@ def ceiling(model: Path, texts: list[str], threads: int, backend: object | None 
 class Process:
     def __init__(self, command: list[str], env: dict[str, str], port: int, ready_path: str) -> None:
         self.port = port
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)
-        self.process = subprocess.Popen(command, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
+        # Open for the life of the process it logs; closed in stop().
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
+        )
         asyncio.run(self._wait(ready_path))
 
     async def _wait(self, path: str) -> None:
@@ -88,8 +91,9 @@ class Process:
                 raise RuntimeError(f"{self.process.args} exited; see {self.log.name}")
             try:
                 connection = Connection("127.0.0.1", self.port)
-                status, _ = await connection.request("GET" if path != "/" else "POST", path,
-                                                     None if path != "/" else {"text": "warm"})
+                status, _ = await connection.request(
+                    "GET" if path != "/" else "POST", path, None if path != "/" else {"text": "warm"}
+                )
                 await connection.close()
                 if status == 200:
                     return
@@ -105,6 +109,7 @@ class Process:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+        self.log.close()
 
 
 def singles(texts: list[str], model: str | None = None, repeat: int = 1):  # type: ignore[no-untyped-def]
@@ -116,7 +121,11 @@ def batches(texts: list[str], size: int, model: str | None = None, repeat: int =
     for _ in range(repeat):
         for start in range(0, len(texts), size):
             chunk = texts[start : start + size]
-            yield "/predict/batch", ({"texts": chunk} if model is None else {"texts": chunk, "model": model}), len(chunk)
+            yield (
+                "/predict/batch",
+                ({"texts": chunk} if model is None else {"texts": chunk, "model": model}),
+                len(chunk),
+            )
 
 
 def load(port: int, clients: int, bodies) -> LoadResult:  # type: ignore[no-untyped-def]
@@ -160,15 +169,21 @@ def figures(result: LoadResult) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, default=SHARED / "models" / "minilm-sst2")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "sst2_dev.tsv")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    )
     parser.add_argument("--repeat", type=int, default=2, help="passes over the data for the concurrent loads")
     args = parser.parse_args()
     texts = read_texts(args.data)
     threads = str(args.threads)
-    print(f"{len(texts)} texts from {args.data}, model {args.model}, {threads} torch threads, {os.cpu_count()} cores")
+    print(
+        f"{len(texts)} texts from {args.data}, model {args.model}, {threads} torch threads, {os.cpu_count()} cores"
+    )
 
     results: dict[str, object] = {"threads": args.threads, "texts": len(texts), "cores": os.cpu_count()}
     results["a"] = ceiling(args.model, texts, args.threads)
@@ -189,11 +204,17 @@ def main() -> int:
     try:
         print("  (b) service, /predict/batch x64 ...", flush=True)
         results["b"] = figures(load(port, 1, batches(texts, 64, repeat=args.repeat)))
-        print(f"  (c) service, {CLIENTS} concurrent single-text clients, with (g) /health probes ...", flush=True)
+        print(
+            f"  (c) service, {CLIENTS} concurrent single-text clients, with (g) /health probes ...",
+            flush=True,
+        )
         loaded, probes = with_health_probe(port, CLIENTS, singles(texts, repeat=args.repeat))
         results["c"] = figures(loaded)
-        results["g"] = {"health_p50_ms": percentile(probes, 50) * 1000, "health_p99_ms": percentile(probes, 99) * 1000,
-                        "probes": len(probes)}
+        results["g"] = {
+            "health_p50_ms": percentile(probes, 50) * 1000,
+            "health_p99_ms": percentile(probes, 99) * 1000,
+            "probes": len(probes),
+        }
         print("  (e) service, one client ...", flush=True)
         results["e"] = figures(load(port, 1, singles(texts[:300])))
         print("  (f) VADER through the service ...", flush=True)
@@ -213,9 +234,21 @@ def main() -> int:
     print("  (d) naive baseline under the load of (c) ...", flush=True)
     port = free_port()
     naive = Process(
-        [sys.executable, "-m", "uvicorn", "bench.naive_app:app", "--port", str(port), "--workers", "1",
-         "--log-level", "warning"],
-        {**env, "NAIVE_MODEL": str(args.model), "PYTHONPATH": str(ROOT)}, port, "/",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.naive_app:app",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        {**env, "NAIVE_MODEL": str(args.model), "PYTHONPATH": str(ROOT)},
+        port,
+        "/",
     )
     try:
         results["d"] = figures(load(port, CLIENTS, singles(texts, repeat=1)))
@@ -240,15 +273,33 @@ def main() -> int:
 def print_table(r: dict) -> None:  # type: ignore[type-arg]
     a, b, c, d, e, f, g = (r[k] for k in "abcdefg")
     rows = [
-        ("(a) bare model, best batch", f"{a['texts_per_s']:.1f} texts/s (batch {a['best_batch']}); single p50 "
-                                       f"{a['single_p50_ms']:.1f} ms"),
+        (
+            "(a) bare model, best batch",
+            f"{a['texts_per_s']:.1f} texts/s (batch {a['best_batch']}); single p50 {a['single_p50_ms']:.1f} ms",
+        ),
         ("(b) service /predict/batch x64", f"{b['texts_per_s']:.1f} texts/s"),
-        ("(c) service, 32 clients, singles", f"{c['texts_per_s']:.1f} texts/s; p50/p95/p99 {c['p50_ms']:.0f}/"
-                                             f"{c['p95_ms']:.0f}/{c['p99_ms']:.0f} ms; errors {c['errors']}"),
-        ("(d) naive pipeline, 32 clients", f"{d['texts_per_s']:.1f} texts/s; p50/p99 {d['p50_ms']:.0f}/{d['p99_ms']:.0f} ms"),
-        ("(e) service, 1 client, singles", f"p50/p95/p99 {e['p50_ms']:.1f}/{e['p95_ms']:.1f}/{e['p99_ms']:.1f} ms"),
-        ("(f) VADER via service", f"singles {f['singles']['texts_per_s']:.0f} texts/s; batches "
-                                  f"{f['batches']['texts_per_s']:.0f} texts/s"),
+        (
+            "(c) service, 32 clients, singles",
+            (
+                f"{c['texts_per_s']:.1f} texts/s; p50/p95/p99 {c['p50_ms']:.0f}/"
+                f"{c['p95_ms']:.0f}/{c['p99_ms']:.0f} ms; errors {c['errors']}"
+            ),
+        ),
+        (
+            "(d) naive pipeline, 32 clients",
+            f"{d['texts_per_s']:.1f} texts/s; p50/p99 {d['p50_ms']:.0f}/{d['p99_ms']:.0f} ms",
+        ),
+        (
+            "(e) service, 1 client, singles",
+            f"p50/p95/p99 {e['p50_ms']:.1f}/{e['p95_ms']:.1f}/{e['p99_ms']:.1f} ms",
+        ),
+        (
+            "(f) VADER via service",
+            (
+                f"singles {f['singles']['texts_per_s']:.0f} texts/s; batches "
+                f"{f['batches']['texts_per_s']:.0f} texts/s"
+            ),
+        ),
         ("(g) /health during (c)", f"p50 {g['health_p50_ms']:.1f} ms, p99 {g['health_p99_ms']:.1f} ms"),
         ("ratios", "  ".join(f"{k} {v:.2f}" for k, v in r["ratios"].items())),
         ("CPU", f"load generator {r['load_generator_cpu_s']:.1f} s, service {r['service_cpu_s']:.1f} s"),

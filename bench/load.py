@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.engine import SHARED, Process, free_port, read_texts  # noqa: E402
-from bench.httpclient import Connection, percentile  # noqa: E402
+from bench.engine import SHARED, Process, free_port, read_texts
+from bench.httpclient import Connection, percentile
 
 
 def rss_kib(pid: int) -> int:
@@ -77,7 +77,9 @@ async def pending_writes(port: int) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=300, help="at most 3600")
     parser.add_argument("--model", type=Path, default=SHARED / "models" / "minilm-sst2")
@@ -87,8 +89,13 @@ def main() -> int:
     seconds = min(args.seconds, 3600)
     texts = read_texts(args.data)
     database = Path(tempfile.mkdtemp(prefix="load-")) / "load.db"
-    env = {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", "SENTIMENT_MODELS": f"bench={args.model}",
-           "PRELOAD_MODEL": "bench", "DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "LOG_LEVEL": "WARNING",
+        "SENTIMENT_MODELS": f"bench={args.model}",
+        "PRELOAD_MODEL": "bench",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    }
     port = free_port()
     service = Process([sys.executable, "-m", "sentiment", "serve", "--port", str(port)], env, port, "/ready")
     try:
@@ -105,14 +112,21 @@ def main() -> int:
     after_warm_up = [kib for at, kib in rss if at >= args.warm_up] or [kib for _, kib in rss]
     growth = (after_warm_up[-1] - after_warm_up[0]) / after_warm_up[0] if after_warm_up else 0.0
     report = {
-        "clients": args.clients, "seconds": result["seconds"], **counts,  # type: ignore[dict-item]
-        "rows_stored": stored, "lost_rows": counts["texts"] - stored,  # type: ignore[index]
-        "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,  # type: ignore[arg-type]
+        "clients": args.clients,
+        "seconds": result["seconds"],
+        **counts,  # type: ignore[dict-item]
+        "rows_stored": stored,
+        "lost_rows": counts["texts"] - stored,  # type: ignore[index]
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,  # type: ignore[arg-type]
         "texts_per_s": counts["texts"] / result["seconds"],  # type: ignore[index,operator]
-        "rss_kib_over_time": rss, "rss_growth_after_warm_up": growth,
+        "rss_kib_over_time": rss,
+        "rss_growth_after_warm_up": growth,
     }
-    print(f"requests {report['requests']}, texts {report['texts']} ({report['texts_per_s']:.0f}/s), errors "
-          f"{report['errors']}, rows stored {stored}, lost {report['lost_rows']}")
+    print(
+        f"requests {report['requests']}, texts {report['texts']} ({report['texts_per_s']:.0f}/s), errors "
+        f"{report['errors']}, rows stored {stored}, lost {report['lost_rows']}"
+    )
     print(f"latency p50 {report['p50_ms']:.0f} ms, p99 {report['p99_ms']:.0f} ms")
     print("RSS (s, MiB): " + ", ".join(f"{at:g}:{kib / 1024:.0f}" for at, kib in rss))
     print(f"RSS growth after {args.warm_up:g} s warm-up: {growth:+.1%}")

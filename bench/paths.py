@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.engine import CLIENTS, SHARED, Process, batches, ceiling, figures, free_port, load, singles  # noqa: E402
+from bench.engine import CLIENTS, SHARED, Process, batches, ceiling, figures, free_port, load, singles
 
 
 def read_labelled(path: Path) -> tuple[list[str], list[str]]:
@@ -27,11 +27,15 @@ def read_labelled(path: Path) -> tuple[list[str], list[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--paths", default="fp32,int8,onnx,onnx-int8")
     parser.add_argument("--model", type=Path, default=SHARED / "models" / "minilm-sst2")
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "sst2_dev.tsv")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
+    parser.add_argument(
+        "--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    )
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"
     from sentiment.inference.paths import build
@@ -45,16 +49,27 @@ def main() -> int:
         backend = build(str(args.model), path, args.threads, cache)  # type: ignore[arg-type]
         prepare_s = time.perf_counter() - prepared
         assert backend.execution_path == path, getattr(backend, "fast_path_rejected", "")  # type: ignore[attr-defined]
-        predicted = [s.label for start in range(0, len(texts), 32) for s in backend.predict(texts[start : start + 32])]
+        predicted = [
+            s.label for start in range(0, len(texts), 32) for s in backend.predict(texts[start : start + 32])
+        ]
         accuracy = sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
         a = ceiling(args.model, texts, args.threads, backend)
         del backend
-        env = {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads), "LOG_LEVEL": "WARNING",
-               "SENTIMENT_CACHE_SIZE": "0", "SENTIMENT_MODELS": f"bench={args.model}", "PRELOAD_MODEL": "bench",
-               "SENTIMENT_EXECUTION_PATH": path, "SENTIMENT_CACHE_DIR": str(cache),
-               "DATABASE_URL": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='paths-')}/bench.db"}
+        env = {
+            "HF_HUB_OFFLINE": "1",
+            "OMP_NUM_THREADS": str(args.threads),
+            "LOG_LEVEL": "WARNING",
+            "SENTIMENT_CACHE_SIZE": "0",
+            "SENTIMENT_MODELS": f"bench={args.model}",
+            "PRELOAD_MODEL": "bench",
+            "SENTIMENT_EXECUTION_PATH": path,
+            "SENTIMENT_CACHE_DIR": str(cache),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='paths-')}/bench.db",
+        }
         port = free_port()
-        service = Process([sys.executable, "-m", "sentiment", "serve", "--port", str(port)], env, port, "/ready")
+        service = Process(
+            [sys.executable, "-m", "sentiment", "serve", "--port", str(port)], env, port, "/ready"
+        )
         try:
             b = figures(load(port, 1, batches(texts, 64, repeat=2)))
             c = figures(load(port, CLIENTS, singles(texts, repeat=2)))
@@ -62,16 +77,23 @@ def main() -> int:
         finally:
             service.stop()
         results[path] = {"prepare_s": prepare_s, "accuracy": accuracy, "a": a, "b": b, "c": c, "e": e}
-        print(f"   accuracy {accuracy:.4f}; (a) {a['texts_per_s']:.0f} texts/s at batch {a['best_batch']}; "
-              f"(b) {b['texts_per_s']:.0f}; (c) {c['texts_per_s']:.0f}; (e) p50 {e['p50_ms']:.1f} ms", flush=True)
+        print(
+            f"   accuracy {accuracy:.4f}; (a) {a['texts_per_s']:.0f} texts/s at batch {a['best_batch']}; "
+            f"(b) {b['texts_per_s']:.0f}; (c) {c['texts_per_s']:.0f}; (e) p50 {e['p50_ms']:.1f} ms",
+            flush=True,
+        )
     base = results.get("fp32")
-    print(f"\n{'path':<10} {'accuracy':>8} {'(a) t/s':>8} {'(b) t/s':>8} {'(c) t/s':>8} {'(e) p50':>8} "
-          f"{'a/a32':>6} {'c/c32':>6}")
+    print(
+        f"\n{'path':<10} {'accuracy':>8} {'(a) t/s':>8} {'(b) t/s':>8} {'(c) t/s':>8} {'(e) p50':>8} "
+        f"{'a/a32':>6} {'c/c32':>6}"
+    )
     for path, r in results.items():
         a_ratio = r["a"]["texts_per_s"] / base["a"]["texts_per_s"] if base else float("nan")  # type: ignore[index]
         c_ratio = r["c"]["texts_per_s"] / base["c"]["texts_per_s"] if base else float("nan")  # type: ignore[index]
-        print(f"{path:<10} {r['accuracy']:>8.4f} {r['a']['texts_per_s']:>8.0f} {r['b']['texts_per_s']:>8.0f} "  # type: ignore[index]
-              f"{r['c']['texts_per_s']:>8.0f} {r['e']['p50_ms']:>7.1f}ms {a_ratio:>6.2f} {c_ratio:>6.2f}")  # type: ignore[index]
+        print(
+            f"{path:<10} {r['accuracy']:>8.4f} {r['a']['texts_per_s']:>8.0f} {r['b']['texts_per_s']:>8.0f} "  # type: ignore[index]
+            f"{r['c']['texts_per_s']:>8.0f} {r['e']['p50_ms']:>7.1f}ms {a_ratio:>6.2f} {c_ratio:>6.2f}"
+        )  # type: ignore[index]
     out = ROOT / "bench" / "results" / f"paths-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))

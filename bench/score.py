@@ -55,12 +55,20 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
         for index in range(rows):
             text = rng.choice(pool)
             if rng.random() < 0.2:
-                text = f"{text} {rng.choice(pool)}"  # a longer text now and then: lengths vary as in real data
+                text = (
+                    f"{text} {rng.choice(pool)}"  # a longer text now and then: lengths vary as in real data
+                )
             if rng.random() < 0.0005:
                 text = ""  # an empty text: reported by line number and skipped
             minute = index % (60 * 24 * 9)
-            writer.writerow([index, f"{16 + minute // 1440:02d}-02-2015 {minute // 60 % 24:02d}:{minute % 60:02d}",
-                             rng.choice(airlines), text])
+            writer.writerow(
+                [
+                    index,
+                    f"{16 + minute // 1440:02d}-02-2015 {minute // 60 % 24:02d}:{minute % 60:02d}",
+                    rng.choice(airlines),
+                    text,
+                ]
+            )
 
 
 def measure(command: list[str]) -> tuple[float, float, str]:
@@ -90,7 +98,9 @@ def measure(command: list[str]) -> tuple[float, float, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--model", default="vader")
     parser.add_argument("--keep", action="store_true", help="keep the generated and scored files")
@@ -104,18 +114,42 @@ def main() -> int:
             source, target = folder / f"rows-{rows}.csv", folder / f"rows-{rows}.scored.csv"
             generated = time.perf_counter()
             generate(source, rows)
-            print(f"generated {rows:,} rows ({source.stat().st_size / 1e6:,.0f} MB) in "
-                  f"{time.perf_counter() - generated:.0f} s", flush=True)
-            command = [str(SENTIMENT), "score", str(source), "--text-column", "text", "--model", args.model,
-                       "-o", str(target), "--no-progress"]
+            print(
+                f"generated {rows:,} rows ({source.stat().st_size / 1e6:,.0f} MB) in "
+                f"{time.perf_counter() - generated:.0f} s",
+                flush=True,
+            )
+            command = [
+                str(SENTIMENT),
+                "score",
+                str(source),
+                "--text-column",
+                "text",
+                "--model",
+                args.model,
+                "-o",
+                str(target),
+                "--no-progress",
+            ]
             seconds, peak_mb, line = measure(command)
             with target.open(encoding="utf-8", newline="") as scored:
                 written = sum(1 for _ in csv.reader(scored)) - 1
-            results.append({"rows": rows, "input_mb": round(source.stat().st_size / 1e6, 1), "seconds": round(seconds, 1),
-                            "rows_per_s": round(rows / seconds), "peak_rss_mb": round(peak_mb, 1),
-                            "rows_written": written, "cli": line})
-            print(f"{rows:>10,} rows  {seconds:7.1f} s  {rows / seconds:9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
-                  f"written {written:,}\n  {line}", flush=True)
+            results.append(
+                {
+                    "rows": rows,
+                    "input_mb": round(source.stat().st_size / 1e6, 1),
+                    "seconds": round(seconds, 1),
+                    "rows_per_s": round(rows / seconds),
+                    "peak_rss_mb": round(peak_mb, 1),
+                    "rows_written": written,
+                    "cli": line,
+                }
+            )
+            print(
+                f"{rows:>10,} rows  {seconds:7.1f} s  {rows / seconds:9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
+                f"written {written:,}\n  {line}",
+                flush=True,
+            )
             if not args.keep:
                 source.unlink()
                 target.unlink()
@@ -125,12 +159,17 @@ def main() -> int:
     peaks = [result["peak_rss_mb"] for result in results]
     spread = (max(peaks) - min(peaks)) / min(peaks)  # type: ignore[operator]
     ok = max(peaks) < RSS_LIMIT_MB and spread <= SPREAD_LIMIT  # type: ignore[operator]
-    print(f"peak RSS {min(peaks):.1f}-{max(peaks):.1f} MB (limit {RSS_LIMIT_MB:.0f} MB), spread {100 * spread:.1f}% "
-          f"(limit {100 * SPREAD_LIMIT:.0f}%): {'ok' if ok else 'FAILED'}")
+    print(
+        f"peak RSS {min(peaks):.1f}-{max(peaks):.1f} MB (limit {RSS_LIMIT_MB:.0f} MB), spread {100 * spread:.1f}% "
+        f"(limit {100 * SPREAD_LIMIT:.0f}%): {'ok' if ok else 'FAILED'}"
+    )
     out = ROOT / "bench" / "results" / f"score-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": args.model, "results": results, "peak_spread": round(spread, 4), "ok": ok},
-                              indent=2))
+    out.write_text(
+        json.dumps(
+            {"model": args.model, "results": results, "peak_spread": round(spread, 4), "ok": ok}, indent=2
+        )
+    )
     print(f"wrote {out}")
     return 0 if ok else 1
 

@@ -18,21 +18,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
-from sentiment.services.alerts import AlertService
-from sentiment.services.analytics import AnalyticsService
-from sentiment.services.datasets import DatasetService  # data sets
 from sentiment.core.domain import VADER_KEY
-from sentiment.services.access import AccessService
-from sentiment.services.failsafe import Failsafe, FailsafeService
+from sentiment.core.tasks import cancel_and_wait
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
 from sentiment.inference.stats import RecentWindow
-from sentiment.services.models import ModelService
-from sentiment.services.metrics import observe_call
+from sentiment.services.access import AccessService
 from sentiment.services.alert_rules import AlertMonitor
+from sentiment.services.alerts import AlertService
+from sentiment.services.analytics import AnalyticsService
 from sentiment.services.container import Services
+from sentiment.services.datasets import DatasetService  # data sets
+from sentiment.services.failsafe import Failsafe, FailsafeService
 from sentiment.services.history import HistoryService
+from sentiment.services.metrics import observe_call
+from sentiment.services.models import ModelService
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.services.system import SystemService
@@ -40,7 +41,6 @@ from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
-from sentiment.core.tasks import cancel_and_wait
 from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.errors import EXCEPTION_HANDLERS
@@ -122,7 +122,13 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             app.state.services = Services(
                 access=AccessService(settings.admin_token),
                 predictions=PredictionService(
-                    registry, failsafe, cache, writer, recent, settings.max_text_length, settings.max_batch_size
+                    registry,
+                    failsafe,
+                    cache,
+                    writer,
+                    recent,
+                    settings.max_text_length,
+                    settings.max_batch_size,
                 ),
                 models=models,
                 failsafe=FailsafeService(failsafe, registry),
@@ -153,8 +159,13 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
 
     return Litestar(
         route_handlers=[
-            *api.ROUTES, *failsafe_api.ROUTES, *models_api.ROUTES, *analytics_api.ROUTES, *pages.ROUTES,
-            *datasets_api.ROUTES, metrics
+            *api.ROUTES,
+            *failsafe_api.ROUTES,
+            *models_api.ROUTES,
+            *analytics_api.ROUTES,
+            *pages.ROUTES,
+            *datasets_api.ROUTES,
+            metrics,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

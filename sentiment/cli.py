@@ -26,30 +26,40 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="address to listen on (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default: PORT or 8080)")
 
-    predict = commands.add_parser("predict", help="score one text and print the prediction as JSON (no server)")
+    predict = commands.add_parser(
+        "predict", help="score one text and print the prediction as JSON (no server)"
+    )
     predict.add_argument("text")
     predict.add_argument("--model", help="model key (default: PRELOAD_MODEL, else vader)")
 
     score = commands.add_parser(
-        "score", help="score every row of a CSV into a new CSV, with a progress bar (no server)",
+        "score",
+        help="score every row of a CSV into a new CSV, with a progress bar (no server)",
         description="Reads IN as a stream and writes OUT with every input column plus label, confidence and one "
-                    "score per class; rows that cannot be scored are reported by line number and skipped.",
+        "score per class; rows that cannot be scored are reported by line number and skipped.",
     )
     score.add_argument("source", metavar="IN.csv", help="CSV (or .tsv) with a header line, UTF-8")
     score.add_argument("--text-column", required=True, help="the column holding the texts")
     score.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
     score.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where the scored CSV goes")
-    score.add_argument("--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together")
+    score.add_argument(
+        "--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together"
+    )
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     evaluate = commands.add_parser(
-        "eval", help="score a labelled file and print accuracy, macro-F1, macro recall, confusion matrix (no server)"
+        "eval",
+        help="score a labelled file and print accuracy, macro-F1, macro recall, confusion matrix (no server)",
     )
-    evaluate.add_argument("source", metavar="DATA", help="a .tsv (text<TAB>label, split on the last tab) or a .csv")
+    evaluate.add_argument(
+        "source", metavar="DATA", help="a .tsv (text<TAB>label, split on the last tab) or a .csv"
+    )
     evaluate.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
     evaluate.add_argument("--text-column", default="text", help="default: text")
     evaluate.add_argument("--label-column", default="label", help="the gold labels (default: label)")
-    evaluate.add_argument("--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together")
+    evaluate.add_argument(
+        "--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -59,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     models = commands.add_parser("models", help="the model catalogue")
     models_actions = models.add_subparsers(dest="action", required=True)
     models_actions.add_parser("list", help="every known model with its source, labels and status")
-    pull = models_actions.add_parser("pull", help="download a hub model into the local cache, with a progress bar")
+    pull = models_actions.add_parser(
+        "pull", help="download a hub model into the local cache, with a progress bar"
+    )
     pull.add_argument("key")
 
     args = parser.parse_args(argv)
@@ -99,7 +111,13 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from sentiment.inference.memory import limit_malloc_arenas
 
     limit_malloc_arenas()
-    log.info("starting", host=host, port=port, default_model=settings.default_model, database=_safe_url(settings.database_url))
+    log.info(
+        "starting",
+        host=host,
+        port=port,
+        default_model=settings.default_model,
+        database=_safe_url(settings.database_url),
+    )
     # log_config=None: uvicorn logs through the handler configure_logging installed.
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
     return 0
@@ -113,8 +131,12 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
 
     async def run() -> dict[str, object]:
         key = model or settings.default_model
-        loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device)
-        registry = ModelRegistry(settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s)
+        loader = partial(
+            load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
+        )
+        registry = ModelRegistry(
+            settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s
+        )
         try:
             entry = registry.entry(key)
             if key != VADER_KEY:
@@ -125,8 +147,14 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
         finally:
             await registry.close()
         scored = result.scored[0]
-        return {"text": text, "sentiment": scored.label, "confidence": scored.confidence, "scores": scored.scores,
-                "model_used": key, "processing_time_ms": round(result.inference_ms, 3)}
+        return {
+            "text": text,
+            "sentiment": scored.label,
+            "confidence": scored.confidence,
+            "scores": scored.scores,
+            "model_used": key,
+            "processing_time_ms": round(result.inference_ms, 3),
+        }
 
     try:
         answer = asyncio.run(run())
@@ -161,10 +189,17 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
     from sentiment.services.offline import score_file, summary_line
 
     target = Path(args.output)
-    summary = _run_file_command(score_file(
-        settings, Path(args.source), target, args.text_column, args.model, max(args.chunk_rows, 1),
-        show_bar=not args.no_progress,
-    ))
+    summary = _run_file_command(
+        score_file(
+            settings,
+            Path(args.source),
+            target,
+            args.text_column,
+            args.model,
+            max(args.chunk_rows, 1),
+            show_bar=not args.no_progress,
+        )
+    )
     if summary is None:
         return 1
     print(summary_line(summary, target))
@@ -178,17 +213,35 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     from sentiment.services.offline import evaluate_file
 
     source = Path(args.source)
-    summary = _run_file_command(evaluate_file(
-        settings, source, args.model, args.text_column, args.label_column, max(args.chunk_rows, 1),
-        show_bar=not args.no_progress,
-    ), args.label_column)
+    summary = _run_file_command(
+        evaluate_file(
+            settings,
+            source,
+            args.model,
+            args.text_column,
+            args.label_column,
+            max(args.chunk_rows, 1),
+            show_bar=not args.no_progress,
+        ),
+        args.label_column,
+    )
     if summary is None:
         return 1
     if args.json:
         figures = msgspec.to_builtins(summary.figures)
-        print(msgspec.json.format(msgspec.json.encode(
-            {"model": summary.model, "data": str(source), **figures, "skipped": summary.skipped, "note": summary.note}
-        )).decode())
+        print(
+            msgspec.json.format(
+                msgspec.json.encode(
+                    {
+                        "model": summary.model,
+                        "data": str(source),
+                        **figures,
+                        "skipped": summary.skipped,
+                        "note": summary.note,
+                    }
+                )
+            ).decode()
+        )
     else:
         print(format_report(f"{summary.model} on {source.name}", summary.figures, summary.note))
         print(f"  ({summary.skipped:,} rows skipped; {summary.seconds:.1f} s)")
@@ -216,7 +269,10 @@ def _pull_model(settings: Settings, key: str) -> int:
 
     spec = settings.model(key)
     if spec is None:
-        print(f"sentiment: unknown model {key!r}; known models: {', '.join(settings.model_keys)}", file=sys.stderr)
+        print(
+            f"sentiment: unknown model {key!r}; known models: {', '.join(settings.model_keys)}",
+            file=sys.stderr,
+        )
         return 1
     if spec.kind != "transformers" or spec.is_local:
         print(f"sentiment: {key} is served from {spec.source}; there is nothing to download", file=sys.stderr)

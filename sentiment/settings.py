@@ -85,10 +85,14 @@ class Settings(msgspec.Struct, frozen=True):
     def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path = Path(".env")) -> Settings:
         """Build settings from `env` (default: `.env` overlaid by the process environment)."""
         if env is None:
-            file_values = {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
+            file_values = (
+                {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
+            )
             env = {**file_values, **os.environ}
         values, given = _table_values(env)
-        path = _execution_path(env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH")
+        path = _execution_path(
+            env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH"
+        )
         models = (
             BUILTIN_MODELS
             + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip(), path)
@@ -140,7 +144,9 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
     count, _, unit = raw.partition("/")
     unit = unit.strip().lower().rstrip("s")
     if not count.strip().isdigit() or int(count) < 1 or unit not in RATE_UNITS:
-        raise SettingsError(f"SENTIMENT_RATE_LIMIT={raw!r} is not of the form N/minute (or /second, /hour, /day)")
+        raise SettingsError(
+            f"SENTIMENT_RATE_LIMIT={raw!r} is not of the form N/minute (or /second, /hour, /day)"
+        )
     return unit, int(count)  # type: ignore[return-value]
 
 
@@ -282,7 +288,9 @@ def _refusal(name: str, raw: str, kind: Type) -> SettingsError:
 
 def _execution_path(raw: str, where: str) -> ExecutionPath:
     if raw not in EXECUTION_PATHS:
-        raise SettingsError(f"{where}={raw!r} is not an execution path; use one of {', '.join(EXECUTION_PATHS)}")
+        raise SettingsError(
+            f"{where}={raw!r} is not an execution path; use one of {', '.join(EXECUTION_PATHS)}"
+        )
     return raw
 
 
@@ -308,7 +316,7 @@ def _models_file(path: str, default_path: ExecutionPath) -> tuple[ModelSpec, ...
     specs = []
     for key, table in document.get("models", {}).items():
         if not isinstance(table, dict) or not isinstance(table.get("source"), str):
-            raise SettingsError(f"SENTIMENT_MODELS_FILE {path!r}: [models.{key}] needs a source = \"...\"")
+            raise SettingsError(f'SENTIMENT_MODELS_FILE {path!r}: [models.{key}] needs a source = "..."')
         execution = _execution_path(str(table.get("path", default_path)), f"[models.{key}] path")
         specs.append(spec_from_source(key, table["source"], execution))
     return tuple(specs)
@@ -342,9 +350,15 @@ def _database_url(env: Mapping[str, str]) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise SettingsError(f"DATABASE_URL={url!r} is not a database URL (e.g. postgresql+asyncpg://user@host/db)") from None
+        raise SettingsError(
+            f"DATABASE_URL={url!r} is not a database URL (e.g. postgresql+asyncpg://user@host/db)"
+        ) from None
     # Accept the plain URLs people paste and pick the async drivers this service uses.
-    drivers = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg", "postgres": "postgresql+asyncpg"}
+    drivers = {
+        "sqlite": "sqlite+aiosqlite",
+        "postgresql": "postgresql+asyncpg",
+        "postgres": "postgresql+asyncpg",
+    }
     backend = parsed.get_backend_name()
     if backend not in drivers:
         raise SettingsError(f"DATABASE_URL uses {backend!r}; supported: sqlite, postgresql")

@@ -128,7 +128,9 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def sst2_client(sqlite_url: str, loader: Callable[[ModelSpec], Backend]) -> AsyncIterator[AsyncTestClient]:
+async def sst2_client(
+    sqlite_url: str, loader: Callable[[ModelSpec], Backend]
+) -> AsyncIterator[AsyncTestClient]:
     """A client of the app serving minilm-sst2 as the default model, on SQLite."""
     app = create_app(make_settings(sqlite_url, default_model="minilm-sst2"), loader=loader)
     async with AsyncTestClient(app=app) as client:
@@ -143,7 +145,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(getattr(pytest.mark, layer))
 
 
-
 class ServerProcess:
     """The real service, started as `python -m sentiment serve` on a free port."""
 
@@ -153,7 +154,9 @@ class ServerProcess:
             self.port = probe.getsockname()[1]
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "FAILSAFE_", "POSTGRES_"))}
+        clean = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "FAILSAFE_", "POSTGRES_"))
+        }
         clean.pop("DATABASE_URL", None)
         clean.pop("PRELOAD_MODEL", None)
         self._log = log_path.open("wb")
@@ -169,7 +172,9 @@ class ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode}:\n{self.log_path.read_text()}"
+                )
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
                     return
@@ -208,8 +213,13 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 # What the real hub keeps in LFS for a model repo (its default .gitattributes), plus anything over 10 MB.
@@ -101,7 +102,10 @@ class _Repo:
         entries = []
         for file in self.files.values():
             entry: dict[str, object] = {
-                "type": "file", "oid": file.blob_id, "size": file.size, "path": file.name
+                "type": "file",
+                "oid": file.blob_id,
+                "size": file.size,
+                "path": file.name,
             }
             if file.sha256 is not None:
                 entry["lfs"] = {"oid": file.sha256, "size": file.size, "pointerSize": 134}
@@ -144,10 +148,13 @@ class HubStub:
 
     def downloaded(self) -> list[str]:
         """Names of the files whose bytes were requested (GET on resolve), in order."""
-        return [path.rsplit("/resolve/", 1)[1].split("/", 1)[1] for method, path in self.requests
-                if method == "GET" and "/resolve/" in path]
+        return [
+            path.rsplit("/resolve/", 1)[1].split("/", 1)[1]
+            for method, path in self.requests
+            if method == "GET" and "/resolve/" in path
+        ]
 
-    def __enter__(self) -> HubStub:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -168,14 +175,14 @@ class HubStub:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+            def log_message(self, format: str, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 stub._record("GET", self.path)
                 self._route(body=True)
 
-            def do_HEAD(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_HEAD(self) -> None:
                 stub._record("HEAD", self.path)
                 self._route(body=False)
 

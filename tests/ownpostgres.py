@@ -27,7 +27,9 @@ class OwnPostgres:
             self.port = probe.getsockname()[1]
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
-        _as_postgres(str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        _as_postgres(
+            str(BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
 
     @property
     def url(self) -> str:
@@ -35,8 +37,17 @@ class OwnPostgres:
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory}"
-        _as_postgres(str(BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.directory / "log"),
-                     "-w", "start")
+        _as_postgres(
+            str(BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "log"),
+            "-w",
+            "start",
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         """`immediate` is an outage as the service sees one: connections drop, nothing is said."""

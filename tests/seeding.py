@@ -26,14 +26,25 @@ async def seed_month(url: str, rows: int, now: datetime | None = None, seed: int
         # More traffic in recent days, a daily rhythm, and labels that drift over the month.
         age = timedelta(days=30 * rng.random() ** 1.3, minutes=rng.randint(0, 59))
         drift = age.days / 30
-        label = rng.choices(("negative", "neutral", "positive"), weights=(0.3 + 0.3 * drift, 0.3, 0.6 - 0.3 * drift))[0]
+        label = rng.choices(
+            ("negative", "neutral", "positive"), weights=(0.3 + 0.3 * drift, 0.3, 0.6 - 0.3 * drift)
+        )[0]
         model = rng.choices(MODELS, weights=(0.6, 0.3, 0.1))[0]
         scores = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {label: 0.8}
-        batch.append(Prediction(
-            id=uuid7(), text=f"{rng.choice(WORDS)} flight #{i}", sentiment=label, confidence=0.8, scores=scores,
-            model_requested=model, model_used=model, fallback_used=rng.random() < 0.03,
-            processing_time_ms=rng.lognormvariate(2.5, 0.5), timestamp=now - age,
-        ))
+        batch.append(
+            Prediction(
+                id=uuid7(),
+                text=f"{rng.choice(WORDS)} flight #{i}",
+                sentiment=label,
+                confidence=0.8,
+                scores=scores,
+                model_requested=model,
+                model_used=model,
+                fallback_used=rng.random() < 0.03,
+                processing_time_ms=rng.lognormvariate(2.5, 0.5),
+                timestamp=now - age,
+            )
+        )
         if len(batch) == 2_000:
             async with engine.begin() as connection:
                 await PredictionRepository(connection).add_many(batch, store_text=True)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -16,7 +17,7 @@ _ANALYZER = SentimentIntensityAnalyzer()
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         time.sleep(self.server.stub.delay_s)
         rows = []
@@ -73,7 +74,7 @@ class TeiStub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> TeiStub:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:

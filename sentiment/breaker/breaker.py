@@ -119,7 +119,9 @@ class CircuitBreaker:
         self._failures.append(now)
         self._forget_failures_before(now - self.settings.window_s)
         if len(self._failures) >= self.settings.max_failures:
-            self._open(now, f"{len(self._failures)} failures within {self.settings.window_s:g} s; last: {reason}")
+            self._open(
+                now, f"{len(self._failures)} failures within {self.settings.window_s:g} s; last: {reason}"
+            )
 
     def release(self, permit: Permit) -> None:
         """The call ended with no verdict (the caller went away): let the next call be the trial."""

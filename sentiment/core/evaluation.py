@@ -17,9 +17,15 @@ from sentiment.core.domain import LABELS, Label
 _INDEX = {label: i for i, label in enumerate(LABELS)}
 
 _WORDS: dict[str, Label] = {
-    "negative": "negative", "neg": "negative", "-": "negative",
-    "neutral": "neutral", "neu": "neutral", "neut": "neutral",
-    "positive": "positive", "pos": "positive", "+": "positive",
+    "negative": "negative",
+    "neg": "negative",
+    "-": "negative",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "neut": "neutral",
+    "positive": "positive",
+    "pos": "positive",
+    "+": "positive",
 }
 # Numeric codings used by public corpora, recognised only when the column's set of values is exactly one of them:
 # {0, 1} is SST-2's negative/positive, {0, 1, 2} TweetEval's, {-1, 0, 1} a signed scale, {0, 2, 4} Sentiment140's.
@@ -115,7 +121,9 @@ def metrics(confusion: Confusion | Sequence[Sequence[int]]) -> Metrics:
         precision = counts[i][i] / predicted if predicted else None
         recall = counts[i][i] / support if support else None
         p, r = precision or 0.0, recall or 0.0
-        classes.append(ClassMetrics(label, support, predicted, precision, recall, 2 * p * r / (p + r) if p + r else 0.0))
+        classes.append(
+            ClassMetrics(label, support, predicted, precision, recall, 2 * p * r / (p + r) if p + r else 0.0)
+        )
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
@@ -134,7 +142,8 @@ def metrics(confusion: Confusion | Sequence[Sequence[int]]) -> Metrics:
 def missing_classes_note(model: str, model_labels: Sequence[str], confusion: Confusion) -> str | None:
     """Say so when gold rows belong to a class the model cannot answer (a binary model on 3-class gold)."""
     missing = [
-        (label, sum(confusion.counts[_INDEX[label]])) for label in LABELS
+        (label, sum(confusion.counts[_INDEX[label]]))
+        for label in LABELS
         if label not in model_labels and sum(confusion.counts[_INDEX[label]])
     ]
     if not missing or not model_labels:
@@ -160,10 +169,13 @@ def format_report(name: str, figures: Metrics, note: str | None = None) -> str:
         precision = f"{c.precision:.4f}" if c.precision is not None else "-"
         recall = f"{c.recall:.4f}" if c.recall is not None else "-"
         lines.append(f"  {c.label:<10}{precision:>11}{recall:>9}{c.f1:>8.4f}{c.support:>9,}")
-    lines += ["", "  confusion matrix (rows: gold, columns: predicted)", "  " + " " * 10 + "".join(f"{l:>10}" for l in LABELS)]
+    lines += [
+        "",
+        "  confusion matrix (rows: gold, columns: predicted)",
+        "  " + " " * 10 + "".join(f"{l:>10}" for l in LABELS),
+    ]
     for label, row in zip(LABELS, figures.confusion, strict=True):
         lines.append(f"  {label:<10}" + "".join(f"{count:>10,}" for count in row))
     if note:
         lines += ["", f"  note: {note}"]
     return "\n".join(lines)
-

@@ -53,7 +53,8 @@ def plan_micro_batches(tokens: Sequence[int], policy: BatchPolicy) -> list[list[
     for index in order:
         # Sorted ascending, so this text is the longest of the pass it would join.
         if current and (
-            len(current) + 1 > policy.micro_batch_size or (len(current) + 1) * tokens[index] > policy.micro_batch_tokens
+            len(current) + 1 > policy.micro_batch_size
+            or (len(current) + 1) * tokens[index] > policy.micro_batch_tokens
         ):
             passes.append(current)
             current = []

@@ -50,8 +50,11 @@ def spec_from_source(key: str, source: str, path: ExecutionPath = "fp32") -> Mod
 
 
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
-    ModelSpec("distilbert-sst2", "distilbert-base-uncased-finetuned-sst-2-english",
-              known_labels=("negative", "positive")),
+    ModelSpec(
+        "distilbert-sst2",
+        "distilbert-base-uncased-finetuned-sst-2-english",
+        known_labels=("negative", "positive"),
+    ),
     ModelSpec("twitter-roberta", "cardiffnlp/twitter-roberta-base-sentiment-latest", known_labels=LABELS),
     # Five star classes: 1-2 negative, 3 neutral, 4-5 positive.
     ModelSpec("bert-multilingual", "nlptown/bert-base-multilingual-uncased-sentiment", known_labels=LABELS),

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx2
 import msgspec
@@ -229,7 +229,7 @@ def _within(deadline_s: float, call: Callable[[], T]) -> T:
     def run() -> None:
         try:
             outcome["value"] = call()
-        except BaseException as error:  # handed to the caller below
+        except BaseException as error:  # noqa: BLE001 - handed to the caller below, who re-raises it
             outcome["error"] = error
         finally:
             done.set()
@@ -350,7 +350,7 @@ class _Progress:
             def close(self) -> None:
                 pass
 
-            def __enter__(self) -> FileBar:
+            def __enter__(self) -> Self:
                 return self
 
             def __exit__(self, *exc: object) -> None:

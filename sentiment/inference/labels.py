@@ -17,7 +17,10 @@ _NAMED: dict[str, Label] = {
     "pos": "positive",
 }
 # Anonymous class indices follow the common conventions: binary SST-2 heads and 3-class tweet heads.
-_BY_INDEX: dict[int, tuple[Label, ...]] = {2: ("negative", "positive"), 3: ("negative", "neutral", "positive")}
+_BY_INDEX: dict[int, tuple[Label, ...]] = {
+    2: ("negative", "positive"),
+    3: ("negative", "neutral", "positive"),
+}
 _STARS = re.compile(r"^([1-5]) stars?$")
 _INDEXED = re.compile(r"^(?:label_)?(\d+)$")
 

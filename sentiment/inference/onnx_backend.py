@@ -37,8 +37,12 @@ def export(source: str, folder: Path) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(source, local_files_only=True, dtype=torch.float32).eval()
-    sample = tokenizer(["a short example", "another, slightly longer example sentence"], padding=True, return_tensors="pt")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, local_files_only=True, dtype=torch.float32
+    ).eval()
+    sample = tokenizer(
+        ["a short example", "another, slightly longer example sentence"], padding=True, return_tensors="pt"
+    )
     # Positional inputs must follow forward()'s own order (input_ids, attention_mask, token_type_ids for BERT),
     # not the tokenizer's: a mix-up exports a model that silently reads the mask as token types.
     names = [name for name in inspect.signature(model.forward).parameters if name in sample]
@@ -49,8 +53,13 @@ def export(source: str, folder: Path) -> None:
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name.*will not be used.*")
         program = torch.onnx.export(
-            model, tuple(sample[n] for n in names), input_names=names, output_names=["logits"],
-            dynamic_shapes={n: {0: batch, 1: sequence} for n in names}, dynamo=True, opset_version=18,
+            model,
+            tuple(sample[n] for n in names),
+            input_names=names,
+            output_names=["logits"],
+            dynamic_shapes={n: {0: batch, 1: sequence} for n in names},
+            dynamo=True,
+            opset_version=18,
         )
     if program is None:
         raise ModelLoadError(f"torch.onnx.export gave no program for {source}")
@@ -62,7 +71,9 @@ def quantize(folder: Path) -> None:
     """int8 weights per channel (signed: much faster than unsigned on AVX-512 VNNI), activations per tensor."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(folder / "model.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(
+        folder / "model.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8, per_channel=True
+    )
 
 
 class OnnxBackend(BaseBackend):

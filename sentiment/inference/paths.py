@@ -88,7 +88,7 @@ def build(
     try:
         fast = (make_fast or _fast_backend(threads, cache_dir))(source, path)
         reason = checked(fast, reference)
-    except Exception as error:  # a fast path that cannot even be built leaves the model on fp32
+    except Exception as error:  # noqa: BLE001 - a fast path that cannot even be built leaves the model on fp32
         reason = f"it could not be built: {type(error).__name__}: {error}"
     if reason is None:
         return fast

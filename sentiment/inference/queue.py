@@ -18,6 +18,7 @@ import msgspec
 import structlog
 
 from sentiment.core.domain import QueueFull, Scored
+from sentiment.core.tasks import cancel_and_wait, poll_until
 from sentiment.inference.backend import Backend, BaseBackend
 from sentiment.inference.batching import (
     BatchPolicy,
@@ -26,7 +27,6 @@ from sentiment.inference.batching import (
     plan_micro_batches,
     should_wait,
 )
-from sentiment.core.tasks import cancel_and_wait, poll_until
 
 log = structlog.get_logger(__name__)
 
@@ -62,7 +62,16 @@ class QueueTimeout(TimeoutError):
 
 
 class _Request:
-    __slots__ = ("texts", "results", "remaining", "future", "trial", "submitted", "first_start", "inference_s")
+    __slots__ = (
+        "first_start",
+        "future",
+        "inference_s",
+        "remaining",
+        "results",
+        "submitted",
+        "texts",
+        "trial",
+    )
 
     def __init__(self, texts: Sequence[str], trial: bool, future: asyncio.Future[TimedResult]) -> None:
         self.texts = texts
@@ -76,7 +85,6 @@ class _Request:
 
 
 class _ClosedBackend(BaseBackend):
-
     def predict(self, texts: Sequence[str]) -> list[Scored]:
         raise RuntimeError("the model's queue is closed")
 
@@ -117,12 +125,16 @@ class BatchQueue:
     def depth(self) -> int:
         return len(self._items)
 
-    async def submit(self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None) -> TimedResult:
+    async def submit(
+        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None
+    ) -> TimedResult:
         """Queue the texts, wait for all their results (raises QueueFull at once when there is no room)."""
         if len(self._items) + len(texts) > self.policy.max_queue:
             raise QueueFull(self.name)
         request = _Request(texts, trial, asyncio.get_running_loop().create_future())
-        self._items.extend(_Item(request, i, estimate_tokens(text, self.policy)) for i, text in enumerate(texts))
+        self._items.extend(
+            _Item(request, i, estimate_tokens(text, self.policy)) for i, text in enumerate(texts)
+        )
         self._wakeup.set()
         try:
             async with asyncio.timeout(timeout_s):
@@ -156,7 +168,9 @@ class BatchQueue:
                 await self._wakeup.wait()
                 continue
             waiting_since = time.perf_counter()
-            while should_wait(len(self._items), self.last_batch_size, time.perf_counter() - waiting_since, self.policy):
+            while should_wait(
+                len(self._items), self.last_batch_size, time.perf_counter() - waiting_since, self.policy
+            ):
                 self._wakeup.clear()
                 remaining = self.policy.max_wait_s - (time.perf_counter() - waiting_since)
                 with suppress(TimeoutError):
@@ -199,7 +213,9 @@ class BatchQueue:
             self._before_call()
             scored: list[Scored | None] = [None] * len(texts)
             for indices in passes:
-                for index, result in zip(indices, self._backend.predict([texts[i] for i in indices]), strict=True):
+                for index, result in zip(
+                    indices, self._backend.predict([texts[i] for i in indices]), strict=True
+                ):
                     scored[index] = result
             return scored  # type: ignore[return-value]
 
@@ -207,7 +223,7 @@ class BatchQueue:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
             async with asyncio.timeout(self._call_timeout_s):
                 scored = await work
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any model failure is a verdict for the breaker, not a crash
             seconds = time.perf_counter() - started
             reason = (
                 f"no answer within {self._call_timeout_s:g} s"

@@ -50,7 +50,13 @@ def load_backend(
         return RemoteBackend(spec.source, remote_timeout_s)
     from sentiment.inference.paths import build
 
-    return build(spec.source, spec.path, threads, Path(cache_dir or Path.home() / ".cache" / "sentiment"), device=device)
+    return build(
+        spec.source,
+        spec.path,
+        threads,
+        Path(cache_dir or Path.home() / ".cache" / "sentiment"),
+        device=device,
+    )
 
 
 def policy_for_device(policy: BatchPolicy, device: str) -> BatchPolicy:
@@ -128,7 +134,9 @@ class ModelEntry:
         cached = try_to_load_from_cache(self.spec.source, "config.json")
         return str(Path(cached).parent) if isinstance(cached, str) else None
 
-    async def run(self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None) -> TimedResult:
+    async def run(
+        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None
+    ) -> TimedResult:
         if self.queue is None:
             raise ModelNotLoaded(self.key)
         return await self.queue.submit(texts, trial, timeout_s)
@@ -223,11 +231,13 @@ class ModelRegistry:
         log.info("model_loading", model=key, source=spec.source)
         try:
             backend = await asyncio.to_thread(self._loader, spec)
-        except Exception as error:  # any load failure leaves the service up and serving VADER
+        except Exception as error:  # noqa: BLE001 - any load failure leaves the service up and serving VADER
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            self._attach(entry, backend, policy_for_device(self._policy, backend.device), self._call_timeout_s)
+            self._attach(
+                entry, backend, policy_for_device(self._policy, backend.device), self._call_timeout_s
+            )
             entry.load_seconds = time.perf_counter() - started
             memory_after = anonymous_memory_bytes()
             if memory_before is not None and memory_after is not None:
@@ -255,7 +265,9 @@ class ModelRegistry:
             log.info("model_unloaded", model=key)
         return entry
 
-    def _attach(self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None) -> None:
+    def _attach(
+        self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None
+    ) -> None:
         entry.labels = backend.labels
         entry.execution_path = backend.execution_path
         entry.fast_path_rejected = backend.fast_path_rejected

@@ -44,7 +44,9 @@ class RemoteBackend(BaseBackend):
     def predict(self, texts: Sequence[str]) -> list[Scored]:
         rows = self._call(texts)
         if len(rows) != len(texts):
-            raise ValueError(f"remote model server {self._url} answered {len(rows)} results for {len(texts)} texts")
+            raise ValueError(
+                f"remote model server {self._url} answered {len(rows)} results for {len(texts)} texts"
+            )
         results = []
         for row in rows:
             labels = [self._label_of[str(item["label"])] for item in row]

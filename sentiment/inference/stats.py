@@ -69,7 +69,7 @@ class WindowTotals(msgspec.Struct, frozen=True):
 
 
 class _Slice:
-    __slots__ = ("start", "requests", "texts", "fallback_texts", "latencies_ms")
+    __slots__ = ("fallback_texts", "latencies_ms", "requests", "start", "texts")
 
     def __init__(self, start: float) -> None:
         self.start = start

@@ -20,7 +20,9 @@ transformers_logging.disable_progress_bar()
 
 
 class TransformersBackend(BaseBackend):
-    def __init__(self, source: str, threads: int | None = None, int8: bool = False, device: str = "cpu") -> None:
+    def __init__(
+        self, source: str, threads: int | None = None, int8: bool = False, device: str = "cpu"
+    ) -> None:
         """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate step)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         try:

@@ -25,4 +25,8 @@ class AccessService:
         return hashlib.sha256(b"sentiment-admin:" + self._token.encode()).hexdigest()
 
     def is_admin_mark(self, mark: object) -> bool:
-        return self._token is not None and isinstance(mark, str) and hmac.compare_digest(mark, self.session_mark())
+        return (
+            self._token is not None
+            and isinstance(mark, str)
+            and hmac.compare_digest(mark, self.session_mark())
+        )

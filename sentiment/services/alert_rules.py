@@ -9,9 +9,9 @@ import msgspec
 import structlog
 
 from sentiment.core.bounds import AtLeastOne, Positive
-from sentiment.services.alerts import AlertService
-from sentiment.inference.stats import RecentWindow, WindowTotals
 from sentiment.core.domain import AlertSeverity
+from sentiment.inference.stats import RecentWindow, WindowTotals
+from sentiment.services.alerts import AlertService
 
 log = structlog.get_logger(__name__)
 
@@ -32,27 +32,33 @@ class Condition(msgspec.Struct, frozen=True):
     message: str
 
 
-def evaluate(totals: WindowTotals, database_error: str | None, rules: AlertRules) -> dict[str, Condition | None]:
+def evaluate(
+    totals: WindowTotals, database_error: str | None, rules: AlertRules
+) -> dict[str, Condition | None]:
     """For every rule's alert key, the condition that holds now, or None when it is clear."""
     window = f"the last {rules.window_s:g} s"
     enough = totals.requests >= rules.min_requests
     fallback = None
     if enough and totals.fallback_rate > rules.fallback_rate:
         fallback = Condition(
-            "fallback_rate_high", "warning",
+            "fallback_rate_high",
+            "warning",
             f"{totals.fallback_rate:.0%} of texts were answered by VADER in {window} "
             f"(threshold {rules.fallback_rate:.0%})",
         )
     slow = None
     if enough and totals.latency_p95_ms is not None and totals.latency_p95_ms > rules.latency_p95_ms:
         slow = Condition(
-            "slow_inference", "warning",
+            "slow_inference",
+            "warning",
             f"p95 latency {totals.latency_p95_ms:.0f} ms in {window} (threshold {rules.latency_p95_ms:.0f} ms)",
         )
     database = None
     if database_error is not None:
         database = Condition(
-            "database_down", "critical", f"the database does not answer ({database_error}); predictions wait in memory"
+            "database_down",
+            "critical",
+            f"the database does not answer ({database_error}); predictions wait in memory",
         )
     return {"fallback_rate_high": fallback, "slow_inference": slow, "database_down": database}
 

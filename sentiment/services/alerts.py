@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import Alert, AlertSeverity, AlertState
 from sentiment.core.retry import Backoff, retry
-from sentiment.storage.repositories import AlertRepository
 from sentiment.core.tasks import cancel_and_wait, wait_until
+from sentiment.storage.repositories import AlertRepository
 
 log = structlog.get_logger(__name__)
 
@@ -99,7 +99,9 @@ class AlertService:
             async with self._engine.begin() as connection:
                 alerts = AlertRepository(connection)
                 if change.raise_:
-                    done = await alerts.raise_alert(change.key, change.kind, change.severity, change.message, change.at)
+                    done = await alerts.raise_alert(
+                        change.key, change.kind, change.severity, change.message, change.at
+                    )
                 else:
                     done = await alerts.resolve(change.key, change.at)
         except (SQLAlchemyError, OSError) as error:

@@ -30,8 +30,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
 from sentiment.core.bounds import AtLeastOne
+from sentiment.core.buckets import key_start
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import LABELS, VADER_KEY, Conflict, InvalidInput, Prediction, Scored, SentimentError
+from sentiment.core.domain import (
+    LABELS,
+    VADER_KEY,
+    Conflict,
+    InvalidInput,
+    Prediction,
+    Scored,
+    SentimentError,
+)
 from sentiment.core.evaluation import (
     Confusion,
     GoldLabels,
@@ -41,12 +50,20 @@ from sentiment.core.evaluation import (
     missing_classes_note,
     read_gold_values,
 )
+from sentiment.core.retry import retry
+from sentiment.core.tasks import cancel_and_wait, poll_until
+from sentiment.core.timeparse import (
+    NoTimeFormat,
+    TimeFormat,
+    detect_format,
+    format_named,
+    hour_key,
+    trend_starts,
+    trend_width,
+)
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.services.models import OfferedModels, offered_models
 from sentiment.services.scoring import ChunkScorer, ScoringFailed
-from sentiment.storage.database import OUTAGE_BACKOFF
-from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
-from sentiment.storage.repositories import PredictionRepository
 from sentiment.services.tabular import (
     Chunk,
     Problem,
@@ -57,18 +74,9 @@ from sentiment.services.tabular import (
     open_table,
     read_chunks,
 )
-from sentiment.core.tasks import cancel_and_wait, poll_until
-from sentiment.core.buckets import key_start
-from sentiment.core.retry import retry
-from sentiment.core.timeparse import (
-    NoTimeFormat,
-    TimeFormat,
-    detect_format,
-    format_named,
-    hour_key,
-    trend_starts,
-    trend_width,
-)
+from sentiment.storage.database import OUTAGE_BACKOFF
+from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
+from sentiment.storage.repositories import PredictionRepository
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +102,9 @@ TOP_GROUPS = 12
 
 class UploadTooLarge(SentimentError):
     def __init__(self, limit: int) -> None:
-        super().__init__(f"the file is larger than the upload limit of {limit:,} bytes (SENTIMENT_MAX_UPLOAD_BYTES)")
+        super().__init__(
+            f"the file is larger than the upload limit of {limit:,} bytes (SENTIMENT_MAX_UPLOAD_BYTES)"
+        )
 
 
 class DatasetOptions(msgspec.Struct, frozen=True):
@@ -225,8 +235,10 @@ class DatasetService:
             path.parent.mkdir(parents=True, exist_ok=True)
             return Upload(dataset_id, name, path, self._settings.max_upload_bytes)
         except OSError as error:
-            raise SentimentError(f"the data folder {self._folder} cannot be written ({error.strerror}): set "
-                                 "SENTIMENT_DATA_DIR to a writable folder") from None
+            raise SentimentError(
+                f"the data folder {self._folder} cannot be written ({error.strerror}): set "
+                "SENTIMENT_DATA_DIR to a writable folder"
+            ) from None
 
     async def create(self, upload: Upload) -> Dataset:
         """Keep the received file as a data set once its header reads as a table."""
@@ -237,7 +249,11 @@ class DatasetService:
             await upload.discard()
             raise
         dataset = Dataset(
-            id=upload.id, name=upload.name, status="uploaded", created_at=self._clock(), size_bytes=upload.size,
+            id=upload.id,
+            name=upload.name,
+            status="uploaded",
+            created_at=self._clock(),
+            size_bytes=upload.size,
             columns=table.columns,
         )
         async with self._engine.begin() as connection:
@@ -262,7 +278,9 @@ class DatasetService:
         if dataset is None:
             return None
         if dataset.status != "uploaded":
-            raise Conflict(f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it")
+            raise Conflict(
+                f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it"
+            )
         entry = self._registry.select(options.model)
         plan = await asyncio.to_thread(self._plan, dataset, options)
         values = {
@@ -278,7 +296,9 @@ class DatasetService:
         async with self._engine.begin() as connection:
             if not await DatasetRepository(connection).claim(dataset_id, **values):
                 raise Conflict(f"data set {dataset_id} was started by another request")
-        self._jobs[dataset_id] = asyncio.create_task(self._run(dataset_id, plan, entry), name=f"dataset-{dataset_id}")
+        self._jobs[dataset_id] = asyncio.create_task(
+            self._run(dataset_id, plan, entry), name=f"dataset-{dataset_id}"
+        )
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
         log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
@@ -298,8 +318,10 @@ class DatasetService:
             if options.time_format:
                 time_format = format_named(options.time_format)
                 if time_format is None:
-                    raise InvalidInput(f"time format {options.time_format!r} is neither a known format nor a "
-                                       "strptime pattern such as %d-%m-%Y %H:%M")
+                    raise InvalidInput(
+                        f"time format {options.time_format!r} is neither a known format nor a "
+                        "strptime pattern such as %d-%m-%Y %H:%M"
+                    )
             else:
                 try:
                     time_format = detect_format(look.time_sample)
@@ -367,7 +389,9 @@ class DatasetService:
                 ]
             top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
         groups = [
-            GroupCounts(name or "(none)", {label: counts.get(label, 0) for label in LABELS}, sum(counts.values()))
+            GroupCounts(
+                name or "(none)", {label: counts.get(label, 0) for label in LABELS}, sum(counts.values())
+            )
             for name, counts in top
         ]
         figures = {model: metrics(confusion) for model, confusion in dataset.confusion.items()}
@@ -387,11 +411,15 @@ class DatasetService:
             return None
         path = self.export_file(dataset_id)
         if dataset.status != "done":
-            raise Conflict(f"data set {dataset_id} is {self._progress(dataset).status}; its scored CSV is ready once "
-                           "scoring is done")
+            raise Conflict(
+                f"data set {dataset_id} is {self._progress(dataset).status}; its scored CSV is ready once "
+                "scoring is done"
+            )
         if not path.is_file():
-            raise Conflict(f"the scored CSV of data set {dataset_id} is not in {self._folder}: with several "
-                           "replicas, SENTIMENT_DATA_DIR must be a folder they share")
+            raise Conflict(
+                f"the scored CSV of data set {dataset_id} is not in {self._folder}: with several "
+                "replicas, SENTIMENT_DATA_DIR must be a folder they share"
+            )
         return dataset, path
 
     # -- the job ------------------------------------------------------------------------------------------
@@ -411,8 +439,13 @@ class DatasetService:
             await self._score(dataset_id, plan, entry, gold)
         except asyncio.CancelledError:
             with suppress(Exception):
-                await asyncio.shield(self._save(dataset_id, status="interrupted",
-                                                error="the service stopped while scoring; upload the file again"))
+                await asyncio.shield(
+                    self._save(
+                        dataset_id,
+                        status="interrupted",
+                        error="the service stopped while scoring; upload the file again",
+                    )
+                )
             raise
         except (SentimentError, OSError, SQLAlchemyError) as error:
             detail = error.detail if isinstance(error, SentimentError) else str(error)
@@ -422,8 +455,12 @@ class DatasetService:
         except Exception as error:
             log.exception("dataset_failed", dataset=str(dataset_id))
             with suppress(Exception):
-                await self._save(dataset_id, status="failed", finished_at=self._clock(),
-                                 error=f"internal error: {type(error).__name__}: {error}")
+                await self._save(
+                    dataset_id,
+                    status="failed",
+                    finished_at=self._clock(),
+                    error=f"internal error: {type(error).__name__}: {error}",
+                )
         finally:
             self._jobs.pop(dataset_id, None)
 
@@ -460,10 +497,20 @@ class DatasetService:
                 now = self._clock()
                 predictions = [
                     Prediction(
-                        id=uuid7(), text=row.values[plan.text], sentiment=result.label, confidence=result.confidence,
-                        scores=result.scores, model_requested=entry.key, model_used=entry.key, fallback_used=False,
-                        processing_time_ms=per_text_ms, timestamp=now, dataset_id=dataset_id,
-                        group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None) if plan.group is not None else None,
+                        id=uuid7(),
+                        text=row.values[plan.text],
+                        sentiment=result.label,
+                        confidence=result.confidence,
+                        scores=result.scores,
+                        model_requested=entry.key,
+                        model_used=entry.key,
+                        fallback_used=False,
+                        processing_time_ms=per_text_ms,
+                        timestamp=now,
+                        dataset_id=dataset_id,
+                        group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None)
+                        if plan.group is not None
+                        else None,
                     )
                     for row, result in zip(chunk.rows, scored, strict=True)
                 ]
@@ -476,8 +523,13 @@ class DatasetService:
         part.replace(self.export_file(dataset_id))
         notes = state.notes(plan, gold, entry, confusion)
         await self._save(dataset_id, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
-        log.info("dataset_scored", dataset=str(dataset_id), rows=state.rows_scored, skipped=state.rows_skipped,
-                 rate=round(state.rate, 1))
+        log.info(
+            "dataset_scored",
+            dataset=str(dataset_id),
+            rows=state.rows_scored,
+            skipped=state.rows_skipped,
+            rate=round(state.rate, 1),
+        )
 
     async def _store(
         self,
@@ -489,8 +541,12 @@ class DatasetService:
     ) -> None:
         """One transaction per chunk: its predictions, its counts and the progress agree whatever happens."""
         progress = {
-            "rows_done": state.rows_done, "rows_scored": state.rows_scored, "rows_skipped": state.rows_skipped,
-            "problems": state.problems, "problem_count": state.problem_count, "rate": state.rate,
+            "rows_done": state.rows_done,
+            "rows_scored": state.rows_scored,
+            "rows_skipped": state.rows_skipped,
+            "problems": state.problems,
+            "problem_count": state.problem_count,
+            "rate": state.rate,
             "confusion": {model: matrix.counts for model, matrix in confusion.items()},
             "heartbeat_at": self._clock(),
         }
@@ -578,9 +634,15 @@ class _JobState:
                 except (ValueError, OverflowError):
                     self.untimed += 1
                     shown = value.strip()[:40]
-                    problems.append(Problem(row.line, f"time {shown!r} is not {plan.time_format.name}: scored, "
-                                                      "but left out of the time trend" if shown else
-                                                      "no time: scored, but left out of the time trend"))
+                    problems.append(
+                        Problem(
+                            row.line,
+                            f"time {shown!r} is not {plan.time_format.name}: scored, "
+                            "but left out of the time trend"
+                            if shown
+                            else "no time: scored, but left out of the time trend",
+                        )
+                    )
             if plan.group is not None:
                 counts["group", row.values[plan.group].strip()[:GROUP_LENGTH], label] += 1
             if gold is not None and plan.gold is not None:
@@ -600,18 +662,27 @@ class _JobState:
     ) -> list[str]:
         notes = []
         if self.rows_skipped:
-            notes.append(f"{self.rows_skipped:,} rows could not be scored and were skipped; each is listed with its "
-                         "line number.")
+            notes.append(
+                f"{self.rows_skipped:,} rows could not be scored and were skipped; each is listed with its "
+                "line number."
+            )
         if self.untimed:
-            notes.append(f"{self.untimed:,} rows have no readable time: they are scored and counted, but not in the "
-                         "time trend.")
+            notes.append(
+                f"{self.untimed:,} rows have no readable time: they are scored and counted, but not in the "
+                "time trend."
+            )
         if gold is not None:
             if self.no_gold:
-                ignored = f" (values such as {', '.join(repr(v) for v in gold.ignored[:3])})" if gold.ignored else ""
-                notes.append(f"{self.no_gold:,} rows have no usable gold label{ignored} and are left out of the "
-                             "metrics.")
+                ignored = (
+                    f" (values such as {', '.join(repr(v) for v in gold.ignored[:3])})"
+                    if gold.ignored
+                    else ""
+                )
+                notes.append(
+                    f"{self.no_gold:,} rows have no usable gold label{ignored} and are left out of the "
+                    "metrics."
+                )
             note = missing_classes_note(entry.key, entry.labels, confusion[entry.key])
             if note:
                 notes.append(note)
         return notes
-

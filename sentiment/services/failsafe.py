@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import msgspec
 import structlog
 
-from sentiment.services.alerts import AlertService
 from sentiment.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit, Transition
 from sentiment.breaker.breaker import Clock
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.faults import Fault, FaultMode
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import ModelRegistry
+from sentiment.services.alerts import AlertService
 from sentiment.services.metrics import BREAKER_TRANSITIONS
 
 log = structlog.get_logger(__name__)

@@ -7,16 +7,28 @@ from sentiment.inference.queue import CallOutcome
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-PREDICTIONS = Counter("sentiment_predictions", "Answered predictions, by model used and label", ["model", "label"])
-FALLBACKS = Counter("sentiment_fallbacks", "Texts answered by VADER in place of the model asked for", ["model"])
+PREDICTIONS = Counter(
+    "sentiment_predictions", "Answered predictions, by model used and label", ["model", "label"]
+)
+FALLBACKS = Counter(
+    "sentiment_fallbacks", "Texts answered by VADER in place of the model asked for", ["model"]
+)
 BREAKER_TRANSITIONS = Counter(
-    "sentiment_breaker_transitions", "Circuit-breaker state changes, by model and new state", ["model", "state"]
+    "sentiment_breaker_transitions",
+    "Circuit-breaker state changes, by model and new state",
+    ["model", "state"],
 )
 QUEUE_TIME = Histogram(
-    "sentiment_queue_time_seconds", "Time a request waited in its model's queue", ["model"], buckets=LATENCY_BUCKETS
+    "sentiment_queue_time_seconds",
+    "Time a request waited in its model's queue",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
 )
 INFERENCE_TIME = Histogram(
-    "sentiment_inference_time_seconds", "Duration of one model call (one batch)", ["model"], buckets=LATENCY_BUCKETS
+    "sentiment_inference_time_seconds",
+    "Duration of one model call (one batch)",
+    ["model"],
+    buckets=LATENCY_BUCKETS,
 )
 BATCH_SIZE = Histogram(
     "sentiment_batch_size", "Texts per model call", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)

@@ -13,16 +13,16 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.services.alerts import AlertService
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import VADER_KEY, Conflict
-from sentiment.services.failsafe import Failsafe
+from sentiment.core.tasks import cancel_and_wait
 from sentiment.inference.download import DownloadProgress, download_model
 from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistry
 from sentiment.inference.stats import ModelFigures
+from sentiment.services.alerts import AlertService
+from sentiment.services.failsafe import Failsafe
 from sentiment.services.metrics import MODEL_LOAD_TIME
 from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
-from sentiment.core.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +128,9 @@ class ModelService:
         entry = await self._registry.load(key)
         alert_key = f"model_load_failed:{key}"
         if entry.error is not None:
-            self._alerts.post_raise(alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}")
+            self._alerts.post_raise(
+                alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}"
+            )
         elif entry.loaded:
             MODEL_LOAD_TIME.labels(model=key).set(entry.load_seconds or 0.0)
             # Failures counted while it was loading say nothing about the loaded model.
@@ -136,7 +138,9 @@ class ModelService:
             self._alerts.post_resolve(alert_key)
             path_key = f"fast_path_rejected:{key}"
             if entry.fast_path_rejected is not None:
-                self._alerts.post_raise(path_key, "fast_path_rejected", "warning", f"{key}: {entry.fast_path_rejected}")
+                self._alerts.post_raise(
+                    path_key, "fast_path_rejected", "warning", f"{key}: {entry.fast_path_rejected}"
+                )
             else:
                 self._alerts.post_resolve(path_key)
             if self._pending_default == key:
@@ -150,7 +154,7 @@ class ModelService:
     def start_load(self, key: str) -> ModelView:
         entry = self._registry.entry(key)
         if entry.status == "not downloaded":
-            raise Conflict(f"model {key} is not downloaded: POST /models/download {{\"model\": \"{key}\"}} first")
+            raise Conflict(f'model {key} is not downloaded: POST /models/download {{"model": "{key}"}} first')
         self._registry.want(key)
         self._spawn(self.load(key))
         return self.view(entry)
@@ -169,7 +173,7 @@ class ModelService:
         """The default becomes `key` now if it is loaded, else as soon as its load finishes."""
         entry = self._registry.entry(key)
         if entry.status == "not downloaded":
-            raise Conflict(f"model {key} is not downloaded: POST /models/download {{\"model\": \"{key}\"}} first")
+            raise Conflict(f'model {key} is not downloaded: POST /models/download {{"model": "{key}"}} first')
         self._switch_default(key)
         await self._save_choices()
         return self.overview()
@@ -196,16 +200,25 @@ class ModelService:
         log.info("model_download_started", model=entry.key, source=entry.spec.source)
         try:
             folder = await asyncio.to_thread(self._downloader, entry.spec.source, on_progress=progress)
-        except Exception as error:  # every failure ends the download as failed, with its message
+        except Exception as error:  # noqa: BLE001 - every failure ends the download as failed, with its message
             message = str(error) or type(error).__name__
             self._registry.set_download(entry.key, DownloadState("failed", error=message))
             log.error("model_download_failed", model=entry.key, error=message)
-            self._alerts.post_raise(alert_key, "model_download_failed", "warning", f"download of {entry.key} failed: {message}")
+            self._alerts.post_raise(
+                alert_key, "model_download_failed", "warning", f"download of {entry.key} failed: {message}"
+            )
             return
         done = entry.download
-        self._registry.set_download(entry.key, DownloadState(
-            "done", done.bytes_done if done else 0, done.bytes_total if done else None, 100.0, folder=folder
-        ))
+        self._registry.set_download(
+            entry.key,
+            DownloadState(
+                "done",
+                done.bytes_done if done else 0,
+                done.bytes_total if done else None,
+                100.0,
+                folder=folder,
+            ),
+        )
         log.info("model_download_finished", model=entry.key, folder=folder)
         self._alerts.post_resolve(alert_key)
 
@@ -260,8 +273,11 @@ class ModelService:
         if target != self._registry.default_key and target != self._pending_default:
             self._switch_default(target)
         for entry in self._registry.entries():
-            if entry.loaded and entry.key not in choices.loaded and entry.key not in {VADER_KEY, target,
-                                                                                    self._registry.default_key}:
+            if (
+                entry.loaded
+                and entry.key not in choices.loaded
+                and entry.key not in {VADER_KEY, target, self._registry.default_key}
+            ):
                 await self._registry.unload(entry.key)
 
     async def run_sync(self) -> None:

@@ -78,7 +78,9 @@ async def open_model(settings: ModelSettings, model: str | None) -> ModelRegistr
         if spec.key in keys:
             spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
         specs, key = (*specs, spec), spec.key
-    loader = partial(load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device)
+    loader = partial(
+        load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
+    )
     # No call deadline offline: a slow machine is not a failing model.
     registry = ModelRegistry(specs, key, loader, settings.batching, None)  # type: ignore[arg-type]
     if key != VADER_KEY:
@@ -96,8 +98,15 @@ class _Report:
         from tqdm import tqdm
 
         self._stream = stream
-        self.bar = tqdm(total=total, unit=" rows", unit_scale=True, disable=not show_bar, file=stream,
-                        dynamic_ncols=True, smoothing=0.1)
+        self.bar = tqdm(
+            total=total,
+            unit=" rows",
+            unit_scale=True,
+            disable=not show_bar,
+            file=stream,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
         self.problems = 0
 
     def chunk(self, chunk: Chunk) -> None:
@@ -150,7 +159,9 @@ async def score_file(
     finally:
         report.close()
         await registry.close()
-    return ScoreSummary(entry.key, total, scored_rows, report.problems, time.perf_counter() - started, peak_rss_mb())
+    return ScoreSummary(
+        entry.key, total, scored_rows, report.problems, time.perf_counter() - started, peak_rss_mb()
+    )
 
 
 async def evaluate_file(
@@ -202,4 +213,3 @@ def summary_line(summary: ScoreSummary, target: Path) -> str:
         f"scored {summary.scored:,} of {summary.rows:,} rows ({summary.skipped:,} skipped) with {summary.model} in "
         f"{summary.seconds:.1f} s: {summary.rate:,.0f} rows/s; peak memory {summary.peak_rss_mb:,.0f} MB -> {target}"
     )
-

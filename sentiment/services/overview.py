@@ -6,9 +6,8 @@ from datetime import datetime
 
 import msgspec
 
-from sentiment.core.domain import VADER_KEY
+from sentiment.core.domain import VADER_KEY, Alert
 from sentiment.inference.registry import ModelRegistry
-from sentiment.core.domain import Alert
 from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
 from sentiment.services.failsafe import Failsafe

@@ -77,7 +77,9 @@ class ChunkScorer:
 
     async def _call(self, texts: Sequence[str]) -> list[Scored]:
         def failed(error: BaseException, failures: int) -> None:
-            log.warning("offline_scoring_call_failed", model=self.entry.key, attempt=failures, error=str(error))
+            log.warning(
+                "offline_scoring_call_failed", model=self.entry.key, attempt=failures, error=str(error)
+            )
 
         try:
             return await retry(

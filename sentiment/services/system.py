@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-
 from typing import Annotated
 
 import msgspec
@@ -108,7 +107,9 @@ class SystemService:
             async with asyncio.timeout(self.PING_TIMEOUT_S):
                 latency_ms = await ping(self._engine)
         except (SQLAlchemyError, OSError) as failure:
-            error = f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
+            error = (
+                f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
+            )
         return DatabaseHealth(
             reachable=error is None,
             dialect=self._engine.dialect.name,
@@ -128,7 +129,10 @@ class SystemService:
         database = await self.database_health()
         reasons = []
         if not default.loaded:
-            reasons.append(f"default model {default.key} is {default.status}" + (f": {default.error}" if default.error else ""))
+            reasons.append(
+                f"default model {default.key} is {default.status}"
+                + (f": {default.error}" if default.error else "")
+            )
         if not database.reachable:
             reasons.append(f"database does not answer: {database.error}")
         if reasons:
@@ -137,7 +141,9 @@ class SystemService:
 
     def models(self) -> list[ModelState]:
         return [
-            ModelState(e.key, e.spec.source, e.status, e.key == self._registry.default_key, e.error, e.load_seconds)
+            ModelState(
+                e.key, e.spec.source, e.status, e.key == self._registry.default_key, e.error, e.load_seconds
+            )
             for e in self._registry.entries()
         ]
 
@@ -172,7 +178,9 @@ class SystemService:
         )
 
     def _breaker_states(self) -> dict[str, BreakerState]:
-        return {e.key: self._failsafe.breaker(e.key).state for e in self._registry.entries() if e.key != VADER_KEY}
+        return {
+            e.key: self._failsafe.breaker(e.key).state for e in self._registry.entries() if e.key != VADER_KEY
+        }
 
     def _queue_depths(self) -> dict[str, int]:
         return {e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None}

@@ -48,10 +48,14 @@ class Table(msgspec.Struct, frozen=True):
         """The position of column `name`, chosen as the `role` column (text, time, group, gold)."""
         positions = [i for i, column in enumerate(self.columns) if column == name]
         if not positions:
-            raise TableError(f"there is no column {name!r} to use as the {role} column; the columns are: "
-                             + ", ".join(repr(column) for column in self.columns))
+            raise TableError(
+                f"there is no column {name!r} to use as the {role} column; the columns are: "
+                + ", ".join(repr(column) for column in self.columns)
+            )
         if len(positions) > 1:
-            raise TableError(f"the header names {name!r} {len(positions)} times; rename the copies to choose one")
+            raise TableError(
+                f"the header names {name!r} {len(positions)} times; rename the copies to choose one"
+            )
         return positions[0]
 
 
@@ -79,7 +83,9 @@ def open_table(path: str | Path, kind: TableKind | None = None) -> Table:
         delimiter = "\t"
         columns = header_text.rstrip("\r\n").split("\t")
     else:
-        delimiter = max(DELIMITERS, key=header_text.count) if any(d in header_text for d in DELIMITERS) else ","
+        delimiter = (
+            max(DELIMITERS, key=header_text.count) if any(d in header_text for d in DELIMITERS) else ","
+        )
         with _open_text(path) as text:
             try:
                 columns = next(csv.reader(text, delimiter=delimiter), [])
@@ -136,8 +142,10 @@ def _read_csv(table: Table) -> Iterator[Row | Problem]:
             except csv.Error as error:
                 start, end = end + 1, reader.line_num
                 if "field larger" in str(error):
-                    raise TableError(f"line {start}: a field is longer than {csv.field_size_limit():,} characters: "
-                                     "a quote that is never closed?") from None
+                    raise TableError(
+                        f"line {start}: a field is longer than {csv.field_size_limit():,} characters: "
+                        "a quote that is never closed?"
+                    ) from None
                 yield Problem(start, f"not valid CSV: {error}")
                 continue
             start, end = end + 1, reader.line_num
@@ -170,7 +178,10 @@ MAX_GOLD_VALUES = 50
 
 
 def inspect_rows(
-    table: Table, time_index: int | None = None, gold_index: int | None = None, sample_size: int = 1000,
+    table: Table,
+    time_index: int | None = None,
+    gold_index: int | None = None,
+    sample_size: int = 1000,
     limit: int | None = None,
 ) -> Inspection:
     """Count the rows (problem rows included) and collect a time sample and the gold column's distinct values.
@@ -179,7 +190,11 @@ def inspect_rows(
     for item in read_rows(table):
         found.rows += 1
         if isinstance(item, Row):
-            if time_index is not None and len(found.time_sample) < sample_size and item.values[time_index].strip():
+            if (
+                time_index is not None
+                and len(found.time_sample) < sample_size
+                and item.values[time_index].strip()
+            ):
                 found.time_sample.append(item.values[time_index])
             if gold_index is not None:
                 found.gold_values.add(item.values[gold_index].strip().lower())
@@ -198,7 +213,9 @@ class ScoredWriter:
 
     def __init__(self, out: IO[str], columns: Sequence[str], labels: Sequence[str]) -> None:
         taken = set(columns)
-        self.added = [_unique(name, taken) for name in ("label", "confidence", *(f"score_{label}" for label in labels))]
+        self.added = [
+            _unique(name, taken) for name in ("label", "confidence", *(f"score_{label}" for label in labels))
+        ]
         self._labels = tuple(labels)
         self._writer = csv.writer(out, lineterminator="\n")
         self._writer.writerow([*columns, *self.added])
@@ -206,8 +223,12 @@ class ScoredWriter:
 
     def write(self, rows: Sequence[Row], scored: Sequence[Scored]) -> None:
         self._writer.writerows(
-            [*row.values, result.label, f"{result.confidence:.6f}",
-             *(f"{result.scores.get(label, 0.0):.6f}" for label in self._labels)]
+            [
+                *row.values,
+                result.label,
+                f"{result.confidence:.6f}",
+                *(f"{result.scores.get(label, 0.0):.6f}" for label in self._labels),
+            ]
             for row, result in zip(rows, scored, strict=True)
         )
         self.rows += len(rows)
@@ -220,7 +241,6 @@ def _unique(name: str, taken: set[str]) -> str:
         candidate = f"predicted_{candidate}"
     taken.add(candidate)
     return candidate
-
 
 
 class Chunk(NamedTuple):

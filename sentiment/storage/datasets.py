@@ -68,7 +68,9 @@ class DatasetRepository:
         await self._connection.execute(insert(DatasetRow).values(msgspec.structs.asdict(dataset)))
 
     async def get(self, dataset_id: UUID) -> Dataset | None:
-        row = (await self._connection.execute(select(DatasetRow.__table__).where(DatasetRow.id == dataset_id))).first()
+        row = (
+            await self._connection.execute(select(DatasetRow.__table__).where(DatasetRow.id == dataset_id))
+        ).first()
         return _dataset(row) if row else None
 
     async def recent(self, limit: int = 20) -> list[Dataset]:
@@ -81,7 +83,9 @@ class DatasetRepository:
     async def claim(self, dataset_id: UUID, **values: object) -> bool:
         """Update an uploaded data set that nobody has started yet; False when somebody has."""
         result = await self._connection.execute(
-            update(DatasetRow).where(DatasetRow.id == dataset_id, DatasetRow.status == "uploaded").values(**values)
+            update(DatasetRow)
+            .where(DatasetRow.id == dataset_id, DatasetRow.status == "uploaded")
+            .values(**values)
         )
         return result.rowcount == 1
 
@@ -101,7 +105,13 @@ class DatasetRepository:
         )
         # Sorted: concurrent writers would lock rows in one order (one job writes a data set, but cheap to keep).
         rows = [
-            {"dataset_id": dataset_id, "dimension": dimension, "key": key, "sentiment": sentiment, "count": count}
+            {
+                "dataset_id": dataset_id,
+                "dimension": dimension,
+                "key": key,
+                "sentiment": sentiment,
+                "count": count,
+            }
             for (dimension, key, sentiment), count in sorted(counts.items())
         ]
         await self._connection.execute(statement, rows)
@@ -121,16 +131,22 @@ class DatasetRepository:
 
     async def time_counts(self, dataset_id: UUID, width: Width) -> list[tuple[str, str, int]]:
         """(bucket key, sentiment, count) with the hours summed into `width` buckets, in time order."""
-        bucket = func.substr(DatasetCountRow.key, 1, KEY_LENGTH[width])  # an hour's key cut to its bucket's key
+        bucket = func.substr(
+            DatasetCountRow.key, 1, KEY_LENGTH[width]
+        )  # an hour's key cut to its bucket's key
         query = (
             select(bucket, DatasetCountRow.sentiment, func.sum(DatasetCountRow.count))
             .where(DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "time")
             .group_by(bucket, DatasetCountRow.sentiment)
             .order_by(bucket)
         )
-        return [(key, sentiment, int(count)) for key, sentiment, count in await self._connection.execute(query)]
+        return [
+            (key, sentiment, int(count)) for key, sentiment, count in await self._connection.execute(query)
+        ]
 
-    async def group_counts(self, dataset_id: UUID, limit: int) -> tuple[list[tuple[str, dict[str, int]]], int]:
+    async def group_counts(
+        self, dataset_id: UUID, limit: int
+    ) -> tuple[list[tuple[str, dict[str, int]]], int]:
         """The `limit` largest groups with their counts per label, largest first, and how many groups there are."""
         in_groups = (DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "group")
         total = func.sum(DatasetCountRow.count)

@@ -73,9 +73,10 @@ class HistoryRepository:
             conditions.append(PredictionRow.created_at >= filters.since)
         if filters.until:
             conditions.append(PredictionRow.created_at < filters.until)
-        total = int(await self._connection.scalar(
-            select(func.count()).select_from(PredictionRow).where(*conditions)
-        ) or 0)
+        total = int(
+            await self._connection.scalar(select(func.count()).select_from(PredictionRow).where(*conditions))
+            or 0
+        )
         # A page past the end (an old link, a hand-edited URL) shows the last one rather than an empty table.
         page = min(filters.page, page_count(total, filters.page_size))
         columns = [getattr(PredictionRow, field) for field in StoredPrediction.__struct_fields__]

@@ -17,7 +17,6 @@ from sentiment.storage.dialects import insert_for
 from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 
 
-
 def storable_text(text: str) -> str:
     """Postgres text cannot hold NUL (one NUL would fail its whole batch for ever): it is kept as U+FFFD, on SQLite
     too, so that both stores hold the same text. The hash and length stay those of the text as sent."""
@@ -74,7 +73,13 @@ class AlertRepository:
         statement = (
             insert_for(self._connection, AlertRow)
             .values(
-                key=key, active_key=key, kind=kind, severity=severity, message=message, state="active", raised_at=now
+                key=key,
+                active_key=key,
+                kind=kind,
+                severity=severity,
+                message=message,
+                state="active",
+                raised_at=now,
             )
             .on_conflict_do_nothing(index_elements=["active_key"])
         )
@@ -95,11 +100,15 @@ class AlertRepository:
             .where(AlertRow.id == alert_id, AlertRow.acknowledged_at.is_(None))
             .values(acknowledged_at=now)
         )
-        row = (await self._connection.execute(select(AlertRow.__table__).where(AlertRow.id == alert_id))).first()
+        row = (
+            await self._connection.execute(select(AlertRow.__table__).where(AlertRow.id == alert_id))
+        ).first()
         return _alert(row) if row else None
 
     async def list(self, state: AlertState | None = None, limit: int = 100) -> list[Alert]:
-        query = select(AlertRow.__table__).order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
+        query = (
+            select(AlertRow.__table__).order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
+        )
         if state is not None:
             query = query.where(AlertRow.state == state)
         return [_alert(row) for row in await self._connection.execute(query)]
@@ -127,7 +136,9 @@ class ModelChoiceRepository:
 
     async def get(self) -> ModelChoices:
         query = select(ModelChoiceRow.name, ModelChoiceRow.value, ModelChoiceRow.updated_at)
-        rows = {name: (value, updated_at) for name, value, updated_at in await self._connection.execute(query)}
+        rows = {
+            name: (value, updated_at) for name, value, updated_at in await self._connection.execute(query)
+        }
         if "default_model" not in rows:
             return ModelChoices()
         return ModelChoices(
@@ -137,8 +148,13 @@ class ModelChoiceRepository:
         )
 
     async def save(self, choices: ModelChoices, now: datetime) -> None:
-        for name, value in (("default_model", choices.default_model), ("loaded_models", list(choices.loaded))):
-            statement = insert_for(self._connection, ModelChoiceRow).values(name=name, value=value, updated_at=now)
+        for name, value in (
+            ("default_model", choices.default_model),
+            ("loaded_models", list(choices.loaded)),
+        ):
+            statement = insert_for(self._connection, ModelChoiceRow).values(
+                name=name, value=value, updated_at=now
+            )
             await self._connection.execute(
                 statement.on_conflict_do_update(
                     index_elements=["name"], set_={"value": statement.excluded.value, "updated_at": now}

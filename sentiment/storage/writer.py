@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import Prediction
+from sentiment.core.tasks import cancel_and_wait, wait_until
 from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.repositories import PredictionRepository
-from sentiment.core.tasks import cancel_and_wait, wait_until
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +76,11 @@ class PredictionWriter:
         self.submitted += len(predictions)
         if len(accepted) < len(predictions):
             self.dropped += len(predictions) - len(accepted)
-            log.error("prediction_rows_dropped", dropped=len(predictions) - len(accepted), pending=len(self._pending))
+            log.error(
+                "prediction_rows_dropped",
+                dropped=len(predictions) - len(accepted),
+                pending=len(self._pending),
+            )
         self._wake.set()
 
     async def flush(self, timeout_s: float | None = None) -> bool:
@@ -152,7 +156,9 @@ class PredictionWriter:
                 return error
             self.failed_attempts += 1
             self.last_error = _describe(error)
-            log.warning("prediction_write_failed", rows=len(batch), pending=len(self._pending), error=self.last_error)
+            log.warning(
+                "prediction_write_failed", rows=len(batch), pending=len(self._pending), error=self.last_error
+            )
             return error
         if self.last_error is not None:
             log.info("prediction_writes_resumed", pending=len(self._pending))

@@ -11,8 +11,8 @@ from litestar.openapi.spec import Example
 from litestar.params import QueryParameter
 from litestar.types import ControllerRouterHandler
 
-from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
 from sentiment.core.analytics_math import Bucket
+from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
 from sentiment.web.errors import error_responses
 
 _MOMENT = "an ISO 8601 date or datetime (no offset means UTC; send + as %2B)"

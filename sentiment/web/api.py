@@ -27,7 +27,9 @@ PREDICTION_ERRORS = error_responses(400, 404, 409, 503)
 AlertId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="an alert's id from GET /alerts")]
 
 
-@post("/predict", status_code=200, summary="Score one text", tags=["predictions"], responses=PREDICTION_ERRORS)
+@post(
+    "/predict", status_code=200, summary="Score one text", tags=["predictions"], responses=PREDICTION_ERRORS
+)
 async def predict(
     data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]
 ) -> Response[PredictionOut]:
@@ -86,7 +88,9 @@ async def db_health(system: NamedDependency[SystemService]) -> Response[Database
     return Response(report, status_code=200 if report.reachable else 503)
 
 
-@get("/alerts", summary="Active and past alerts, newest first", tags=["alerts"], responses=error_responses(400))
+@get(
+    "/alerts", summary="Active and past alerts, newest first", tags=["alerts"], responses=error_responses(400)
+)
 async def list_alerts(
     alerts: NamedDependency[AlertService],
     alert_state: Annotated[Literal["active", "resolved"] | None, QueryParameter(name="state")] = None,
@@ -109,4 +113,13 @@ async def acknowledge_alert(alert_id: AlertId, alerts: NamedDependency[AlertServ
     return AlertOut.from_domain(alert)
 
 
-ROUTES: list[ControllerRouterHandler] = [predict, predict_batch, health, ready, status, db_health, list_alerts, acknowledge_alert]
+ROUTES: list[ControllerRouterHandler] = [
+    predict,
+    predict_batch,
+    health,
+    ready,
+    status,
+    db_health,
+    list_alerts,
+    acknowledge_alert,
+]

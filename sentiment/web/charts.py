@@ -72,7 +72,11 @@ def format_number(value: float) -> str:
 
 
 def bar_chart(
-    items: Sequence[tuple[str, float]], unit: str = "", width: int = 360, label_width: int = 110, bar_height: int = 28
+    items: Sequence[tuple[str, float]],
+    unit: str = "",
+    width: int = 360,
+    label_width: int = 110,
+    bar_height: int = 28,
 ) -> BarChart:
     """Horizontal bars, one per item, on a shared 0..max scale with labelled ticks (room on the right for the
     value written after the longest bar)."""
@@ -95,7 +99,9 @@ def bar_chart(
         height=len(items) * bar_height + 24,
         label_width=label_width,
         bars=bars,
-        ticks=[Tick(label_width + plot * t / top if top else label_width, format_number(t) + unit) for t in ticks],
+        ticks=[
+            Tick(label_width + plot * t / top if top else label_width, format_number(t) + unit) for t in ticks
+        ],
     )
 
 

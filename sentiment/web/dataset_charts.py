@@ -35,7 +35,10 @@ class StackedChart(msgspec.Struct, frozen=True):
 
 
 def stacked_bars(
-    groups: Sequence[tuple[str, Mapping[str, int]]], width: int = 720, label_width: int = 150, bar_height: int = 28,
+    groups: Sequence[tuple[str, Mapping[str, int]]],
+    width: int = 720,
+    label_width: int = 150,
+    bar_height: int = 28,
 ) -> StackedChart:
     """A 100% bar per group: each label's share of the group's rows, negative to positive from the left."""
     plot = width - label_width - 70  # room on the right for the group's row count
@@ -47,8 +50,11 @@ def stacked_bars(
         for label in LABELS:
             count = counts.get(label, 0)
             share = count / total if total else 0.0
-            segments.append(Segment(label, round(x, 2), round(plot * share, 2), count, round(100 * share, 1),
-                                    f"bar-{label}"))
+            segments.append(
+                Segment(
+                    label, round(x, 2), round(plot * share, 2), count, round(100 * share, 1), f"bar-{label}"
+                )
+            )
             x += plot * share
         bars.append(StackedBar(name, index * bar_height, total, segments))
     return StackedChart(width, len(groups) * bar_height + 8, label_width, plot, bars)

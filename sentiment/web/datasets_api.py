@@ -27,9 +27,16 @@ from litestar.response import File, Template
 from litestar.types import ControllerRouterHandler
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from sentiment.services.datasets import DatasetOptions, DatasetReport, DatasetService, Progress, Upload, UploadTooLarge
 from sentiment.core.domain import LABELS, InvalidInput, SentimentError
 from sentiment.core.evaluation import Metrics
+from sentiment.services.datasets import (
+    DatasetOptions,
+    DatasetReport,
+    DatasetService,
+    Progress,
+    Upload,
+    UploadTooLarge,
+)
 from sentiment.web.charts import bar_chart, line_chart
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
@@ -43,7 +50,9 @@ DatasetId = Annotated[UUID, FromPath]
 
 
 class ProblemOut(msgspec.Struct):
-    line: Annotated[int, msgspec.Meta(description="line of the file where the row starts (the header is line 1)")]
+    line: Annotated[
+        int, msgspec.Meta(description="line of the file where the row starts (the header is line 1)")
+    ]
     reason: str
 
 
@@ -52,8 +61,10 @@ class DatasetOut(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(description="the uploaded file's name")]
     status: Annotated[
         str,
-        msgspec.Meta(description="uploaded, queued, counting, scoring, done, failed or interrupted (its process "
-                                 "stopped while scoring)"),
+        msgspec.Meta(
+            description="uploaded, queued, counting, scoring, done, failed or interrupted (its process "
+            "stopped while scoring)"
+        ),
     ]
     created_at: datetime
     size_bytes: int
@@ -87,14 +98,32 @@ class DatasetOut(msgspec.Struct):
         if progress.status == "done":
             links["export"] = f"{base}/export"
         return cls(
-            id=d.id, name=d.name, status=progress.status, created_at=d.created_at, size_bytes=d.size_bytes,
-            columns=d.columns, model=d.model, text_column=d.text_column, time_column=d.time_column,
-            group_column=d.group_column, gold_column=d.gold_column, time_format=d.time_format,
-            rows_total=d.rows_total, rows_done=d.rows_done, rows_scored=d.rows_scored, rows_skipped=d.rows_skipped,
-            percent=progress.percent, rate_rows_per_s=round(d.rate, 1) if d.rate else None, eta_s=progress.eta_s,
-            started_at=d.started_at, finished_at=d.finished_at, problem_count=d.problem_count,
+            id=d.id,
+            name=d.name,
+            status=progress.status,
+            created_at=d.created_at,
+            size_bytes=d.size_bytes,
+            columns=d.columns,
+            model=d.model,
+            text_column=d.text_column,
+            time_column=d.time_column,
+            group_column=d.group_column,
+            gold_column=d.gold_column,
+            time_format=d.time_format,
+            rows_total=d.rows_total,
+            rows_done=d.rows_done,
+            rows_scored=d.rows_scored,
+            rows_skipped=d.rows_skipped,
+            percent=progress.percent,
+            rate_rows_per_s=round(d.rate, 1) if d.rate else None,
+            eta_s=progress.eta_s,
+            started_at=d.started_at,
+            finished_at=d.finished_at,
+            problem_count=d.problem_count,
             problems=[ProblemOut(int(line), str(reason)) for line, reason in d.problems],
-            notes=d.notes, error=d.error, links=links,
+            notes=d.notes,
+            error=d.error,
+            links=links,
         )
 
 
@@ -112,14 +141,18 @@ class GroupOut(msgspec.Struct):
 class ReportOut(msgspec.Struct):
     dataset: DatasetOut
     distribution: Annotated[dict[str, int], msgspec.Meta(description="rows per predicted label")]
-    trend_bucket: Annotated[str | None, msgspec.Meta(description="hour, day or month; null without a time column")]
+    trend_bucket: Annotated[
+        str | None, msgspec.Meta(description="hour, day or month; null without a time column")
+    ]
     trend: Annotated[list[TrendPointOut], msgspec.Meta(description="rows per label by the rows' own time")]
     groups: Annotated[list[GroupOut], msgspec.Meta(description="the largest groups, largest first")]
     group_count: int
     metrics: Annotated[
         dict[str, Metrics],
-        msgspec.Meta(description="with a gold column: per model (the one chosen, and VADER side by side) accuracy, "
-                                 "macro-F1, macro recall, per-class figures and the confusion matrix"),
+        msgspec.Meta(
+            description="with a gold column: per model (the one chosen, and VADER side by side) accuracy, "
+            "macro-F1, macro recall, per-class figures and the confusion matrix"
+        ),
     ]
 
     @classmethod
@@ -144,35 +177,52 @@ class UploadOperation(Operation):
 
     def __post_init__(self) -> None:
         def text(description: str, min_length: int | None = None) -> Schema:
-            return Schema(type=OpenAPIType.STRING, min_length=min_length, max_length=200, description=description)
+            return Schema(
+                type=OpenAPIType.STRING, min_length=min_length, max_length=200, description=description
+            )
 
         self.request_body = RequestBody(
             required=True,
             description="the CSV file (field `file`) and the columns to read",
-            content={"multipart/form-data": OpenAPIMediaType(schema=Schema(
-                type=OpenAPIType.OBJECT,
-                required=["file", "text_column"],
-                properties={
-                    "file": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY,
-                                   description="CSV (or .tsv) in UTF-8 with a header line"),
-                    "text_column": text("the column holding the texts", min_length=1),
-                    "model": text("model key; the default model when absent"),
-                    "time_column": text("a column of times, in any common format (read as UTC)"),
-                    "group_column": text("a column to break results down by (e.g. airline)"),
-                    "gold_column": text("a column of gold labels: negative/neutral/positive, neg/neu/pos, 0/1, "
-                                        "0/1/2 or -1/0/1"),
-                    "time_format": text("how to read the time column (a strptime pattern); detected when absent"),
-                },
-            ))},
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["file", "text_column"],
+                        properties={
+                            "file": Schema(
+                                type=OpenAPIType.STRING,
+                                format=OpenAPIFormat.BINARY,
+                                description="CSV (or .tsv) in UTF-8 with a header line",
+                            ),
+                            "text_column": text("the column holding the texts", min_length=1),
+                            "model": text("model key; the default model when absent"),
+                            "time_column": text("a column of times, in any common format (read as UTC)"),
+                            "group_column": text("a column to break results down by (e.g. airline)"),
+                            "gold_column": text(
+                                "a column of gold labels: negative/neutral/positive, neg/neu/pos, 0/1, "
+                                "0/1/2 or -1/0/1"
+                            ),
+                            "time_format": text(
+                                "how to read the time column (a strptime pattern); detected when absent"
+                            ),
+                        },
+                    )
+                )
+            },
         )
 
 
-async def receive_form(request: Request[Any, Any, Any], datasets: DatasetService) -> tuple[dict[str, str], Upload | None]:
+async def receive_form(
+    request: Request[Any, Any, Any], datasets: DatasetService
+) -> tuple[dict[str, str], Upload | None]:
     """Parse a multipart body as it arrives: text fields into a dict, the one file part into an Upload."""
     content_type, options = request.content_type
     boundary = options.get("boundary")
     if content_type != "multipart/form-data" or not boundary:
-        raise InvalidInput("send the data set as multipart/form-data: the CSV in the field 'file', and text_column")
+        raise InvalidInput(
+            "send the data set as multipart/form-data: the CSV in the field 'file', and text_column"
+        )
     fields: dict[str, str] = {}
     upload: Upload | None = None
     segment: MultipartSegment | None = None
@@ -234,7 +284,9 @@ def _options(fields: dict[str, str]) -> DatasetOptions:
 
 TOO_LARGE = ResponseSpec(data_container=ErrorBody, description="the file is over SENTIMENT_MAX_UPLOAD_BYTES")
 # Not `media_type="text/csv"` on the handler: that would also label its JSON errors as CSV.
-EXPORT = ResponseSpec(data_container=str, media_type="text/csv", description="the scored CSV, as an attachment")
+EXPORT = ResponseSpec(
+    data_container=str, media_type="text/csv", description="the scored CSV, as an attachment"
+)
 
 
 @post(
@@ -252,7 +304,9 @@ EXPORT = ResponseSpec(data_container=str, media_type="text/csv", description="th
     operation_class=UploadOperation,
     responses={**error_responses(400, 404, 409), 413: TOO_LARGE},
 )
-async def upload_dataset(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Response[DatasetOut]:
+async def upload_dataset(
+    request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
+) -> Response[DatasetOut]:
     fields, upload = await receive_form(request, datasets)
     if upload is None:
         raise InvalidInput("the upload holds no file: send the CSV in the field 'file'")
@@ -262,8 +316,11 @@ async def upload_dataset(request: Request[Any, Any, Any], datasets: NamedDepende
         await upload.discard()
         raise
     progress = await datasets.submit(upload, options)
-    return Response(DatasetOut.from_progress(progress), status_code=202,
-                    headers={"location": f"/datasets/{progress.dataset.id}"})
+    return Response(
+        DatasetOut.from_progress(progress),
+        status_code=202,
+        headers={"location": f"/datasets/{progress.dataset.id}"},
+    )
 
 
 @get("/datasets", summary="Recent data sets, newest first", tags=["datasets"])
@@ -312,7 +369,9 @@ async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
     if found is None:
         raise NotFoundException(f"no data set {dataset_id}")
     dataset, path = found
-    return File(path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv; charset=utf-8")
+    return File(
+        path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv; charset=utf-8"
+    )
 
 
 # -- pages ------------------------------------------------------------------------------------------------------
@@ -340,27 +399,50 @@ async def require_csrf_header(connection: ASGIConnection, handler: BaseRouteHand
     await require_csrf(connection, handler)
 
 
-def _columns_form(request: Request[Any, Any, Any], datasets: DatasetService, dataset_id: UUID, name: str,
-                  columns: list[str], chosen: dict[str, str], error: str | None = None) -> Template:
+def _columns_form(
+    request: Request[Any, Any, Any],
+    datasets: DatasetService,
+    dataset_id: UUID,
+    name: str,
+    columns: list[str],
+    chosen: dict[str, str],
+    error: str | None = None,
+) -> Template:
     offered = datasets.offered()
     values = {
-        "dataset_id": dataset_id, "name": name, "columns": columns, "models": offered.keys,
-        "default_model": offered.default_model, "chosen": chosen, "error": error,
+        "dataset_id": dataset_id,
+        "name": name,
+        "columns": columns,
+        "models": offered.keys,
+        "default_model": offered.default_model,
+        "chosen": chosen,
+        "error": error,
     }
-    return Template(template_name="partials/dataset_columns.html",
-                    context=context(request, "/ui/analyze", **values))
+    return Template(
+        template_name="partials/dataset_columns.html", context=context(request, "/ui/analyze", **values)
+    )
 
 
-@post("/ui/datasets", guards=[require_csrf_header], status_code=200, request_max_body_size=None, include_in_schema=False)
-async def upload_from_page(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Template:
+@post(
+    "/ui/datasets",
+    guards=[require_csrf_header],
+    status_code=200,
+    request_max_body_size=None,
+    include_in_schema=False,
+)
+async def upload_from_page(
+    request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
+) -> Template:
     try:
         _, upload = await receive_form(request, datasets)
         if upload is None:
             raise InvalidInput("choose a CSV file to upload")
         dataset = await datasets.create(upload)
     except (SentimentError, ClientException) as error:
-        return Template(template_name="partials/dataset_error.html",
-                        context=context(request, "/ui/analyze", error=error.detail))
+        return Template(
+            template_name="partials/dataset_error.html",
+            context=context(request, "/ui/analyze", error=error.detail),
+        )
     columns = dataset.columns
     chosen = {"text": _guess(columns, TEXT_NAMES) or columns[0], "time": _guess(columns, TIME_NAMES) or ""}
     return _columns_form(request, datasets, dataset.id, dataset.name, columns, chosen)
@@ -377,40 +459,63 @@ class StartForm(msgspec.Struct):
 
 @post("/ui/datasets/{dataset_id:uuid}/start", guards=[require_csrf], status_code=200, include_in_schema=False)
 async def start_from_page(
-    request: Request[Any, Any, Any], dataset_id: DatasetId, data: URLEncodedBody[StartForm],
+    request: Request[Any, Any, Any],
+    dataset_id: DatasetId,
+    data: URLEncodedBody[StartForm],
     datasets: NamedDependency[DatasetService],
 ) -> Template:
-    fields = {"text_column": data.text_column, "time_column": data.time_column, "group_column": data.group_column,
-              "gold_column": data.gold_column, "model": data.model}
+    fields = {
+        "text_column": data.text_column,
+        "time_column": data.time_column,
+        "group_column": data.group_column,
+        "gold_column": data.gold_column,
+        "model": data.model,
+    }
     try:
         progress = await datasets.start(dataset_id, _options(fields))
     except SentimentError as error:
         found = await datasets.progress(dataset_id)
         if found is None or found.status != "uploaded":
-            return Template(template_name="partials/dataset_error.html",
-                            context=context(request, "/ui/analyze", error=error.detail))
-        chosen = {"text": data.text_column, "time": data.time_column, "group": data.group_column,
-                  "gold": data.gold_column, "model": data.model}
-        return _columns_form(request, datasets, dataset_id, found.dataset.name, found.dataset.columns, chosen,
-                             error.detail)
+            return Template(
+                template_name="partials/dataset_error.html",
+                context=context(request, "/ui/analyze", error=error.detail),
+            )
+        chosen = {
+            "text": data.text_column,
+            "time": data.time_column,
+            "group": data.group_column,
+            "gold": data.gold_column,
+            "model": data.model,
+        }
+        return _columns_form(
+            request, datasets, dataset_id, found.dataset.name, found.dataset.columns, chosen, error.detail
+        )
     if progress is None:
         raise NotFoundException(f"no data set {dataset_id}")
     return _progress_template(request, progress)
 
 
 def _progress_template(request: Request[Any, Any, Any], progress: Progress) -> Template:
-    return Template(template_name="partials/dataset_progress.html",
-                    context=context(request, "/ui/analyze", **progress_values(progress)))
+    return Template(
+        template_name="partials/dataset_progress.html",
+        context=context(request, "/ui/analyze", **progress_values(progress)),
+    )
 
 
 def progress_values(progress: Progress, poll: bool = True) -> dict[str, object]:
     d = progress.dataset
     running = progress.status in {"queued", "counting", "scoring"}
     return {
-        "d": d, "status": progress.status, "running": running, "poll": poll and running,
-        "percent": progress.percent, "rate": f"{d.rate:,.0f}" if d.rate else None,
+        "d": d,
+        "status": progress.status,
+        "running": running,
+        "poll": poll and running,
+        "percent": progress.percent,
+        "rate": f"{d.rate:,.0f}" if d.rate else None,
         "eta": _duration(progress.eta_s) if progress.eta_s is not None else None,
-        "took": _duration((d.finished_at - d.started_at).total_seconds()) if d.finished_at and d.started_at else None,
+        "took": _duration((d.finished_at - d.started_at).total_seconds())
+        if d.finished_at and d.started_at
+        else None,
     }
 
 
@@ -439,14 +544,20 @@ def report_values(report: DatasetReport) -> dict[str, object]:
     values["report"] = report
     values["distribution"] = bar_chart(
         [(label, 100 * report.distribution[label] / total if total else 0.0) for label in LABELS],
-        unit="%", label_width=80,
+        unit="%",
+        label_width=80,
     )
     values["trend"] = (
-        line_chart([point.start for point in report.trend],
-                   {label: [point.counts[label] for point in report.trend] for label in LABELS})
-        if report.trend else None
+        line_chart(
+            [point.start for point in report.trend],
+            {label: [point.counts[label] for point in report.trend] for label in LABELS},
+        )
+        if report.trend
+        else None
     )
-    values["groups"] = stacked_bars([(group.name, group.counts) for group in report.groups]) if report.groups else None
+    values["groups"] = (
+        stacked_bars([(group.name, group.counts) for group in report.groups]) if report.groups else None
+    )
     values["metrics"] = list(report.metrics.items())
     return values
 
@@ -470,17 +581,32 @@ async def report_fragment(
     report = await datasets.report(dataset_id)
     if report is None:
         raise NotFoundException(f"no data set {dataset_id}")
-    return Template(template_name="partials/dataset_report.html",
-                    context=context(request, "/ui/analyze", **report_values(report)))
+    return Template(
+        template_name="partials/dataset_report.html",
+        context=context(request, "/ui/analyze", **report_values(report)),
+    )
 
 
 @get("/ui/datasets/recent", include_in_schema=False)
-async def recent_fragment(request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]) -> Template:
+async def recent_fragment(
+    request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
+) -> Template:
     recent = [progress_values(progress, poll=False) for progress in await datasets.recent(10)]
-    return Template(template_name="partials/dataset_list.html", context=context(request, "/ui/analyze", recent=recent))
+    return Template(
+        template_name="partials/dataset_list.html", context=context(request, "/ui/analyze", recent=recent)
+    )
 
 
 ROUTES: list[ControllerRouterHandler] = [
-    upload_dataset, list_datasets, get_dataset, dataset_report, export_dataset,
-    upload_from_page, start_from_page, progress_fragment, dataset_page, report_fragment, recent_fragment,
+    upload_dataset,
+    list_datasets,
+    get_dataset,
+    dataset_report,
+    export_dataset,
+    upload_from_page,
+    start_from_page,
+    progress_fragment,
+    dataset_page,
+    report_fragment,
+    recent_fragment,
 ]

@@ -31,6 +31,15 @@ def _provider(name: str) -> Callable[[State], object]:
 
 
 SERVICE_NAMES = (
-    "access", "predictions", "models", "failsafe", "alerts", "analytics", "overview", "history", "datasets", "system"
+    "access",
+    "predictions",
+    "models",
+    "failsafe",
+    "alerts",
+    "analytics",
+    "overview",
+    "history",
+    "datasets",
+    "system",
 )
 DEPENDENCIES = {name: Provide(_provider(name), sync_to_thread=False) for name in SERVICE_NAMES}

@@ -51,7 +51,10 @@ def invalid_utf8_response(_: Request, error: UnicodeDecodeError) -> Response[dic
 
 
 def database_unavailable_response(_: Request, error: Exception) -> Response[dict[str, object]]:
-    log.warning("database_unavailable", error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+    log.warning(
+        "database_unavailable",
+        error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
+    )
     detail = "the database does not answer; predictions are still answered and stored when it returns"
     return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
 

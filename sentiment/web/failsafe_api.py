@@ -57,7 +57,9 @@ async def failsafe_reset(
     tags=["failsafe"],
     responses=error_responses(400, 401, 403, 404),
 )
-async def failsafe_fault(failsafe: NamedDependency[FailsafeService], data: JSONBody[FaultIn]) -> FailsafeReport:
+async def failsafe_fault(
+    failsafe: NamedDependency[FailsafeService], data: JSONBody[FaultIn]
+) -> FailsafeReport:
     return failsafe.inject_fault(data.model, None if data.mode == "none" else data.mode, data.hang_seconds)
 
 

@@ -41,7 +41,11 @@ async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = 
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         supplied = (await connection.form()).get(CSRF_FIELD)  # type: ignore[attr-defined]
-    if not isinstance(expected, str) or not isinstance(supplied, str) or not hmac.compare_digest(supplied, expected):
+    if (
+        not isinstance(expected, str)
+        or not isinstance(supplied, str)
+        or not hmac.compare_digest(supplied, expected)
+    ):
         raise PermissionDeniedException("missing or wrong CSRF token: reload the page and try again")
 
 

@@ -38,7 +38,11 @@ SECURITY_HEADERS = {
 }
 
 PROMETHEUS = PrometheusConfig(
-    app_name="sentiment", prefix="sentiment", group_path=True, exclude_unhandled_paths=True, exclude=["^/metrics$"]
+    app_name="sentiment",
+    prefix="sentiment",
+    group_path=True,
+    exclude_unhandled_paths=True,
+    exclude=["^/metrics$"],
 )
 
 
@@ -88,14 +92,20 @@ class ServiceCollector(Collector):
         pending = GaugeMetricFamily("sentiment_pending_writes", "Answered predictions not yet written")
         pending.add_metric([], gauges.pending_writes)
         yield pending
-        dropped = CounterMetricFamily("sentiment_dropped_writes", "Predictions dropped because the write buffer was full")
+        dropped = CounterMetricFamily(
+            "sentiment_dropped_writes", "Predictions dropped because the write buffer was full"
+        )
         dropped.add_metric([], gauges.dropped_writes)
         yield dropped
-        breaker = GaugeMetricFamily("sentiment_breaker_state", "0 closed, 1 half-open, 2 open", labels=["model"])
+        breaker = GaugeMetricFamily(
+            "sentiment_breaker_state", "0 closed, 1 half-open, 2 open", labels=["model"]
+        )
         for model, code in gauges.breaker_states.items():
             breaker.add_metric([model], code)
         yield breaker
-        depth = GaugeMetricFamily("sentiment_queue_depth", "Texts waiting in the model's queue", labels=["model"])
+        depth = GaugeMetricFamily(
+            "sentiment_queue_depth", "Texts waiting in the model's queue", labels=["model"]
+        )
         for model, queued in gauges.queue_depths.items():
             depth.add_metric([model], queued)
         yield depth

@@ -49,8 +49,11 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
             "bucket": summary.bucket,
         },
         "timeline": timeline,
-        "distribution": bar_chart([(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS],
-                                  unit="%", label_width=80),
+        "distribution": bar_chart(
+            [(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS],
+            unit="%",
+            label_width=80,
+        ),
         "usage": bar_chart(usage, unit="%", label_width=120),
         "latency": [
             {"key": row.model, "requests": row.requests, "p50": _ms(row.p50_ms), "p95": _ms(row.p95_ms)}

@@ -18,19 +18,19 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
-from sentiment.services.alerts import AlertService
 from sentiment.core.analytics_math import parse_moment
 from sentiment.core.domain import LABELS, InvalidInput, SentimentError
 from sentiment.core.resources import bundled_dir
-from sentiment.services.models import ModelService, ModelView
 from sentiment.services.access import AccessService
+from sentiment.services.alerts import AlertService
 from sentiment.services.history import HistoryFilters, HistoryService
+from sentiment.services.models import ModelService, ModelView
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
-from sentiment.web.overview import overview_values
 from sentiment.web.api import AlertId
 from sentiment.web.charts import bar_chart
 from sentiment.web.guard import csrf_token, is_admin_session, require_admin, require_csrf
+from sentiment.web.overview import overview_values
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = bundled_dir("templates")
@@ -50,7 +50,9 @@ def context(request: Request[Any, Any, Any], active: str, **values: object) -> d
     }
 
 
-def render(request: Request[Any, Any, Any], template: str, partial: str, active: str, **values: object) -> Template:
+def render(
+    request: Request[Any, Any, Any], template: str, partial: str, active: str, **values: object
+) -> Template:
     """The whole page, or only its changing part when htmx asks for it."""
     name = partial if request.headers.get("hx-request") == "true" else template
     return Template(template_name=name, context=context(request, active, **values))
@@ -70,13 +72,17 @@ async def api_docs() -> Template:
 
 
 @get("/ui", include_in_schema=False)
-async def overview_page(request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]) -> Template:
+async def overview_page(
+    request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]
+) -> Template:
     values = await overview_values(overview, request.query_params)
     return Template(template_name="overview.html", context=context(request, "/ui", **values))
 
 
 @get("/ui/overview/live", include_in_schema=False)
-async def overview_live(request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]) -> Template:
+async def overview_live(
+    request: Request[Any, Any, Any], overview: NamedDependency[OverviewService]
+) -> Template:
     values = await overview_values(overview, request.query_params)
     return Template(template_name="partials/overview_live.html", context=context(request, "/ui", **values))
 
@@ -91,7 +97,9 @@ class AnalyzeForm(msgspec.Struct):
 
 
 @get("/ui/analyze", include_in_schema=False)
-async def analyze_page(request: Request[Any, Any, Any], predictions: NamedDependency[PredictionService]) -> Template:
+async def analyze_page(
+    request: Request[Any, Any, Any], predictions: NamedDependency[PredictionService]
+) -> Template:
     offered = predictions.offered()
     values = {
         "models": offered.keys,
@@ -114,8 +122,16 @@ async def analyze_text(
         values = {"error": error.detail}
     else:
         prediction = batch.predictions[0]
-        chart = bar_chart([(label, prediction.scores.get(label, 0.0) * 100) for label in LABELS if label in prediction.scores],
-                          unit="%", width=420, label_width=80)
+        chart = bar_chart(
+            [
+                (label, prediction.scores.get(label, 0.0) * 100)
+                for label in LABELS
+                if label in prediction.scores
+            ],
+            unit="%",
+            width=420,
+            label_width=80,
+        )
         values = {"prediction": prediction, "chart": chart}
     return Template(template_name="partials/analysis.html", context=context(request, "/ui/analyze", **values))
 
@@ -128,7 +144,9 @@ def _moment(raw: str | None, name: str) -> datetime | None:
 
 
 @get("/ui/predictions", include_in_schema=False)
-async def predictions_page(request: Request[Any, Any, Any], history: NamedDependency[HistoryService]) -> Template:
+async def predictions_page(
+    request: Request[Any, Any, Any], history: NamedDependency[HistoryService]
+) -> Template:
     query = request.query_params
     error = None
     try:
@@ -184,18 +202,25 @@ def _models_values(models: ModelService, error: str | None = None) -> dict[str, 
 
 @get("/ui/models", include_in_schema=False)
 async def models_page(request: Request[Any, Any, Any], models: NamedDependency[ModelService]) -> Template:
-    return render(request, "models.html", "partials/models_table.html", "/ui/models", **_models_values(models))
+    return render(
+        request, "models.html", "partials/models_table.html", "/ui/models", **_models_values(models)
+    )
 
 
 @get("/ui/models/table", include_in_schema=False)
 async def models_table(request: Request[Any, Any, Any], models: NamedDependency[ModelService]) -> Template:
-    return Template(template_name="partials/models_table.html",
-                    context=context(request, "/ui/models", **_models_values(models)))
+    return Template(
+        template_name="partials/models_table.html",
+        context=context(request, "/ui/models", **_models_values(models)),
+    )
 
 
 @post("/ui/models/{key:str}/{action:str}", guards=[require_admin], status_code=200, include_in_schema=False)
 async def model_action(
-    request: Request[Any, Any, Any], key: FromPath[str], action: FromPath[str], models: NamedDependency[ModelService]
+    request: Request[Any, Any, Any],
+    key: FromPath[str],
+    action: FromPath[str],
+    models: NamedDependency[ModelService],
 ) -> Template:
     error = None
     try:
@@ -211,8 +236,10 @@ async def model_action(
             error = f"unknown action {action!r}"
     except SentimentError as failure:
         error = failure.detail
-    return Template(template_name="partials/models_table.html",
-                    context=context(request, "/ui/models", **_models_values(models, error)))
+    return Template(
+        template_name="partials/models_table.html",
+        context=context(request, "/ui/models", **_models_values(models, error)),
+    )
 
 
 # -- alerts -------------------------------------------------------------------------------------------------
@@ -220,22 +247,30 @@ async def model_action(
 
 @get("/ui/alerts", include_in_schema=False)
 async def alerts_page(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
-    return render(request, "alerts.html", "partials/alerts_table.html", "/ui/alerts", alerts=await alerts.list())
+    return render(
+        request, "alerts.html", "partials/alerts_table.html", "/ui/alerts", alerts=await alerts.list()
+    )
 
 
 @get("/ui/alerts/table", include_in_schema=False)
 async def alerts_table(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
-    return Template(template_name="partials/alerts_table.html",
-                    context=context(request, "/ui/alerts", alerts=await alerts.list()))
+    return Template(
+        template_name="partials/alerts_table.html",
+        context=context(request, "/ui/alerts", alerts=await alerts.list()),
+    )
 
 
-@post("/ui/alerts/{alert_id:int}/acknowledge", guards=[require_admin], status_code=200, include_in_schema=False)
+@post(
+    "/ui/alerts/{alert_id:int}/acknowledge", guards=[require_admin], status_code=200, include_in_schema=False
+)
 async def acknowledge_from_page(
     request: Request[Any, Any, Any], alert_id: AlertId, alerts: NamedDependency[AlertService]
 ) -> Template:
     await alerts.acknowledge(alert_id)
-    return Template(template_name="partials/alerts_table.html",
-                    context=context(request, "/ui/alerts", alerts=await alerts.list()))
+    return Template(
+        template_name="partials/alerts_table.html",
+        context=context(request, "/ui/alerts", alerts=await alerts.list()),
+    )
 
 
 # -- login --------------------------------------------------------------------------------------------------
@@ -275,7 +310,21 @@ async def logout(request: Request[Any, Any, Any]) -> Redirect:
 
 
 ROUTES: list[ControllerRouterHandler] = [
-    STATIC_FILES, home, api_docs, overview_page, overview_live, analyze_page, analyze_text, predictions_page,
-    models_page, models_table, model_action, alerts_page, alerts_table, acknowledge_from_page, login_page, login,
+    STATIC_FILES,
+    home,
+    api_docs,
+    overview_page,
+    overview_live,
+    analyze_page,
+    analyze_text,
+    predictions_page,
+    models_page,
+    models_table,
+    model_action,
+    alerts_page,
+    alerts_table,
+    acknowledge_from_page,
+    login_page,
+    login,
     logout,
 ]

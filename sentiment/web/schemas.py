@@ -12,14 +12,21 @@ from sentiment.core.domain import Alert, Label, Prediction
 
 ModelKey = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=200, description="a model key (see /status)", examples=["minilm-sst2"]),
+    msgspec.Meta(
+        min_length=1, max_length=200, description="a model key (see /status)", examples=["minilm-sst2"]
+    ),
 ]
 # Blank texts and batch sizes are checked by the service, so that its 400 names the rule that was broken.
-Text = Annotated[str, msgspec.Meta(description="the text to score (not blank)", examples=["UCLA is amazing for AI research!"])]
+Text = Annotated[
+    str,
+    msgspec.Meta(description="the text to score (not blank)", examples=["UCLA is amazing for AI research!"]),
+]
+
 
 class PredictIn(msgspec.Struct, forbid_unknown_fields=True):
     text: Text
     model: ModelKey | None = None
+
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     texts: Annotated[
@@ -31,15 +38,22 @@ class BatchIn(msgspec.Struct, forbid_unknown_fields=True):
     ]
     model: ModelKey | None = None
 
+
 class PredictionOut(msgspec.Struct):
     id: Annotated[UUID, msgspec.Meta(description="UUIDv7, also the stored row's key")]
     sentiment: Label
-    confidence: Annotated[float, msgspec.Meta(description="probability of the chosen label", examples=[0.997])]
+    confidence: Annotated[
+        float, msgspec.Meta(description="probability of the chosen label", examples=[0.997])
+    ]
     scores: Annotated[
         dict[str, float],
-        msgspec.Meta(description="every label the model knows", examples=[{"negative": 0.003, "positive": 0.997}]),
+        msgspec.Meta(
+            description="every label the model knows", examples=[{"negative": 0.003, "positive": 0.997}]
+        ),
     ]
-    model_used: Annotated[str, msgspec.Meta(description="vader when the fallback answered", examples=["minilm-sst2"])]
+    model_used: Annotated[
+        str, msgspec.Meta(description="vader when the fallback answered", examples=["minilm-sst2"])
+    ]
     processing_time_ms: float
     fallback_used: bool
     timestamp: datetime
@@ -57,14 +71,17 @@ class PredictionOut(msgspec.Struct):
             timestamp=prediction.timestamp,
         )
 
+
 class BatchOut(msgspec.Struct):
     results: list[PredictionOut]
     model_used: str
     total_processing_time_ms: float
     batch_size: int
 
+
 class Health(msgspec.Struct):
     status: str
+
 
 class AlertOut(msgspec.Struct):
     id: int

@@ -22,12 +22,14 @@ AIRLINES = ("United", "US Airways", "American", "Southwest", "Delta", "Virgin Am
 
 @pytest.fixture
 def server(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> ServerProcess:
-    return start_server({
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'datasets.db'}",
-        "SENTIMENT_DATA_DIR": str(tmp_path / "data"),
-        # Small chunks: more progress steps for the bar to show while VADER scores the file in a few seconds.
-        "SENTIMENT_DATASET_CHUNK_ROWS": "128",
-    })
+    return start_server(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'datasets.db'}",
+            "SENTIMENT_DATA_DIR": str(tmp_path / "data"),
+            # Small chunks: more progress steps for the bar to show while VADER scores the file in a few seconds.
+            "SENTIMENT_DATASET_CHUNK_ROWS": "128",
+        }
+    )
 
 
 def test_airline_tweets_upload_scores_with_progress_and_shows_the_report(
@@ -60,7 +62,9 @@ def test_airline_tweets_upload_scores_with_progress_and_shows_the_report(
                 watched_page.screenshot("dataset-progress")
         page.wait_for_timeout(50)
     assert page.locator("#dataset-progress").get_attribute("value") == str(ROWS)
-    assert any(0 < value < ROWS for value in seen), f"the bar never showed a step between 0 and {ROWS}: {seen}"
+    assert any(0 < value < ROWS for value in seen), (
+        f"the bar never showed a step between 0 and {ROWS}: {seen}"
+    )
     assert page.evaluate("window.samePage") is True  # all of it without a page load
     figures = page.locator("#dataset-figures").inner_text()
     assert f"{ROWS:,} / {ROWS:,} rows" in figures and "rows/s" in figures

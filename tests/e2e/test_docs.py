@@ -20,8 +20,10 @@ def test_docs_render_every_endpoint_offline_under_the_csp(
     assert "script-src 'self'" in response.headers["content-security-policy"]
     page = watched_page.page
     page.locator(".opblock-summary-path").first.wait_for(timeout=15_000)
-    rendered = {page.locator(".opblock-summary-path").nth(i).inner_text().replace("\u200b", "")
-                for i in range(page.locator(".opblock-summary-path").count())}
+    rendered = {
+        page.locator(".opblock-summary-path").nth(i).inner_text().replace("\u200b", "")
+        for i in range(page.locator(".opblock-summary-path").count())
+    }
     watched_page.screenshot("docs")
     missing = [path for path in spec["paths"] if path not in rendered]
     assert missing == []

@@ -41,15 +41,19 @@ def timed_requests(base_url: str, count: int) -> list[tuple[float, dict]]:
     def one(i: int) -> tuple[float, dict]:
         started = time.perf_counter()
         if i % 2:
-            response = httpx.post(f"{base_url}/predict/batch", json={"texts": [f"fine {i}", f"awful {i}"]}, timeout=10)
+            response = httpx.post(
+                f"{base_url}/predict/batch", json={"texts": [f"fine {i}", f"awful {i}"]}, timeout=10
+            )
             assert response.status_code == 200
             body = response.json()["results"]
         else:
             response = httpx.post(f"{base_url}/predict", json={"text": f"a lovely day {i}"}, timeout=10)
             assert response.status_code == 200
             body = [response.json()]
-        return time.perf_counter() - started, {"fallback": [r["fallback_used"] for r in body],
-                                               "used": {r["model_used"] for r in body}}
+        return time.perf_counter() - started, {
+            "fallback": [r["fallback_used"] for r in body],
+            "used": {r["model_used"] for r in body},
+        }
 
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(one, range(2 * count)))
@@ -66,7 +70,8 @@ def active_alerts(base_url: str) -> list[str]:
 
 def set_fault(base_url: str, mode: str, hang_seconds: float = 30) -> None:
     response = httpx.post(
-        f"{base_url}/failsafe/faults", json={"model": "minilm-sst2", "mode": mode, "hang_seconds": hang_seconds},
+        f"{base_url}/failsafe/faults",
+        json={"model": "minilm-sst2", "mode": mode, "hang_seconds": hang_seconds},
         headers=ADMIN,
     )
     assert response.status_code == 200, response.text
@@ -86,8 +91,10 @@ def test_faulty_model_is_answered_by_vader_then_heals_by_itself(server: ServerPr
     set_fault(base, mode)
     answers = timed_requests(base, 6)
     latencies = sorted(latency for latency, _ in answers)
-    print(f"{mode}: {len(answers)} requests, latency min {latencies[0] * 1000:.0f} ms, "
-          f"max {latencies[-1] * 1000:.0f} ms (call timeout {CALL_TIMEOUT_S * 1000:.0f} ms)")
+    print(
+        f"{mode}: {len(answers)} requests, latency min {latencies[0] * 1000:.0f} ms, "
+        f"max {latencies[-1] * 1000:.0f} ms (call timeout {CALL_TIMEOUT_S * 1000:.0f} ms)"
+    )
     assert all(all(a["fallback"]) and a["used"] == {"vader"} for _, a in answers)
     assert latencies[-1] < 3.0
 

@@ -19,7 +19,12 @@ BOTH_MODELS = f"minilm-sst2={SST2_MODEL},minilm-tweets3={TWEETS_MODEL}"
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
-    return {"DATABASE_URL": database_url, "SENTIMENT_ADMIN_TOKEN": "adm", "SENTIMENT_MODELS": BOTH_MODELS, **extra}
+    return {
+        "DATABASE_URL": database_url,
+        "SENTIMENT_ADMIN_TOKEN": "adm",
+        "SENTIMENT_MODELS": BOTH_MODELS,
+        **extra,
+    }
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 60, what: str = "condition") -> float:
@@ -42,7 +47,9 @@ def rss_anon_kib(pid: int) -> int:
 async def test_default_switched_ten_times_under_16_clients_drops_nothing(
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
-    server = start_server(base_env(f"sqlite+aiosqlite:///{tmp_path / 'swap.db'}", PRELOAD_MODEL="minilm-sst2"))
+    server = start_server(
+        base_env(f"sqlite+aiosqlite:///{tmp_path / 'swap.db'}", PRELOAD_MODEL="minilm-sst2")
+    )
     httpx.post(f"{server.base_url}/models/minilm-tweets3/load", headers=ADMIN)
     wait_until(lambda: status_of(server, "minilm-sst2") == status_of(server, "minilm-tweets3") == "loaded")
     switches: list[tuple[float, float, str, str]] = []  # sent, returned, previous, new
@@ -57,8 +64,15 @@ async def test_default_switched_ten_times_under_16_clients_drops_nothing(
                 started = time.monotonic()
                 response = await client.post("/predict", json={"text": f"client {n} says hello {i}"})
                 body = response.json() if response.status_code == 200 else {}
-                answers.append((started, time.monotonic(), response.status_code, body.get("model_used", ""),
-                                body.get("fallback_used", True)))
+                answers.append(
+                    (
+                        started,
+                        time.monotonic(),
+                        response.status_code,
+                        body.get("model_used", ""),
+                        body.get("fallback_used", True),
+                    )
+                )
                 i += 1
 
         async def operator() -> None:
@@ -88,7 +102,9 @@ async def test_default_switched_ten_times_under_16_clients_drops_nothing(
     wrong = [a for a in answers if a[3] not in defaults_during(a[0], a[1])]
     assert wrong == []
     assert {a[3] for a in answers} == {"minilm-sst2", "minilm-tweets3"}
-    print(f"hot swap: {len(answers)} answers by 16 clients over 10 switches, 0 errors, 0 from a stale default")
+    print(
+        f"hot swap: {len(answers)} answers by 16 clients over 10 switches, 0 errors, 0 from a stale default"
+    )
 
 
 def test_unloading_gives_back_most_of_the_memory_loading_took(
@@ -104,14 +120,18 @@ def test_unloading_gives_back_most_of_the_memory_loading_took(
     httpx.post(f"{server.base_url}/models/minilm-tweets3/load", headers=ADMIN)
     wait_until(lambda: status_of(server, "minilm-tweets3") == "loaded")
     for i in range(20):
-        httpx.post(f"{server.base_url}/predict/batch", json={"texts": [f"text {i} {j}" for j in range(32)],
-                                                             "model": "minilm-tweets3"})
+        httpx.post(
+            f"{server.base_url}/predict/batch",
+            json={"texts": [f"text {i} {j}" for j in range(32)], "model": "minilm-tweets3"},
+        )
     loaded = rss_anon_kib(pid)
     assert httpx.post(f"{server.base_url}/models/minilm-tweets3/unload", headers=ADMIN).status_code == 200
     after = rss_anon_kib(pid)
     taken, given_back = loaded - before, loaded - after
-    print(f"RssAnon: before {before} KiB, loaded {loaded} KiB (+{taken}), after unload {after} KiB "
-          f"(-{given_back}, {given_back / taken:.0%} of what loading took)")
+    print(
+        f"RssAnon: before {before} KiB, loaded {loaded} KiB (+{taken}), after unload {after} KiB "
+        f"(-{given_back}, {given_back / taken:.0%} of what loading took)"
+    )
     assert given_back >= 0.8 * taken
 
 
@@ -119,13 +139,15 @@ def test_remote_model_server_going_away_falls_back_to_vader_and_comes_back(
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
     stub = TeiStub().start()
-    server = start_server({
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'remote.db'}",
-        "MODEL_SERVICE_URL": stub.url,
-        "PRELOAD_MODEL": "remote",
-        "FAILSAFE_CALL_TIMEOUT_SECONDS": "1",
-        "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "1",
-    })
+    server = start_server(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'remote.db'}",
+            "MODEL_SERVICE_URL": stub.url,
+            "PRELOAD_MODEL": "remote",
+            "FAILSAFE_CALL_TIMEOUT_SECONDS": "1",
+            "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "1",
+        }
+    )
     wait_until(lambda: status_of(server, "remote") == "loaded")
 
     asked = iter(range(1_000_000))
@@ -143,7 +165,11 @@ def test_remote_model_server_going_away_falls_back_to_vader_and_comes_back(
     stub.stop()
     during = [ask() for _ in range(5)]
     assert all((a["model_used"], a["fallback_used"]) == ("vader", True) for a in during), during
-    breaker = next(b for b in httpx.get(f"{server.base_url}/failsafe/status").json()["breakers"] if b["model"] == "remote")
+    breaker = next(
+        b
+        for b in httpx.get(f"{server.base_url}/failsafe/status").json()["breakers"]
+        if b["model"] == "remote"
+    )
     assert breaker["state"] == "open"
     stub.start()  # same port
     back = wait_until(lambda: ask()["model_used"] == "remote", timeout_s=10, what="remote answering again")
@@ -155,8 +181,12 @@ def test_remote_model_server_going_away_falls_back_to_vader_and_comes_back(
 def test_two_replicas_on_one_postgres_follow_a_default_chosen_on_either(
     postgres_url: str, start_server: Callable[..., ServerProcess]
 ) -> None:
-    env = base_env(postgres_url, PRELOAD_MODEL="minilm-sst2", SENTIMENT_AUTO_MIGRATE="true",
-                   SENTIMENT_SYNC_INTERVAL_SECONDS="1")
+    env = base_env(
+        postgres_url,
+        PRELOAD_MODEL="minilm-sst2",
+        SENTIMENT_AUTO_MIGRATE="true",
+        SENTIMENT_SYNC_INTERVAL_SECONDS="1",
+    )
     first = start_server(env)
     second = start_server(env)
     for server in (first, second):
@@ -176,13 +206,15 @@ def test_download_from_a_local_hub_stand_in_reports_progress_then_loads_and_pred
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
     with HubStub({"org/minilm": SST2_MODEL}, bytes_per_s=15_000_000) as hub:
-        server = start_server({
-            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dl.db'}",
-            "SENTIMENT_ADMIN_TOKEN": "adm",
-            "SENTIMENT_MODELS": "fetched=org/minilm",
-            "HF_ENDPOINT": hub.endpoint,
-            "HF_HOME": str(tmp_path / "hf-home"),
-        })
+        server = start_server(
+            {
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'dl.db'}",
+                "SENTIMENT_ADMIN_TOKEN": "adm",
+                "SENTIMENT_MODELS": "fetched=org/minilm",
+                "HF_ENDPOINT": hub.endpoint,
+                "HF_HOME": str(tmp_path / "hf-home"),
+            }
+        )
         assert status_of(server, "fetched") == "not downloaded"
         response = httpx.post(f"{server.base_url}/models/download", json={"model": "fetched"}, headers=ADMIN)
         assert response.status_code == 202
@@ -204,5 +236,11 @@ def test_download_from_a_local_hub_stand_in_reports_progress_then_loads_and_pred
     assert status_of(server, "fetched") == "available"
     assert httpx.post(f"{server.base_url}/models/fetched/load", headers=ADMIN).status_code == 202
     wait_until(lambda: status_of(server, "fetched") == "loaded")
-    answer = httpx.post(f"{server.base_url}/predict", json={"text": "a wonderful, moving film", "model": "fetched"}).json()
-    assert (answer["model_used"], answer["sentiment"], answer["fallback_used"]) == ("fetched", "positive", False)
+    answer = httpx.post(
+        f"{server.base_url}/predict", json={"text": "a wonderful, moving film", "model": "fetched"}
+    ).json()
+    assert (answer["model_used"], answer["sentiment"], answer["fallback_used"]) == (
+        "fetched",
+        "positive",
+        False,
+    )

@@ -38,12 +38,15 @@ def test_image_entry_command_and_environment_serve_on_all_interfaces(
     assert command == ["sentiment", "serve"] and workdir == "/app"
     assert env["HOST"] == "0.0.0.0" and env["PORT"] == "8080"
     # Outside Docker, the volumes /data and /models are folders of the test, and PATH finds this venv's script.
-    env = {name: value.replace("/data/", f"{tmp_path}/").replace("/models/", f"{tmp_path}/") for name, value in env.items()}
+    env = {
+        name: value.replace("/data/", f"{tmp_path}/").replace("/models/", f"{tmp_path}/")
+        for name, value in env.items()
+    }
     env["PATH"] = f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"
     server = start_server(
         {**env, "SENTIMENT_MODELS": f"mine={SST2_MODEL}", "PRELOAD_MODEL": "mine"}, command=command
     )
-    listening = subprocess.run(["ss", "-ltn"], capture_output=True, text=True).stdout
+    listening = subprocess.run(["ss", "-ltn"], check=True, capture_output=True, text=True).stdout
     assert f"0.0.0.0:{server.port}" in listening
     answer = httpx.post(f"{server.base_url}/predict", json={"text": "I love it"}).json()
     assert answer["sentiment"] == "positive"
@@ -59,7 +62,9 @@ def test_json_log_line_carries_the_request_id_and_never_the_text(
 ) -> None:
     secret_text = "my very private tweet about nothing"
     server = start_server({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'l.db'}", "LOG_JSON": "true"})
-    response = httpx.post(f"{server.base_url}/predict", json={"text": secret_text}, headers={"x-request-id": "req-7"})
+    response = httpx.post(
+        f"{server.base_url}/predict", json={"text": secret_text}, headers={"x-request-id": "req-7"}
+    )
     assert response.status_code == 200
     server.stop()
     log = server.log_path.read_text()

@@ -30,8 +30,14 @@ async def load(base_url: str, seconds: float, clients: int = 8) -> tuple[set[str
                         response = await http.post("/predict", json={"text": f"client {n} text {i} is fine"})
                         ids = [response.json()["id"]] if response.status_code == 200 else []
                     else:
-                        response = await http.post("/predict/batch", json={"texts": [f"b{n}-{i}-{j}" for j in range(5)]})
-                        ids = [r["id"] for r in response.json()["results"]] if response.status_code == 200 else []
+                        response = await http.post(
+                            "/predict/batch", json={"texts": [f"b{n}-{i}-{j}" for j in range(5)]}
+                        )
+                        ids = (
+                            [r["id"] for r in response.json()["results"]]
+                            if response.status_code == 200
+                            else []
+                        )
                 except httpx.TransportError:
                     statuses.append(0)  # the server stopped taking requests
                     return
@@ -52,13 +58,16 @@ async def stored_ids(url: str) -> set[str]:
 
 
 async def test_thirty_second_postgres_outage_under_load_loses_nothing_and_raises_then_resolves_an_alert(
-    own_postgres, start_server: Callable[..., ServerProcess]  # type: ignore[no-untyped-def]
+    own_postgres,
+    start_server: Callable[..., ServerProcess],  # type: ignore[no-untyped-def]
 ) -> None:
-    server = start_server({
-        "DATABASE_URL": own_postgres.url,
-        "SENTIMENT_AUTO_MIGRATE": "true",
-        "SENTIMENT_ALERT_CHECK_SECONDS": "1",
-    })
+    server = start_server(
+        {
+            "DATABASE_URL": own_postgres.url,
+            "SENTIMENT_AUTO_MIGRATE": "true",
+            "SENTIMENT_ALERT_CHECK_SECONDS": "1",
+        }
+    )
     base = server.base_url
 
     async def outage() -> tuple[float, float]:
@@ -73,7 +82,9 @@ async def test_thirty_second_postgres_outage_under_load_loses_nothing_and_raises
         return down, time.monotonic()
 
     (answered, statuses), (down, up) = await asyncio.gather(load(base, 45), outage())
-    print(f"outage of {up - down:.1f} s; {len(answered)} predictions answered, statuses {sorted(set(statuses))}")
+    print(
+        f"outage of {up - down:.1f} s; {len(answered)} predictions answered, statuses {sorted(set(statuses))}"
+    )
     assert set(statuses) == {200}
     deadline = time.monotonic() + 30
     while (health := httpx.get(f"{base}/db/health").json())["pending_writes"] or not health["reachable"]:
@@ -82,7 +93,11 @@ async def test_thirty_second_postgres_outage_under_load_loses_nothing_and_raises
     stored = await stored_ids(own_postgres.url)
     assert answered <= stored and len(stored) == len(answered)
     assert health["dropped"] == 0
-    while not [a for a in httpx.get(f"{base}/alerts", params={"state": "resolved"}).json() if a["key"] == "database_down"]:
+    while not [
+        a
+        for a in httpx.get(f"{base}/alerts", params={"state": "resolved"}).json()
+        if a["key"] == "database_down"
+    ]:
         assert time.monotonic() < deadline + 30, "the database alert was not resolved"
         await asyncio.sleep(0.5)
     alert = next(a for a in httpx.get(f"{base}/alerts").json() if a["key"] == "database_down")
@@ -102,6 +117,8 @@ async def test_sigterm_under_load_stores_every_answered_prediction(
     (answered, statuses), _ = await asyncio.gather(load(server.base_url, 8, clients=16), terminate())
     await asyncio.to_thread(server.process.wait, 60)
     stored = await stored_ids(postgres_url)
-    print(f"SIGTERM under load: {len(answered)} answered, {len(stored)} stored, statuses {sorted(set(statuses))}")
+    print(
+        f"SIGTERM under load: {len(answered)} answered, {len(stored)} stored, statuses {sorted(set(statuses))}"
+    )
     assert answered and answered <= stored
     assert 500 not in statuses and 503 not in statuses

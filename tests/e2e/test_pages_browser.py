@@ -20,15 +20,17 @@ ADMIN = {"authorization": "Bearer browser-token"}
 def server(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> ServerProcess:
     database = f"sqlite+aiosqlite:///{tmp_path / 'pages.db'}"
     asyncio.run(seed_month(database, 3_000))
-    server = start_server({
-        "DATABASE_URL": database,
-        "SENTIMENT_MODELS": f"minilm-sst2={SST2_MODEL}",
-        "PRELOAD_MODEL": "minilm-sst2",
-        "SENTIMENT_ADMIN_TOKEN": "browser-token",
-        "FAILSAFE_CALL_TIMEOUT_SECONDS": "1",
-        "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "2",
-        "SENTIMENT_ALERT_CHECK_SECONDS": "1",
-    })
+    server = start_server(
+        {
+            "DATABASE_URL": database,
+            "SENTIMENT_MODELS": f"minilm-sst2={SST2_MODEL}",
+            "PRELOAD_MODEL": "minilm-sst2",
+            "SENTIMENT_ADMIN_TOKEN": "browser-token",
+            "FAILSAFE_CALL_TIMEOUT_SECONDS": "1",
+            "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "2",
+            "SENTIMENT_ALERT_CHECK_SECONDS": "1",
+        }
+    )
     deadline = time.monotonic() + 60
     while httpx.get(f"{server.base_url}/ready").status_code != 200:
         assert time.monotonic() < deadline
@@ -53,7 +55,9 @@ def test_every_page_loads_with_no_console_error_and_nothing_from_another_host(
     assert watched_page.foreign_requests == []
 
 
-def test_analyze_form_answers_in_place_without_a_page_load(server: ServerProcess, watched_page: PageWatch) -> None:
+def test_analyze_form_answers_in_place_without_a_page_load(
+    server: ServerProcess, watched_page: PageWatch
+) -> None:
     page = watched_page.page
     page.goto(f"{server.base_url}/ui/analyze")
     page.evaluate("window.samePage = true")
@@ -83,7 +87,9 @@ def test_overview_counter_rises_after_predictions(server: ServerProcess, watched
     assert watched_page.console_errors == []
 
 
-def test_hostile_stored_text_shows_as_text_and_runs_nothing(server: ServerProcess, watched_page: PageWatch) -> None:
+def test_hostile_stored_text_shows_as_text_and_runs_nothing(
+    server: ServerProcess, watched_page: PageWatch
+) -> None:
     hostile = "<img src=x onerror=alert(1)>"
     httpx.post(f"{server.base_url}/predict", json={"text": hostile})
     page = watched_page.page

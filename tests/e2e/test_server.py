@@ -21,7 +21,10 @@ async def test_sigterm_after_load_writes_every_answered_prediction(
     )
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
         singles = [client.post("/predict", json={"text": f"message {i} is lovely"}) for i in range(40)]
-        batches = [client.post("/predict/batch", json={"texts": [f"batch {i} item {j}" for j in range(8)]}) for i in range(5)]
+        batches = [
+            client.post("/predict/batch", json={"texts": [f"batch {i} item {j}" for j in range(8)]})
+            for i in range(5)
+        ]
         responses = await asyncio.gather(*singles, *batches)
     assert all(r.status_code == 200 for r in responses)
     answered = 40 + 5 * 8
@@ -46,8 +49,14 @@ def test_configured_model_becomes_ready_and_answers(
         if httpx.get(f"{server.base_url}/ready").status_code == 200:
             break
         asyncio.run(asyncio.sleep(0.1))
-    answer = httpx.post(f"{server.base_url}/predict", json={"text": "UCLA is amazing for AI research!"}).json()
-    assert (answer["sentiment"], answer["model_used"], answer["fallback_used"]) == ("positive", "minilm-sst2", False)
+    answer = httpx.post(
+        f"{server.base_url}/predict", json={"text": "UCLA is amazing for AI research!"}
+    ).json()
+    assert (answer["sentiment"], answer["model_used"], answer["fallback_used"]) == (
+        "positive",
+        "minilm-sst2",
+        False,
+    )
 
 
 def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
@@ -56,13 +65,19 @@ def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "sentiment", "serve"],
+        check=False,
         env={"PRELOAD_MODEL": "nope", "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "sentiment: configuration error: PRELOAD_MODEL='nope' is not a known model; "
-        "known models: distilbert-sst2, twitter-roberta, bert-multilingual, vader"
+        (
+            "sentiment: configuration error: PRELOAD_MODEL='nope' is not a known model; "
+            "known models: distilbert-sst2, twitter-roberta, bert-multilingual, vader"
+        )
     ]
 
 
@@ -83,13 +98,19 @@ async def test_full_queue_answers_503_with_retry_after_at_once(
         while (await client.get("/ready")).status_code != 200:
             await asyncio.sleep(0.1)
         # The model hangs on its first call: that text leaves the queue, the next two fill it.
-        await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "hang", "hang_seconds": 5},
-                          headers={"authorization": "Bearer t"})
+        await client.post(
+            "/failsafe/faults",
+            json={"model": "minilm-sst2", "mode": "hang", "hang_seconds": 5},
+            headers={"authorization": "Bearer t"},
+        )
         held = [asyncio.create_task(client.post("/predict", json={"text": f"held {i}"})) for i in range(3)]
         await asyncio.sleep(0.5)
         refused = await client.post("/predict", json={"text": "one too many"})
-        await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "none"},
-                          headers={"authorization": "Bearer t"})
+        await client.post(
+            "/failsafe/faults",
+            json={"model": "minilm-sst2", "mode": "none"},
+            headers={"authorization": "Bearer t"},
+        )
         assert all(r.status_code == 200 for r in await asyncio.gather(*held))
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"

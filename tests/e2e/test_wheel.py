@@ -71,15 +71,44 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     # No build isolation, so nothing is downloaded: hatchling comes from the test extra.
     run([sys.executable, "-m", "hatchling", "build", "--target", "sdist", "--directory", str(dist)], cwd=ROOT)
     [sdist] = dist.glob("sentiment-*.tar.gz")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--disable-pip-version-check", "--quiet", "--wheel-dir", str(dist), str(sdist)], cwd=dist)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--wheel-dir",
+            str(dist),
+            str(sdist),
+        ],
+        cwd=dist,
+    )
     [wheel] = dist.glob("sentiment-*.whl")
 
     root = tmp_path_factory.mktemp("venv")
     venv.EnvBuilder(with_pip=False, symlinks=True).create(root)
     target = Installed(root, wheel)
-    run([sys.executable, "-m", "pip", "--python", str(target.python), "install", "--no-deps", "--no-index",
-         "--disable-pip-version-check", "--quiet", str(wheel)], cwd=root)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(target.python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--quiet",
+            str(wheel),
+        ],
+        cwd=root,
+    )
     purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
     site_packages = target.run([str(target.python), "-c", purelib], cwd=root)
     # Appended after the venv's own site-packages: torch, litestar & co. come from the checkout's .venv,

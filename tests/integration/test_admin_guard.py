@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import pytest
 from litestar.testing import AsyncTestClient
 
-from sentiment.services.alerts import AlertService
 from sentiment.app import create_app
+from sentiment.services.alerts import AlertService
 from tests.conftest import in_app, make_settings
 
 
@@ -64,7 +64,9 @@ async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(
         results = []
         for method, path in guarded:
             for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret"}):
-                response = await client.request(method.upper(), path, json={"model": "vader"}, headers=headers)
+                response = await client.request(
+                    method.upper(), path, json={"model": "vader"}, headers=headers
+                )
                 results.append((method, path, response.status_code))
         default = (await client.get("/models")).json()["default_model"]
     assert len(guarded) == 7  # acknowledge, failsafe reset and faults, model download, load, unload, default

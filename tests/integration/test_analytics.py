@@ -20,8 +20,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from sentiment.services.analytics import AnalyticsFilters, AnalyticsService, LabelCounts, TimePoint
 from sentiment.core.domain import LABELS, Prediction
+from sentiment.services.analytics import AnalyticsFilters, AnalyticsService, LabelCounts, TimePoint
 from sentiment.storage.analytics import RollupRepository
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.repositories import AlertRepository, PredictionRepository

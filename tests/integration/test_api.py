@@ -13,7 +13,14 @@ from sentiment.inference.catalogue import ModelSpec
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 PREDICTION_FIELDS = {
-    "id", "sentiment", "confidence", "scores", "model_used", "processing_time_ms", "fallback_used", "timestamp"
+    "id",
+    "sentiment",
+    "confidence",
+    "scores",
+    "model_used",
+    "processing_time_ms",
+    "fallback_used",
+    "timestamp",
 }
 
 
@@ -32,7 +39,9 @@ async def test_predict_answers_with_every_field_from_the_default_model(sst2_clie
     assert float(response.headers["x-queue-time"]) >= 0
 
 
-async def test_batch_answers_in_input_order_with_the_same_labels_as_singles(sst2_client: AsyncTestClient) -> None:
+async def test_batch_answers_in_input_order_with_the_same_labels_as_singles(
+    sst2_client: AsyncTestClient,
+) -> None:
     texts = ["a wonderful, moving film", "dull and lifeless", "I loved every minute", "a waste of time"]
     response = await sst2_client.post("/predict/batch", json={"texts": texts})
     assert response.status_code == 200
@@ -57,7 +66,9 @@ async def test_unknown_model_is_404_listing_the_known_keys(sst2_client: AsyncTes
     assert "minilm-sst2" in response.json()["extra"]["known_models"]
 
 
-async def test_catalogued_model_that_is_not_loaded_is_409_saying_how_to_load_it(sst2_client: AsyncTestClient) -> None:
+async def test_catalogued_model_that_is_not_loaded_is_409_saying_how_to_load_it(
+    sst2_client: AsyncTestClient,
+) -> None:
     response = await sst2_client.post("/predict", json={"text": "hi", "model": "minilm-tweets3"})
     assert response.status_code == 409
     assert "POST /models/minilm-tweets3/load" in response.json()["detail"]
@@ -76,7 +87,9 @@ async def test_catalogued_model_that_is_not_loaded_is_409_saying_how_to_load_it(
         ("/predict/batch", {"texts": ["ok", ""]}, "texts[1] is empty"),
     ],
 )
-async def test_bad_input_is_a_clear_400(sst2_client: AsyncTestClient, path: str, payload: dict, detail: str) -> None:
+async def test_bad_input_is_a_clear_400(
+    sst2_client: AsyncTestClient, path: str, payload: dict, detail: str
+) -> None:
     response = await sst2_client.post(path, json=payload)
     assert response.status_code == 400
     assert response.json()["status_code"] == 400
@@ -96,7 +109,11 @@ async def test_with_no_model_configured_vader_answers_and_status_says_so(sqlite_
         body = (await client.post("/predict", json={"text": "UCLA is amazing for AI research!"})).json()
         assert (body["model_used"], body["fallback_used"]) == ("vader", False)
         status = (await client.get("/status")).json()
-        assert (status["default_model"], status["serving"], status["fallback_reason"]) == ("vader", "vader", None)
+        assert (status["default_model"], status["serving"], status["fallback_reason"]) == (
+            "vader",
+            "vader",
+            None,
+        )
         assert (await client.get("/ready")).status_code == 200
 
 
@@ -140,12 +157,18 @@ async def test_repeated_text_is_answered_from_the_cache_and_still_stored(
     async with AsyncTestClient(app=app) as client:
         await wait_until_settled(app)
         first = (await client.post("/predict", json={"text": "RT @user: what a great game"})).json()
-        again = await client.post("/predict/batch", json={"texts": ["RT @user: what a great game", "new text"]})
+        again = await client.post(
+            "/predict/batch", json={"texts": ["RT @user: what a great game", "new text"]}
+        )
         cache = (await client.get("/status")).json()["cache"]
         assert in_app(client, app.state.services.writer.flush, 10)
         written = app.state.services.writer.written
     hit = again.json()["results"][0]
-    assert (hit["model_used"], hit["fallback_used"], hit["confidence"]) == ("minilm-sst2", False, first["confidence"])
+    assert (hit["model_used"], hit["fallback_used"], hit["confidence"]) == (
+        "minilm-sst2",
+        False,
+        first["confidence"],
+    )
     assert hit["id"] != first["id"]
     assert (cache["hits"], cache["misses"], cache["size"]) == (1, 2, 2)
     assert written == 3

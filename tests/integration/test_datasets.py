@@ -19,11 +19,11 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from uuid_utils.compat import uuid7
 
-from sentiment.services.analytics import AnalyticsFilters
 from sentiment.app import create_app
 from sentiment.core.clock import utc_now
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.services.analytics import AnalyticsFilters
 from sentiment.services.datasets import DatasetSettings
 from sentiment.storage.database import alembic_config, create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
@@ -32,7 +32,9 @@ from tests.conftest import DATA, in_app, make_settings, wait_until_settled
 
 AIRLINE = DATA / "airline_tweets.csv"
 AIRLINE_COLUMNS = {
-    "text_column": "text", "time_column": "tweet_created", "group_column": "airline",
+    "text_column": "text",
+    "time_column": "tweet_created",
+    "group_column": "airline",
     "gold_column": "airline_sentiment",
 }
 
@@ -40,7 +42,10 @@ AIRLINE_COLUMNS = {
 def airline_sample(folder: Path, rows: int) -> Path:
     """The first `rows` rows of the airline CSV, byte for byte as the csv module writes them."""
     path = folder / f"airline-{rows}.csv"
-    with AIRLINE.open(encoding="utf-8", newline="") as source, path.open("w", encoding="utf-8", newline="") as out:
+    with (
+        AIRLINE.open(encoding="utf-8", newline="") as source,
+        path.open("w", encoding="utf-8", newline="") as out,
+    ):
         reader, writer = csv.reader(source), csv.writer(out)
         for index, row in enumerate(reader):
             if index > rows:
@@ -50,7 +55,9 @@ def airline_sample(folder: Path, rows: int) -> Path:
 
 
 def settings_for(url: str, folder: Path, **overrides: Any) -> Any:
-    return make_settings(url, datasets=DatasetSettings(data_dir=str(folder / "data"), chunk_rows=64), **overrides)
+    return make_settings(
+        url, datasets=DatasetSettings(data_dir=str(folder / "data"), chunk_rows=64), **overrides
+    )
 
 
 @pytest.fixture
@@ -78,13 +85,20 @@ async def finished(client: AsyncTestClient, dataset_id: str, timeout_s: float = 
 async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
     client: AsyncTestClient, tmp_path: Path, database_url: str
 ) -> None:
-    response = await upload(client, airline_sample(tmp_path, 500), "airline.csv", model="vader", **AIRLINE_COLUMNS)
+    response = await upload(
+        client, airline_sample(tmp_path, 500), "airline.csv", model="vader", **AIRLINE_COLUMNS
+    )
     assert response.status_code == 202, response.text
     assert response.headers["location"] == f"/datasets/{response.json()['id']}"
     dataset_id = response.json()["id"]
     body = await finished(client, dataset_id)
     assert body["status"] == "done", body
-    assert (body["rows_total"], body["rows_done"], body["rows_scored"], body["rows_skipped"]) == (500, 500, 500, 0)
+    assert (body["rows_total"], body["rows_done"], body["rows_scored"], body["rows_skipped"]) == (
+        500,
+        500,
+        500,
+        0,
+    )
     assert body["percent"] == 100.0 and body["rate_rows_per_s"] > 0 and body["eta_s"] is None
     assert body["time_format"] == "DD-MM-YYYY HH:MM"
     assert body["links"]["export"] == f"/datasets/{dataset_id}/export"
@@ -94,8 +108,14 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
     assert report["trend_bucket"] == "hour"
     assert sum(sum(point["counts"].values()) for point in report["trend"]) == 500
     assert report["trend"][0]["start"] < report["trend"][-1]["start"]
-    assert {group["name"] for group in report["groups"]} <= {"Virgin America", "United", "Southwest", "Delta",
-                                                             "US Airways", "American"}
+    assert {group["name"] for group in report["groups"]} <= {
+        "Virgin America",
+        "United",
+        "Southwest",
+        "Delta",
+        "US Airways",
+        "American",
+    }
     assert sum(group["total"] for group in report["groups"]) == 500
     vader = report["metrics"]["vader"]
     assert vader["total"] == 500 and sum(map(sum, vader["confusion"])) == 500
@@ -107,7 +127,14 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
     assert 'filename="airline-scored.csv"' in export.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(export.text)))
     source_rows = list(csv.reader(io.StringIO(airline_sample(tmp_path, 500).read_text(encoding="utf-8"))))
-    assert rows[0] == [*source_rows[0], "label", "confidence", "score_negative", "score_neutral", "score_positive"]
+    assert rows[0] == [
+        *source_rows[0],
+        "label",
+        "confidence",
+        "score_negative",
+        "score_neutral",
+        "score_positive",
+    ]
     assert [row[:15] for row in rows[1:]] == source_rows[1:]  # every input column, in input order
     assert {row[15] for row in rows[1:]} <= {"negative", "neutral", "positive"}
 
@@ -116,10 +143,15 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
 
     async def stored() -> tuple[dict[str, int], int]:
         async with services.engine.connect() as connection:
-            groups = dict((await connection.execute(
-                select(PredictionRow.group_name, func.count()).where(PredictionRow.dataset_id == UUID(dataset_id))
-                .group_by(PredictionRow.group_name)
-            )).all())
+            groups = dict(
+                (
+                    await connection.execute(
+                        select(PredictionRow.group_name, func.count())
+                        .where(PredictionRow.dataset_id == UUID(dataset_id))
+                        .group_by(PredictionRow.group_name)
+                    )
+                ).all()
+            )
         summary = await services.analytics.summary(AnalyticsFilters(dataset=UUID(dataset_id)))
         return groups, summary.total_predictions
 
@@ -142,7 +174,12 @@ async def test_rows_that_cannot_be_scored_are_listed_by_line_and_skipped(client:
     assert response.status_code == 202, response.text
     body = await finished(client, response.json()["id"])
     assert body["status"] == "done"
-    assert (body["rows_total"], body["rows_scored"], body["rows_skipped"], body["problem_count"]) == (6, 3, 3, 4)
+    assert (body["rows_total"], body["rows_scored"], body["rows_skipped"], body["problem_count"]) == (
+        6,
+        3,
+        3,
+        4,
+    )
     assert body["problems"] == [
         {"line": 3, "reason": "the text ('text') is empty"},
         {"line": 4, "reason": "not valid UTF-8 (in field 2)"},
@@ -159,10 +196,25 @@ async def test_rows_that_cannot_be_scored_are_listed_by_line_and_skipped(client:
     ("content", "fields", "status", "message"),
     [
         (b"", {"text_column": "text"}, 400, "the file is empty"),
-        (b"id,body\n1,hello\n", {"text_column": "text"}, 400, "no column 'text' to use as the text column; the columns are: 'id', 'body'"),
+        (
+            b"id,body\n1,hello\n",
+            {"text_column": "text"},
+            400,
+            "no column 'text' to use as the text column; the columns are: 'id', 'body'",
+        ),
         (b"text\n", {"text_column": "text"}, 400, "header but no rows"),
-        (b"text,when\nhi,someday\n", {"text_column": "text", "time_column": "when"}, 400, "time column 'when': values such as 'someday'"),
-        (b"text,stars\nhi,good\nho,bad\n", {"text_column": "text", "gold_column": "stars"}, 400, "gold column 'stars'"),
+        (
+            b"text,when\nhi,someday\n",
+            {"text_column": "text", "time_column": "when"},
+            400,
+            "time column 'when': values such as 'someday'",
+        ),
+        (
+            b"text,stars\nhi,good\nho,bad\n",
+            {"text_column": "text", "gold_column": "stars"},
+            400,
+            "gold column 'stars'",
+        ),
         (b"text\nhi\n", {"text_column": "text", "model": "nope"}, 404, "unknown model 'nope'"),
         (b"text\nhi\n", {"text_column": "text", "model": "minilm-sst2"}, 409, "not loaded"),
         (b"text\nhi\n", {}, 400, "text_column is required"),
@@ -178,12 +230,18 @@ async def test_a_refused_upload_says_why_and_leaves_nothing_behind(
     assert not any((tmp_path / "data").glob("*/source.csv"))
 
 
-async def test_numeric_gold_labels_that_fit_no_coding_fail_the_job_with_the_reason(client: AsyncTestClient) -> None:
-    response = await upload(client, b"text,stars\nhi,1\nho,5\nhu,3\n", text_column="text", gold_column="stars")
+async def test_numeric_gold_labels_that_fit_no_coding_fail_the_job_with_the_reason(
+    client: AsyncTestClient,
+) -> None:
+    response = await upload(
+        client, b"text,stars\nhi,1\nho,5\nhu,3\n", text_column="text", gold_column="stars"
+    )
     assert response.status_code == 202, response.text
     body = await finished(client, response.json()["id"])
     assert body["status"] == "failed"
-    assert body["error"].startswith("gold column 'stars': its values ('1', '3', '5') are not sentiment labels")
+    assert body["error"].startswith(
+        "gold column 'stars': its values ('1', '3', '5') are not sentiment labels"
+    )
 
 
 async def test_an_upload_that_is_not_multipart_or_holds_no_file_is_refused(client: AsyncTestClient) -> None:
@@ -194,7 +252,9 @@ async def test_an_upload_that_is_not_multipart_or_holds_no_file_is_refused(clien
 
 
 async def test_an_upload_over_the_limit_is_refused_as_it_streams(database_url: str, tmp_path: Path) -> None:
-    settings = make_settings(database_url, datasets=DatasetSettings(data_dir=str(tmp_path / "data"), max_upload_bytes=2048))
+    settings = make_settings(
+        database_url, datasets=DatasetSettings(data_dir=str(tmp_path / "data"), max_upload_bytes=2048)
+    )
     async with AsyncTestClient(app=create_app(settings)) as client:
         response = await upload(client, b"text\n" + b"a fine line of text\n" * 500, text_column="text")
         assert response.status_code == 413
@@ -204,20 +264,26 @@ async def test_an_upload_over_the_limit_is_refused_as_it_streams(database_url: s
 
 async def test_unknown_data_sets_are_404_and_an_unfinished_export_is_409(client: AsyncTestClient) -> None:
     missing = "0190f4d2-0000-7000-8000-000000000000"
-    for path in (f"/datasets/{missing}", f"/datasets/{missing}/report", f"/datasets/{missing}/export",
-                 f"/ui/datasets/{missing}"):
+    for path in (
+        f"/datasets/{missing}",
+        f"/datasets/{missing}/report",
+        f"/datasets/{missing}/export",
+        f"/ui/datasets/{missing}",
+    ):
         assert (await client.get(path)).status_code == 404, path
     html = (await client.get("/ui/analyze")).text
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
-    page = await client.post("/ui/datasets", files={"file": ("a.csv", b"text\nhi\n", "text/csv")},
-                             headers={"x-csrf-token": token})
+    page = await client.post(
+        "/ui/datasets", files={"file": ("a.csv", b"text\nhi\n", "text/csv")}, headers={"x-csrf-token": token}
+    )
     dataset_id = re.search(r'hx-post="/ui/datasets/([0-9a-f-]+)/start"', page.text).group(1)  # type: ignore[union-attr]
     response = await client.get(f"/datasets/{dataset_id}/export")
     assert response.status_code == 409 and "uploaded" in response.json()["detail"]
 
 
-async def test_the_page_flow_picks_columns_then_polls_progress_until_the_report(client: AsyncTestClient,
-                                                                                tmp_path: Path) -> None:
+async def test_the_page_flow_picks_columns_then_polls_progress_until_the_report(
+    client: AsyncTestClient, tmp_path: Path
+) -> None:
     html = (await client.get("/ui/analyze")).text
     assert 'id="dataset-upload"' in html and 'hx-encoding="multipart/form-data"' in html
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
@@ -226,20 +292,34 @@ async def test_the_page_flow_picks_columns_then_polls_progress_until_the_report(
     refused = await client.post("/ui/datasets", files={"file": ("airline.csv", sample, "text/csv")})
     assert refused.status_code == 403
 
-    form = await client.post("/ui/datasets", files={"file": ("airline.csv", sample, "text/csv")},
-                             headers={"x-csrf-token": token})
+    form = await client.post(
+        "/ui/datasets", files={"file": ("airline.csv", sample, "text/csv")}, headers={"x-csrf-token": token}
+    )
     assert form.status_code == 200 and "<html" not in form.text
     assert '<option value="text" selected>' in form.text  # guessed
     assert '<option value="tweet_created" selected>' in form.text
     dataset_id = re.search(r'hx-post="/ui/datasets/([0-9a-f-]+)/start"', form.text).group(1)  # type: ignore[union-attr]
 
-    wrong = await client.post(f"/ui/datasets/{dataset_id}/start", headers={"x-csrf-token": token},
-                              data={"text_column": "text", "gold_column": "name", "model": "vader"})
-    assert "gold column &#39;name&#39;" in wrong.text and 'id="dataset-columns"' in wrong.text  # the form again
+    wrong = await client.post(
+        f"/ui/datasets/{dataset_id}/start",
+        headers={"x-csrf-token": token},
+        data={"text_column": "text", "gold_column": "name", "model": "vader"},
+    )
+    assert (
+        "gold column &#39;name&#39;" in wrong.text and 'id="dataset-columns"' in wrong.text
+    )  # the form again
 
-    started = await client.post(f"/ui/datasets/{dataset_id}/start", headers={"x-csrf-token": token},
-                                data={"text_column": "text", "time_column": "tweet_created", "group_column": "airline",
-                                      "gold_column": "airline_sentiment", "model": "vader"})
+    started = await client.post(
+        f"/ui/datasets/{dataset_id}/start",
+        headers={"x-csrf-token": token},
+        data={
+            "text_column": "text",
+            "time_column": "tweet_created",
+            "group_column": "airline",
+            "gold_column": "airline_sentiment",
+            "model": "vader",
+        },
+    )
     assert started.status_code == 200
     assert f'hx-get="/ui/datasets/{dataset_id}/progress"' in started.text
     assert 'id="dataset-progress"' in started.text
@@ -275,14 +355,25 @@ async def test_a_model_and_vader_are_scored_side_by_side_and_a_binary_model_is_f
     neutral = next(c for c in sst2["classes"] if c["label"] == "neutral")
     assert neutral["predicted"] == 0 and neutral["precision"] is None and neutral["recall"] == 0.0
     assert any("minilm-sst2 answers only negative/positive" in note for note in body["notes"])
-    assert csv.reader(io.StringIO(export)).__next__()[-3:] == ["confidence", "score_negative", "score_positive"]
+    assert csv.reader(io.StringIO(export)).__next__()[-3:] == [
+        "confidence",
+        "score_negative",
+        "score_positive",
+    ]
 
 
 async def test_a_job_whose_process_stopped_shows_as_interrupted(database_url: str, tmp_path: Path) -> None:
     await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(database_url)
-    stale = Dataset(id=uuid7(), name="old.csv", status="scoring", created_at=utc_now() - timedelta(hours=1),
-                    size_bytes=10, columns=["text"], heartbeat_at=utc_now() - timedelta(minutes=5))
+    stale = Dataset(
+        id=uuid7(),
+        name="old.csv",
+        status="scoring",
+        created_at=utc_now() - timedelta(hours=1),
+        size_bytes=10,
+        columns=["text"],
+        heartbeat_at=utc_now() - timedelta(minutes=5),
+    )
     async with engine.begin() as connection:
         await DatasetRepository(connection).add(stale)
     await engine.dispose()

@@ -17,10 +17,17 @@ from tests.conftest import DATA, SST2_MODEL, TWEETS_MODEL
 AIRLINE = DATA / "airline_tweets.csv"
 
 
-def sentiment(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def sentiment(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "PRELOAD_", "DATABASE_"))}
     return subprocess.run(
-        [sys.executable, "-m", "sentiment", *args], check=False, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [sys.executable, "-m", "sentiment", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
         env={**clean, "HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", **(env or {})},
     )
 
@@ -33,17 +40,25 @@ def accuracy(output: str) -> float:
 
 def test_score_writes_every_row_with_its_label_and_reports_bad_rows(tmp_path: Path) -> None:
     source = tmp_path / "in.csv"
-    source.write_bytes(AIRLINE.read_bytes() + b"5.7E+17,neutral,1,,,United,,x,,0,,,24-02-2015 11:35,,\n"
-                       + b"5.7E+17,neutral,1,,,United,,x,,0,caf\xe9,,24-02-2015 11:35,,\n")
+    source.write_bytes(
+        AIRLINE.read_bytes()
+        + b"5.7E+17,neutral,1,,,United,,x,,0,,,24-02-2015 11:35,,\n"
+        + b"5.7E+17,neutral,1,,,United,,x,,0,caf\xe9,,24-02-2015 11:35,,\n"
+    )
     target = tmp_path / "out.csv"
     done = sentiment(tmp_path, "score", str(source), "--text-column", "text", "-o", str(target))
     assert done.returncode == 0, done.stderr
-    assert re.search(r"scored 14,640 of 14,642 rows \(2 skipped\) with vader in [0-9.]+ s: [0-9,]+ rows/s", done.stdout)
+    assert re.search(
+        r"scored 14,640 of 14,642 rows \(2 skipped\) with vader in [0-9.]+ s: [0-9,]+ rows/s", done.stdout
+    )
     # The file has 14,873 lines (texts with line breaks): the two rows appended are lines 14,874 and 14,875.
     assert "line 14874: the text ('text') is empty; skipped" in done.stderr
     assert "line 14875: not valid UTF-8 (in field 11); skipped" in done.stderr
     assert "rows/s" in done.stderr  # the progress bar
-    with target.open(encoding="utf-8", newline="") as scored, AIRLINE.open(encoding="utf-8", newline="") as original:
+    with (
+        target.open(encoding="utf-8", newline="") as scored,
+        AIRLINE.open(encoding="utf-8", newline="") as original,
+    ):
         rows, expected = list(csv.reader(scored)), list(csv.reader(original))
     assert len(rows) == 14_641
     assert rows[0][-5:] == ["label", "confidence", "score_negative", "score_neutral", "score_positive"]
@@ -51,25 +66,37 @@ def test_score_writes_every_row_with_its_label_and_reports_bad_rows(tmp_path: Pa
 
 
 def test_score_refuses_a_missing_column_or_model_in_one_line(tmp_path: Path) -> None:
-    missing = sentiment(tmp_path, "score", str(AIRLINE), "--text-column", "tweet", "-o", str(tmp_path / "o.csv"))
+    missing = sentiment(
+        tmp_path, "score", str(AIRLINE), "--text-column", "tweet", "-o", str(tmp_path / "o.csv")
+    )
     assert missing.returncode == 1
-    assert missing.stderr.strip().endswith("there is no column 'tweet' to use as the text column; the columns are: "
-                                           "'tweet_id', 'airline_sentiment', 'airline_sentiment_confidence', "
-                                           "'negativereason', 'negativereason_confidence', 'airline', "
-                                           "'airline_sentiment_gold', 'name', 'negativereason_gold', 'retweet_count', "
-                                           "'text', 'tweet_coord', 'tweet_created', 'tweet_location', 'user_timezone'")
-    unknown = sentiment(tmp_path, "score", str(AIRLINE), "--text-column", "text", "--model", "nope", "-o", "o.csv")
+    assert missing.stderr.strip().endswith(
+        "there is no column 'tweet' to use as the text column; the columns are: "
+        "'tweet_id', 'airline_sentiment', 'airline_sentiment_confidence', "
+        "'negativereason', 'negativereason_confidence', 'airline', "
+        "'airline_sentiment_gold', 'name', 'negativereason_gold', 'retweet_count', "
+        "'text', 'tweet_coord', 'tweet_created', 'tweet_location', 'user_timezone'"
+    )
+    unknown = sentiment(
+        tmp_path, "score", str(AIRLINE), "--text-column", "text", "--model", "nope", "-o", "o.csv"
+    )
     assert unknown.returncode == 1 and "unknown model 'nope'" in unknown.stderr
 
 
 def test_eval_refuses_a_missing_file_or_a_gold_column_of_no_labels_in_one_line(tmp_path: Path) -> None:
     missing = sentiment(tmp_path, "eval", "nowhere.csv", "--model", "vader", "--no-progress")
-    assert (missing.returncode, missing.stderr.strip()) == (1, "sentiment: No such file or directory: nowhere.csv")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        1,
+        "sentiment: No such file or directory: nowhere.csv",
+    )
     (tmp_path / "rated.csv").write_text("text,stars\ngreat stay,five\nawful food,one\n", encoding="utf-8")
-    unreadable = sentiment(tmp_path, "eval", "rated.csv", "--model", "vader", "--label-column", "stars",
-                           "--no-progress")
+    unreadable = sentiment(
+        tmp_path, "eval", "rated.csv", "--model", "vader", "--label-column", "stars", "--no-progress"
+    )
     assert unreadable.returncode == 1
-    assert unreadable.stderr.strip().startswith("sentiment: gold column 'stars': its values ('five', 'one') are not")
+    assert unreadable.stderr.strip().startswith(
+        "sentiment: gold column 'stars': its values ('five', 'one') are not"
+    )
 
 
 def test_eval_with_vader_on_tweeteval_prints_the_reference_figures(tmp_path: Path) -> None:
@@ -81,8 +108,17 @@ def test_eval_with_vader_on_tweeteval_prints_the_reference_figures(tmp_path: Pat
 
 
 def test_eval_reads_a_csv_gold_column_and_can_print_json(tmp_path: Path) -> None:
-    done = sentiment(tmp_path, "eval", str(AIRLINE), "--model", "vader", "--label-column", "airline_sentiment",
-                     "--json", "--no-progress")
+    done = sentiment(
+        tmp_path,
+        "eval",
+        str(AIRLINE),
+        "--model",
+        "vader",
+        "--label-column",
+        "airline_sentiment",
+        "--json",
+        "--no-progress",
+    )
     assert done.returncode == 0, done.stderr
     figures = json.loads(done.stdout)
     assert figures["total"] == 14_640 and figures["model"] == "vader"
@@ -91,8 +127,14 @@ def test_eval_reads_a_csv_gold_column_and_can_print_json(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_eval_of_minilm_tweets3_on_tweeteval_is_near_its_reference_accuracy(tmp_path: Path) -> None:
-    done = sentiment(tmp_path, "eval", str(DATA / "tweeteval_val.tsv"), "--model", "minilm-tweets3",
-                     env={"SENTIMENT_MODELS": f"minilm-tweets3={TWEETS_MODEL}"})
+    done = sentiment(
+        tmp_path,
+        "eval",
+        str(DATA / "tweeteval_val.tsv"),
+        "--model",
+        "minilm-tweets3",
+        env={"SENTIMENT_MODELS": f"minilm-tweets3={TWEETS_MODEL}"},
+    )
     assert done.returncode == 0, done.stderr
     assert accuracy(done.stdout) == pytest.approx(0.707, abs=0.01)
 
@@ -115,8 +157,16 @@ def test_scoring_streams_so_peak_memory_does_not_grow_with_the_file(tmp_path: Pa
             writer = csv.writer(out)
             writer.writerow(["id", "text"])
             writer.writerows((i, texts[i % len(texts)]) for i in range(rows))
-        done = sentiment(tmp_path, "score", str(source), "--text-column", "text", "-o", str(tmp_path / "o.csv"),
-                         "--no-progress")
+        done = sentiment(
+            tmp_path,
+            "score",
+            str(source),
+            "--text-column",
+            "text",
+            "-o",
+            str(tmp_path / "o.csv"),
+            "--no-progress",
+        )
         assert done.returncode == 0, done.stderr
         peaks.append(float(re.search(r"peak memory ([0-9,]+) MB", done.stdout).group(1).replace(",", "")))  # type: ignore[union-attr]
     # Ten times the rows, the same memory: holding 200,000 rows would take some 50 MB more (bench/score.py runs

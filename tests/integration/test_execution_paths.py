@@ -8,11 +8,10 @@ from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
 from sentiment.core.domain import Scored
-from sentiment.inference.backend import Backend
+from sentiment.inference.backend import Backend, BaseBackend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.paths import SELF_CHECK_TEXTS, agreement, build, checked
 from sentiment.inference.registry import load_backend
-from sentiment.inference.backend import BaseBackend
 from sentiment.inference.transformers_backend import TransformersBackend
 from tests.conftest import SST2_MODEL, in_app, make_settings, wait_until_settled
 
@@ -39,7 +38,13 @@ def test_agreement_and_the_self_check_verdict() -> None:
 
 
 def test_broken_fast_path_is_refused_and_the_model_runs_in_fp32(tmp_path: Path) -> None:
-    backend = build(str(SST2_MODEL), "int8", None, tmp_path, make_fast=lambda source, _: LabelFlipper(TransformersBackend(source)))
+    backend = build(
+        str(SST2_MODEL),
+        "int8",
+        None,
+        tmp_path,
+        make_fast=lambda source, _: LabelFlipper(TransformersBackend(source)),
+    )
     assert backend.execution_path == "fp32"  # type: ignore[attr-defined]
     assert "int8 path was refused" in backend.fast_path_rejected  # type: ignore[attr-defined]
     assert backend.predict(["What a wonderful, moving film."])[0].label == "positive"
@@ -49,9 +54,19 @@ async def test_refused_fast_path_shows_in_models_and_raises_an_alert(sqlite_url:
     def loader(spec: ModelSpec) -> Backend:
         if spec.kind != "transformers":
             return load_backend(spec)
-        return build(spec.source, spec.path, None, tmp_path, make_fast=lambda source, _: LabelFlipper(TransformersBackend(source)))
+        return build(
+            spec.source,
+            spec.path,
+            None,
+            tmp_path,
+            make_fast=lambda source, _: LabelFlipper(TransformersBackend(source)),
+        )
 
-    settings = make_settings(sqlite_url, default_model="fast", models=BUILTIN_MODELS + (ModelSpec("fast", str(SST2_MODEL), path="int8"),))
+    settings = make_settings(
+        sqlite_url,
+        default_model="fast",
+        models=BUILTIN_MODELS + (ModelSpec("fast", str(SST2_MODEL), path="int8"),),
+    )
     app = create_app(settings, loader=loader)
     async with AsyncTestClient(app=app) as client:
         await wait_until_settled(app)

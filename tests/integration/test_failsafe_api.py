@@ -15,7 +15,9 @@ ADMIN = {"authorization": "Bearer t0ken"}
 
 @pytest.fixture
 async def client(sqlite_url: str, loader: Callable[[ModelSpec], Backend]) -> AsyncIterator[AsyncTestClient]:
-    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2", admin_token="t0ken"), loader=loader)
+    app = create_app(
+        make_settings(sqlite_url, default_model="minilm-sst2", admin_token="t0ken"), loader=loader
+    )
     async with AsyncTestClient(app=app) as client:
         await wait_until_settled(app)
         yield client
@@ -27,7 +29,12 @@ def sst2_breaker(report: dict) -> dict:
 
 async def test_status_lists_every_model_breaker_and_the_settings(client: AsyncTestClient) -> None:
     report = (await client.get("/failsafe/status")).json()
-    assert report["settings"] == {"max_failures": 3, "window_s": 300.0, "open_s": 60.0, "call_timeout_s": 10.0}
+    assert report["settings"] == {
+        "max_failures": 3,
+        "window_s": 300.0,
+        "open_s": 60.0,
+        "call_timeout_s": 10.0,
+    }
     assert {b["model"] for b in report["breakers"]} >= {"minilm-sst2", "distilbert-sst2"}
     assert sst2_breaker(report)["state"] == "closed"
 
@@ -63,11 +70,18 @@ async def test_reset_without_a_body_closes_every_breaker(client: AsyncTestClient
 
 @pytest.mark.parametrize(
     ("path", "payload"),
-    [("/failsafe/reset", {"model": "minilm-sst2"}), ("/failsafe/faults", {"model": "minilm-sst2", "mode": "fail"})],
+    [
+        ("/failsafe/reset", {"model": "minilm-sst2"}),
+        ("/failsafe/faults", {"model": "minilm-sst2", "mode": "fail"}),
+    ],
 )
-async def test_failsafe_actions_need_the_admin_token(client: AsyncTestClient, path: str, payload: dict) -> None:
+async def test_failsafe_actions_need_the_admin_token(
+    client: AsyncTestClient, path: str, payload: dict
+) -> None:
     assert (await client.post(path, json=payload)).status_code == 401
-    assert (await client.post(path, json=payload, headers={"authorization": "Bearer nope"})).status_code == 401
+    assert (
+        await client.post(path, json=payload, headers={"authorization": "Bearer nope"})
+    ).status_code == 401
     assert sst2_breaker((await client.get("/failsafe/status")).json())["fault"] is None
 
 

@@ -49,8 +49,11 @@ async def test_retention_deletes_only_rows_older_than_the_cutoff(database_url: s
     engine = create_engine(database_url)
     async with engine.begin() as connection:
         newest = (await connection.scalars(select(PredictionRow.created_at))).all()
-        await connection.execute(PredictionRow.__table__.update().where(PredictionRow.text == "text 0").values(
-            created_at=datetime.now(UTC) - timedelta(days=40)))
+        await connection.execute(
+            PredictionRow.__table__.update()
+            .where(PredictionRow.text == "text 0")
+            .values(created_at=datetime.now(UTC) - timedelta(days=40))
+        )
     deleted = await delete_predictions_before(engine, datetime.now(UTC) - timedelta(days=30))
     async with engine.connect() as connection:
         left = (await connection.scalars(select(PredictionRow.text))).all()

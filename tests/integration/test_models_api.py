@@ -32,13 +32,27 @@ async def wait_for_status(client: AsyncTestClient, key: str, status: str) -> dic
     raise AssertionError(f"{key} never became {status}: {detail}")
 
 
-async def test_catalogue_lists_builtin_and_configured_models_with_labels_and_status(client: AsyncTestClient) -> None:
+async def test_catalogue_lists_builtin_and_configured_models_with_labels_and_status(
+    client: AsyncTestClient,
+) -> None:
     overview = (await client.get("/models")).json()
     models = {m["key"]: m for m in overview["models"]}
     assert overview["default_model"] == "minilm-sst2"
-    assert {"distilbert-sst2", "twitter-roberta", "bert-multilingual", "vader", "minilm-sst2", "minilm-tweets3"} <= set(models)
+    assert {
+        "distilbert-sst2",
+        "twitter-roberta",
+        "bert-multilingual",
+        "vader",
+        "minilm-sst2",
+        "minilm-tweets3",
+    } <= set(models)
     sst2 = models["minilm-sst2"]
-    assert (sst2["status"], sst2["is_default"], sst2["breaker"], sst2["kind"]) == ("loaded", True, "closed", "transformers")
+    assert (sst2["status"], sst2["is_default"], sst2["breaker"], sst2["kind"]) == (
+        "loaded",
+        True,
+        "closed",
+        "transformers",
+    )
     assert models["minilm-tweets3"]["status"] == "available"
     assert models["minilm-tweets3"]["labels"] == ["negative", "neutral", "positive"]
     assert models["distilbert-sst2"]["status"] == "not downloaded"
@@ -88,7 +102,9 @@ async def test_setting_a_default_that_is_not_loaded_switches_once_it_has_loaded(
             time.sleep(0.5)
         return loader(spec)
 
-    app = create_app(make_settings(sqlite_url, default_model="minilm-sst2", admin_token="adm"), loader=slow_loader)
+    app = create_app(
+        make_settings(sqlite_url, default_model="minilm-sst2", admin_token="adm"), loader=slow_loader
+    )
     async with AsyncTestClient(app=app) as client:
         await wait_until_settled(app)
         await default_switches_once_loaded(client)
@@ -114,7 +130,9 @@ async def default_switches_once_loaded(client: AsyncTestClient) -> None:
         ("put", "/models/default", {"model": "minilm-tweets3"}),
     ],
 )
-async def test_model_actions_need_the_admin_token(client: AsyncTestClient, method: str, path: str, body: dict | None) -> None:
+async def test_model_actions_need_the_admin_token(
+    client: AsyncTestClient, method: str, path: str, body: dict | None
+) -> None:
     response = await getattr(client, method)(path, json=body, headers={"authorization": "Bearer wrong"})
     assert response.status_code == 401
     assert (await client.get("/models")).json()["default_model"] == "minilm-sst2"
@@ -141,7 +159,9 @@ async def test_bad_model_actions_are_clear_4xx(
 
 async def test_download_with_no_hub_fails_fast_with_advice_and_an_alert(client: AsyncTestClient) -> None:
     started = asyncio.get_running_loop().time()
-    assert (await client.post("/models/download", json={"model": "distilbert-sst2"}, headers=ADMIN)).status_code == 202
+    assert (
+        await client.post("/models/download", json={"model": "distilbert-sst2"}, headers=ADMIN)
+    ).status_code == 202
     for _ in range(250):
         download = (await client.get("/models/distilbert-sst2")).json()["model"]["download"]
         if download["state"] != "downloading":

@@ -50,7 +50,16 @@ async def test_metrics_show_inference_histograms_and_http_routes_after_predictio
     assert value(after, "sentiment_breaker_state", **model) == 0
     assert value(after, "sentiment_pending_writes") >= 0
     # HTTP metrics are grouped by route template, never by raw path.
-    assert grew("sentiment_requests_total", app_name="sentiment", method="POST", path="/predict", status_code="200") == 3
+    assert (
+        grew(
+            "sentiment_requests_total",
+            app_name="sentiment",
+            method="POST",
+            path="/predict",
+            status_code="200",
+        )
+        == 3
+    )
     routes = {dict(labels).get("path") for name, labels in after if name == "sentiment_requests_total"}
     assert "/alerts/{alert_id}/acknowledge" in routes
     assert "/alerts/7/acknowledge" not in routes
@@ -79,7 +88,9 @@ async def test_openapi_document_gives_every_operation_a_summary_and_its_errors(s
         spec = (await client.get("/schema/openapi.json")).json()
         cdn_ui = await client.get("/schema/swagger")
     assert cdn_ui.status_code == 404  # Litestar's CDN-backed UIs are off; /docs serves local files
-    operations = [(path, op) for path, item in spec["paths"].items() for op in item.values() if "responses" in op]
+    operations = [
+        (path, op) for path, item in spec["paths"].items() for op in item.values() if "responses" in op
+    ]
     assert all(op.get("summary") for _, op in operations)
     predict = spec["paths"]["/predict"]["post"]
     assert {"400", "404", "409", "503"} <= set(predict["responses"])

@@ -33,7 +33,9 @@ async def test_analyze_form_answers_in_place_with_the_session_csrf_token(client:
 
 
 @pytest.mark.parametrize("token", [None, "forged"])
-async def test_form_post_without_the_session_csrf_token_is_refused(client: AsyncTestClient, token: str | None) -> None:
+async def test_form_post_without_the_session_csrf_token_is_refused(
+    client: AsyncTestClient, token: str | None
+) -> None:
     await page_csrf(client)
     data = {"text": "hello"} | ({"csrf_token": token} if token else {})
     response = await client.post("/ui/analyze", data=data)
@@ -45,18 +47,24 @@ async def test_cross_site_form_post_without_a_session_is_refused(sqlite_url: str
     app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
     async with AsyncTestClient(app=app) as attacker:
         response = await attacker.post(
-            "/ui/login", data={"token": "s3cret", "csrf_token": "guess"}, headers={"origin": "https://evil.example"}
+            "/ui/login",
+            data={"token": "s3cret", "csrf_token": "guess"},
+            headers={"origin": "https://evil.example"},
         )
     assert response.status_code == 403
 
 
-async def test_login_sets_a_strict_httponly_session_that_admin_page_actions_accept(client: AsyncTestClient) -> None:
+async def test_login_sets_a_strict_httponly_session_that_admin_page_actions_accept(
+    client: AsyncTestClient,
+) -> None:
     token = await page_csrf(client, "/ui/login")
     wrong = await client.post("/ui/login", data={"token": "guess", "csrf_token": token})
     assert wrong.status_code == 401 and "wrong token" in wrong.text
     denied = await client.post("/ui/alerts/1/acknowledge", headers={"x-csrf-token": token})
     assert denied.status_code == 401
-    response = await client.post("/ui/login", data={"token": "s3cret", "csrf_token": token}, follow_redirects=False)
+    response = await client.post(
+        "/ui/login", data={"token": "s3cret", "csrf_token": token}, follow_redirects=False
+    )
     assert response.status_code in (301, 302, 303)
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
@@ -83,7 +91,9 @@ async def test_user_text_is_escaped_on_the_predictions_page(client: AsyncTestCli
     assert hostile not in html
 
 
-async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(client: AsyncTestClient) -> None:
+async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(
+    client: AsyncTestClient,
+) -> None:
     for path in ("/ui/analyze", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login", "/docs"):
         response = await client.get(path)
         assert response.status_code == 200, path
@@ -100,6 +110,11 @@ async def test_predictions_page_shows_the_last_page_for_a_page_past_the_end(clie
     assert response.status_code == 200 and "only one stored" in response.text
 
 
-async def test_predictions_page_ignores_a_moment_outside_the_calendar_and_says_so(client: AsyncTestClient) -> None:
+async def test_predictions_page_ignores_a_moment_outside_the_calendar_and_says_so(
+    client: AsyncTestClient,
+) -> None:
     response = await client.get("/ui/predictions", params={"since": "0001-01-01T00:10:31+01:00"})
-    assert response.status_code == 200 and "ignored a filter that is not valid: since must lie between" in response.text
+    assert (
+        response.status_code == 200
+        and "ignored a filter that is not valid: since must lie between" in response.text
+    )

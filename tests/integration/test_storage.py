@@ -32,7 +32,8 @@ async def test_every_answered_prediction_is_a_stored_row(
             response = await client.post("/predict", json={"text": f"review number {i} was great"})
             answered_ids.append(response.json()["id"])
             batch = await client.post(
-                "/predict/batch", json={"texts": [f"text {i}-{j} was dull" for j in range(i % 5 + 1)], "model": "vader"}
+                "/predict/batch",
+                json={"texts": [f"text {i}-{j} was dull" for j in range(i % 5 + 1)], "model": "vader"},
             )
             answered_ids += [r["id"] for r in batch.json()["results"]]
         assert in_app(client, app.state.services.writer.flush, 10)
@@ -46,7 +47,10 @@ async def test_every_answered_prediction_is_a_stored_row(
     assert len(answered_ids) == 15 + sum(i % 5 + 1 for i in range(15))
     assert stored == set(answered_ids)
     assert (first.model_used, first.model_requested, first.fallback_used, first.sentiment) == (
-        "minilm-sst2", "minilm-sst2", False, "positive"
+        "minilm-sst2",
+        "minilm-sst2",
+        False,
+        "positive",
     )
     assert first.text_hash == text_hash("review number 0 was great")
     assert set(first.scores) == {"negative", "positive"}
@@ -76,7 +80,9 @@ async def test_store_text_false_keeps_only_hash_and_length(database_url: str) ->
     assert (row.text_hash, row.text_length) == (text_hash("a private message"), len("a private message"))
 
 
-async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the_last(database_url: str) -> None:
+async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the_last(
+    database_url: str,
+) -> None:
     app = create_app(make_settings(database_url))
     async with AsyncTestClient(app=app) as client:
         for i in range(30):
@@ -102,7 +108,9 @@ async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it
     app = create_app(make_settings(database_url))
     async with AsyncTestClient(app=app) as client:
         assert (await client.post("/predict", json={"text": "bad \u0000 byte"})).status_code == 200
-        assert (await client.post("/predict/batch", json={"texts": ["fine", "also\u0000odd"]})).status_code == 200
+        assert (
+            await client.post("/predict/batch", json={"texts": ["fine", "also\u0000odd"]})
+        ).status_code == 200
         assert in_app(client, app.state.services.writer.flush, 10)
         assert app.state.services.writer.last_error is None
     engine = create_engine(database_url)
@@ -115,16 +123,25 @@ async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it
     assert found.total == 0
 
 
-async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_it_are_written(database_url: str) -> None:
+async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_it_are_written(
+    database_url: str,
+) -> None:
     await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(database_url)
     writer = PredictionWriter(engine, WriterSettings(flush_interval_s=0.01), store_text=True)
 
     def answered(text: str, same_id_as: Prediction | None = None) -> Prediction:
         return Prediction(
-            id=same_id_as.id if same_id_as else UUID(str(uuid7())), text=text, sentiment="positive", confidence=0.9,
-            scores={"positive": 0.9}, model_requested="vader", model_used="vader", fallback_used=False,
-            processing_time_ms=1.0, timestamp=datetime.now(UTC),
+            id=same_id_as.id if same_id_as else UUID(str(uuid7())),
+            text=text,
+            sentiment="positive",
+            confidence=0.9,
+            scores={"positive": 0.9},
+            model_requested="vader",
+            model_used="vader",
+            fallback_used=False,
+            processing_time_ms=1.0,
+            timestamp=datetime.now(UTC),
         )
 
     first = answered("first")
@@ -154,7 +171,9 @@ async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_u
         assert [a.key for a in await alerts.list("active")] == ["breaker_open:m"]
         assert await alerts.resolve("breaker_open:m", t0 + timedelta(minutes=1))
         assert not await alerts.resolve("breaker_open:m", t0 + timedelta(minutes=2))
-        assert await alerts.raise_alert("breaker_open:m", "breaker_open", "critical", "again", t0 + timedelta(minutes=3))
+        assert await alerts.raise_alert(
+            "breaker_open:m", "breaker_open", "critical", "again", t0 + timedelta(minutes=3)
+        )
         history = await alerts.list()
         acknowledged = await alerts.acknowledge(history[0].id, t0 + timedelta(minutes=4))
         rows = await connection.scalar(select(func.count()).select_from(PredictionRow))

@@ -46,12 +46,15 @@ def test_a_moment_that_is_not_iso_8601_is_refused_with_the_parameter_name_and_a_
         parse_moment("2026-03-01T12:30:00 02:00", "until")
 
 
-@pytest.mark.parametrize("value", [
-    "0001-01-01T00:10:31+01:00",  # the offset moves it before year 1: found by the API fuzz
-    "0001-01-01T12:00:00Z",
-    "9999-12-31T12:00:00Z",
-    "9999-12-31T23:59:59-05:00",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:10:31+01:00",  # the offset moves it before year 1: found by the API fuzz
+        "0001-01-01T12:00:00Z",
+        "9999-12-31T12:00:00Z",
+        "9999-12-31T23:59:59-05:00",
+    ],
+)
 def test_a_moment_at_the_edge_of_datetimes_range_is_refused_not_overflowed(value: str) -> None:
     with pytest.raises(InvalidInput, match=r"since must lie between 0001-01-02 and 9999-12-30 \(UTC\)"):
         parse_moment(value, "since")
@@ -61,7 +64,9 @@ def test_the_extreme_accepted_moments_still_make_buckets() -> None:
     earliest, latest = parse_moment("0001-01-02", "since"), parse_moment("9999-12-30T00:00:00Z", "until")
     assert floor_to(earliest, "day") == earliest
     assert ceil_to(latest + timedelta(seconds=1), "day") == datetime(9999, 12, 31, tzinfo=UTC)
-    assert split_at_hours(latest - timedelta(minutes=90), latest + timedelta(minutes=30)).whole_hours is not None
+    assert (
+        split_at_hours(latest - timedelta(minutes=90), latest + timedelta(minutes=30)).whole_hours is not None
+    )
 
 
 def test_floor_and_ceil_to_each_bucket() -> None:

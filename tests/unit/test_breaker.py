@@ -62,7 +62,9 @@ def test_breaker_opens_on_third_failure_inside_window(breaker: CircuitBreaker, c
     assert breaker.acquire() is None
 
 
-def test_failures_spread_wider_than_the_window_are_forgotten(breaker: CircuitBreaker, clock: FakeClock) -> None:
+def test_failures_spread_wider_than_the_window_are_forgotten(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
     for _ in range(6):
         fail(breaker)
         clock.advance(151)
@@ -112,7 +114,9 @@ def test_failed_trial_reopens_for_another_full_timeout(breaker: CircuitBreaker, 
     assert breaker.state is BreakerState.HALF_OPEN
 
 
-async def test_only_one_trial_is_in_flight_under_concurrency(breaker: CircuitBreaker, clock: FakeClock) -> None:
+async def test_only_one_trial_is_in_flight_under_concurrency(
+    breaker: CircuitBreaker, clock: FakeClock
+) -> None:
     open_breaker(breaker)
     clock.advance(60)
     release = asyncio.Event()

@@ -11,7 +11,9 @@ def test_nice_ticks_cover_the_maximum_in_round_steps() -> None:
 
 
 def test_bars_are_scaled_to_the_largest_tick_and_labelled() -> None:
-    chart = bar_chart([("negative", 25.0), ("neutral", 0.0), ("positive", 75.0)], unit="%", width=400, label_width=100)
+    chart = bar_chart(
+        [("negative", 25.0), ("neutral", 0.0), ("positive", 75.0)], unit="%", width=400, label_width=100
+    )
     plot = 400 - 100 - 56
     assert [b.length for b in chart.bars] == [plot * 25 / 80, 0.0, plot * 75 / 80]
     assert [b.text for b in chart.bars] == ["25.0%", "0.0%", "75.0%"]

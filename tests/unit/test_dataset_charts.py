@@ -6,12 +6,17 @@ from sentiment.web.dataset_charts import stacked_bars
 
 
 def test_each_group_bar_splits_the_plot_width_by_label_share() -> None:
-    chart = stacked_bars([("United", {"negative": 3, "neutral": 1, "positive": 0}), ("Delta", {"positive": 2})],
-                         width=370, label_width=100)
+    chart = stacked_bars(
+        [("United", {"negative": 3, "neutral": 1, "positive": 0}), ("Delta", {"positive": 2})],
+        width=370,
+        label_width=100,
+    )
     assert (chart.plot_width, chart.height) == (200, 2 * 28 + 8)
     united, delta = chart.bars
     assert [(s.label, s.x, s.width, s.percent) for s in united.segments] == [
-        ("negative", 100.0, 150.0, 75.0), ("neutral", 250.0, 50.0, 25.0), ("positive", 300.0, 0.0, 0.0)
+        ("negative", 100.0, 150.0, 75.0),
+        ("neutral", 250.0, 50.0, 25.0),
+        ("positive", 300.0, 0.0, 0.0),
     ]
     assert united.total == 4 and delta.y == 28
     assert sum(s.width for s in delta.segments) == pytest.approx(200)

@@ -15,7 +15,12 @@ from sentiment.core.evaluation import (
 def test_label_words_are_read_whatever_their_case_or_spacing() -> None:
     gold = read_gold_values(["Negative", " neutral ", "POSITIVE", "neg", "pos", "neu"])
     assert [gold.label(v) for v in ["negative ", "Neutral", "positive", "NEG", "pos", "neu"]] == [
-        "negative", "neutral", "positive", "negative", "positive", "neutral"
+        "negative",
+        "neutral",
+        "positive",
+        "negative",
+        "positive",
+        "neutral",
     ]
     assert gold.label("") is None
 
@@ -29,7 +34,9 @@ def test_label_words_are_read_whatever_their_case_or_spacing() -> None:
         (["0", "2", "4"], {"0": "negative", "2": "neutral", "4": "positive"}),
     ],
 )
-def test_numeric_codings_are_read_only_when_the_whole_set_of_values_is_one(values: list[str], expected: dict) -> None:
+def test_numeric_codings_are_read_only_when_the_whole_set_of_values_is_one(
+    values: list[str], expected: dict
+) -> None:
     assert read_gold_values(values + [""]).mapping == expected
 
 
@@ -64,8 +71,12 @@ def test_three_class_metrics_match_scikit_learn() -> None:
 
 def test_a_binary_model_on_three_class_gold_is_scored_honestly() -> None:
     confusion = Confusion()
-    confusion.add_pairs([("negative", "negative")] * 4 + [("neutral", "negative")] * 2
-                        + [("neutral", "positive")] * 2 + [("positive", "positive")] * 2)
+    confusion.add_pairs(
+        [("negative", "negative")] * 4
+        + [("neutral", "negative")] * 2
+        + [("neutral", "positive")] * 2
+        + [("positive", "positive")] * 2
+    )
     figures = metrics(confusion)
     neutral = figures.classes[1]
     assert (neutral.label, neutral.support, neutral.predicted) == ("neutral", 4, 0)

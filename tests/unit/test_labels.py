@@ -22,7 +22,9 @@ def test_maps_each_label_style_by_class_index(id2label: dict[int, str], expected
     assert map_labels(id2label) == expected
 
 
-@pytest.mark.parametrize("id2label", [{0: "joy", 1: "anger"}, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2", 3: "LABEL_3"}])
+@pytest.mark.parametrize(
+    "id2label", [{0: "joy", 1: "anger"}, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2", 3: "LABEL_3"}]
+)
 def test_refuses_labels_it_cannot_map_and_names_them(id2label: dict[int, str]) -> None:
     with pytest.raises(UnmappableLabels) as refused:
         map_labels(id2label)

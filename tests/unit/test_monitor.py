@@ -14,12 +14,18 @@ class FakeClock:
         return self.now
 
 
-def totals(requests: int = 50, texts: int = 100, fallback: int = 0, p95: float | None = 100.0) -> WindowTotals:
+def totals(
+    requests: int = 50, texts: int = 100, fallback: int = 0, p95: float | None = 100.0
+) -> WindowTotals:
     return WindowTotals(requests, texts, fallback, p95)
 
 
 def test_no_condition_holds_on_healthy_traffic() -> None:
-    assert evaluate(totals(), None, RULES) == {"fallback_rate_high": None, "slow_inference": None, "database_down": None}
+    assert evaluate(totals(), None, RULES) == {
+        "fallback_rate_high": None,
+        "slow_inference": None,
+        "database_down": None,
+    }
 
 
 def test_fallback_rate_above_the_threshold_raises_its_alert() -> None:

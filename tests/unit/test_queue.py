@@ -39,7 +39,9 @@ def backend() -> RecordingBackend:
     return RecordingBackend()
 
 
-async def test_requests_waiting_while_the_model_is_busy_share_the_next_batch(backend: RecordingBackend) -> None:
+async def test_requests_waiting_while_the_model_is_busy_share_the_next_batch(
+    backend: RecordingBackend,
+) -> None:
     queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
     backend.gate.clear()
     first = asyncio.create_task(queue.submit(["busy"]))
@@ -99,7 +101,9 @@ async def test_texts_of_callers_that_gave_up_are_never_run(backend: RecordingBac
     assert backend.batches == [["first"], ["later"]]
 
 
-async def test_each_model_call_reports_one_outcome_and_failures_reach_every_caller(backend: RecordingBackend) -> None:
+async def test_each_model_call_reports_one_outcome_and_failures_reach_every_caller(
+    backend: RecordingBackend,
+) -> None:
     outcomes: list[CallOutcome] = []
     queue = BatchQueue("m", backend, POLICY, call_timeout_s=None, on_outcome=outcomes.append)
     await queue.submit(["ok"], trial=True)
@@ -107,7 +111,7 @@ async def test_each_model_call_reports_one_outcome_and_failures_reach_every_call
     results = await asyncio.gather(queue.submit(["a", "b"]), queue.submit(["c"]), return_exceptions=True)
     await queue.close()
     assert all(isinstance(r, ModelCallFailed) for r in results)
-    assert [(o.ok, o.trial) for o in outcomes][0] == (True, True)
+    assert (outcomes[0].ok, outcomes[0].trial) == (True, True)
     assert [o.ok for o in outcomes[1:]] == [False] * (len(outcomes) - 1)
     assert sum(o.size for o in outcomes[1:]) == 3
     assert "RuntimeError: boom" in (outcomes[1].reason or "")

@@ -52,7 +52,9 @@ class FakeEntry:
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         await asyncio.sleep(0.001)
         self.in_flight -= 1
-        scored = [Scored("positive" if len(t) % 2 else "negative", len(t) / 100, {"positive": 1.0}) for t in texts]
+        scored = [
+            Scored("positive" if len(t) % 2 else "negative", len(t) / 100, {"positive": 1.0}) for t in texts
+        ]
         return TimedResult(scored, 0.0, 1.0)
 
 

@@ -10,7 +10,11 @@ def test_defaults_serve_vader_on_a_local_sqlite_file() -> None:
     assert settings.default_model == "vader"
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.auto_migrate is True
-    assert (settings.breaker.max_failures, settings.breaker.window_s, settings.breaker.open_s) == (3, 300.0, 60.0)
+    assert (settings.breaker.max_failures, settings.breaker.window_s, settings.breaker.open_s) == (
+        3,
+        300.0,
+        60.0,
+    )
 
 
 def test_extra_models_are_catalogued_and_preload_picks_the_default(tmp_path) -> None:
@@ -29,9 +33,15 @@ def test_original_preload_key_is_accepted_as_distilbert_sst2() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"PRELOAD_MODEL": "gpt-5"}, "PRELOAD_MODEL='gpt-5' is not a known model; known models: distilbert-sst2"),
+        (
+            {"PRELOAD_MODEL": "gpt-5"},
+            "PRELOAD_MODEL='gpt-5' is not a known model; known models: distilbert-sst2",
+        ),
         ({"FAILSAFE_MAX_LLM_FAILURES": "three"}, "FAILSAFE_MAX_LLM_FAILURES='three' is not a whole number"),
-        ({"FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "soon"}, "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT='soon' is not a number"),
+        (
+            {"FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": "soon"},
+            "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT='soon' is not a number",
+        ),
         ({"DATABASE_URL": "not a url"}, "DATABASE_URL='not a url' is not a database URL"),
         ({"DATABASE_URL": "mysql://db/x"}, "DATABASE_URL uses 'mysql'"),
         ({"SENTIMENT_MODELS": "just-a-key"}, "SENTIMENT_MODELS entry 'just-a-key' is not of the form"),
@@ -49,7 +59,9 @@ def test_bad_settings_stop_start_up_with_one_clear_line(env: dict[str, str], mes
 def test_postgres_parts_build_an_asyncpg_url_and_plain_urls_get_async_drivers() -> None:
     parts = {"POSTGRES_HOST": "db", "POSTGRES_DB": "s", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p@ss"}
     assert Settings.from_env(parts).database_url == "postgresql+asyncpg://u:p%40ss@db:5432/s"
-    assert Settings.from_env({"DATABASE_URL": "postgres://u@h/d"}).database_url == "postgresql+asyncpg://u@h/d"
+    assert (
+        Settings.from_env({"DATABASE_URL": "postgres://u@h/d"}).database_url == "postgresql+asyncpg://u@h/d"
+    )
     assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"}).auto_migrate is False
 
 
@@ -101,7 +113,9 @@ def test_nested_settings_are_read_into_their_structs() -> None:
     assert settings.datasets.data_dir == "/data"
 
 
-@pytest.mark.parametrize(("text", "value"), [("1", True), ("Yes", True), ("ON", True), ("0", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("text", "value"), [("1", True), ("Yes", True), ("ON", True), ("0", False), ("off", False)]
+)
 def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
     assert Settings.from_env({"SENTIMENT_STORE_TEXT": text}).store_text is value
 
@@ -110,8 +124,10 @@ def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
     ("env", "message"),
     [
         ({"FAILSAFE_MAX_LLM_FAILURES": "0"}, "FAILSAFE_MAX_LLM_FAILURES=0 is out of range (1..)"),
-        ({"FAILSAFE_CALL_TIMEOUT_SECONDS": "-1"},
-         "FAILSAFE_CALL_TIMEOUT_SECONDS=-1.0 must be greater than 0"),
+        (
+            {"FAILSAFE_CALL_TIMEOUT_SECONDS": "-1"},
+            "FAILSAFE_CALL_TIMEOUT_SECONDS=-1.0 must be greater than 0",
+        ),
         ({"SENTIMENT_WRITE_BATCH_SIZE": "0"}, "SENTIMENT_WRITE_BATCH_SIZE=0 is out of range (1..)"),
         ({"SENTIMENT_ALERT_FALLBACK_RATE": "0"}, "SENTIMENT_ALERT_FALLBACK_RATE='0' must be greater than 0"),
         ({"SENTIMENT_BATCH_WAIT_MS": "-1"}, "SENTIMENT_BATCH_WAIT_MS='-1' must be 0 or more"),

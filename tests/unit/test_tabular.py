@@ -29,14 +29,18 @@ def test_rows_carry_the_line_they_start_on_even_after_quoted_line_breaks(tmp_pat
     table = open_table(path)
     assert table.columns == ["id", "text"]
     assert list(read_rows(table)) == [
-        Row(2, ["1", "two\nlines"]), Row(4, ["2", 'say "hi", then go']), Row(6, ["3", "last"])
+        Row(2, ["1", "two\nlines"]),
+        Row(4, ["2", 'say "hi", then go']),
+        Row(6, ["3", "last"]),
     ]
 
 
 def test_a_row_that_is_not_utf8_is_reported_by_line_and_the_others_are_kept(tmp_path: Path) -> None:
     path = write(tmp_path, b"id,text\n1,fine\n2,caf\xe9 latin-1\n3,also fine\n")
     assert list(read_rows(open_table(path))) == [
-        Row(2, ["1", "fine"]), Problem(3, "not valid UTF-8 (in field 2)"), Row(4, ["3", "also fine"])
+        Row(2, ["1", "fine"]),
+        Problem(3, "not valid UTF-8 (in field 2)"),
+        Row(4, ["3", "also fine"]),
     ]
 
 
@@ -61,12 +65,16 @@ def test_an_empty_text_is_a_problem_and_chunks_hold_usable_rows_in_file_order(tm
 
 
 def test_tsv_lines_split_on_their_last_tab_and_keep_quotes(tmp_path: Path) -> None:
-    path = write(tmp_path, 'text\tlabel\n"quoted" text\twith a tab\tpositive\nplain\tnegative\r\nno label\n',
-                 name="data.tsv")
+    path = write(
+        tmp_path,
+        'text\tlabel\n"quoted" text\twith a tab\tpositive\nplain\tnegative\r\nno label\n',
+        name="data.tsv",
+    )
     table = open_table(path)
     assert (table.kind, table.columns) == ("tsv", ["text", "label"])
     assert list(read_rows(table)) == [
-        Row(2, ['"quoted" text\twith a tab', "positive"]), Row(3, ["plain", "negative"]),
+        Row(2, ['"quoted" text\twith a tab', "positive"]),
+        Row(3, ["plain", "negative"]),
         Problem(4, "1 fields where the header has 2"),
     ]
 
@@ -87,14 +95,18 @@ def test_delimiter_and_byte_order_mark_are_read_off_the_header(tmp_path: Path) -
         (b"t\xe9xt,label\na,b\n", "header line is not valid UTF-8"),
     ],
 )
-def test_a_file_that_is_not_a_table_is_refused_with_the_reason(tmp_path: Path, content: bytes, message: str) -> None:
+def test_a_file_that_is_not_a_table_is_refused_with_the_reason(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
     with pytest.raises(TableError, match=message):
         open_table(write(tmp_path, content))
 
 
 def test_a_missing_or_ambiguous_column_names_the_columns_there_are(tmp_path: Path) -> None:
     table = open_table(write(tmp_path, "id,text,text\n1,a,b\n"))
-    with pytest.raises(TableError, match=r"no column 'tweet' to use as the text column; the columns are: 'id', 'text'"):
+    with pytest.raises(
+        TableError, match=r"no column 'tweet' to use as the text column; the columns are: 'id', 'text'"
+    ):
         table.index("tweet", "text")
     with pytest.raises(TableError, match="names 'text' 2 times"):
         table.index("text", "text")

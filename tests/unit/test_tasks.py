@@ -111,6 +111,8 @@ def test_no_module_uses_asyncio_wait_for() -> None:
     `asyncio.timeout` has no such gap."""
     package = Path(sentiment.__file__).parent
     offenders = [
-        str(path.relative_to(package)) for path in package.rglob("*.py") if "asyncio.wait_for(" in path.read_text()
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "asyncio.wait_for(" in path.read_text()
     ]
     assert offenders == []

@@ -43,7 +43,11 @@ def test_the_format_reading_most_of_the_sample_wins_over_a_stray_value() -> None
         ("2015-02-24T11:35:52+02:00", "ISO 8601", utc(2015, 2, 24, 9, 35, 52)),
         ("2015-02-24T11:35:52Z", "ISO 8601", utc(2015, 2, 24, 11, 35, 52)),
         ("2015-02-24", "ISO 8601", utc(2015, 2, 24)),
-        ("Tue Feb 24 11:35:52 +0000 2015", "Twitter (Wed Feb 24 11:35:52 +0000 2015)", utc(2015, 2, 24, 11, 35, 52)),
+        (
+            "Tue Feb 24 11:35:52 +0000 2015",
+            "Twitter (Wed Feb 24 11:35:52 +0000 2015)",
+            utc(2015, 2, 24, 11, 35, 52),
+        ),
         ("Tue, 24 Feb 2015 11:35:52 -0500", "RFC 2822", utc(2015, 2, 24, 16, 35, 52)),
         ("1424777752", "Unix time", utc(2015, 2, 24, 11, 35, 52)),
         ("1424777752000", "Unix time", utc(2015, 2, 24, 11, 35, 52)),
@@ -93,11 +97,19 @@ def test_trend_is_hourly_up_to_ten_days_then_daily_then_monthly() -> None:
 
 def test_trend_starts_cover_both_ends_with_no_gap() -> None:
     assert trend_starts(utc(2015, 2, 24, 22), utc(2015, 2, 25, 1), "hour") == [
-        utc(2015, 2, 24, 22), utc(2015, 2, 24, 23), utc(2015, 2, 25, 0), utc(2015, 2, 25, 1)
+        utc(2015, 2, 24, 22),
+        utc(2015, 2, 24, 23),
+        utc(2015, 2, 25, 0),
+        utc(2015, 2, 25, 1),
     ]
     assert trend_starts(utc(2015, 2, 27, 5), utc(2015, 3, 1, 2), "day") == [
-        utc(2015, 2, 27), utc(2015, 2, 28), utc(2015, 3, 1)
+        utc(2015, 2, 27),
+        utc(2015, 2, 28),
+        utc(2015, 3, 1),
     ]
     assert trend_starts(utc(2014, 11, 1), utc(2015, 2, 1), "month") == [
-        utc(2014, 11, 1), utc(2014, 12, 1), utc(2015, 1, 1), utc(2015, 2, 1)
+        utc(2014, 11, 1),
+        utc(2014, 12, 1),
+        utc(2015, 1, 1),
+        utc(2015, 2, 1),
     ]

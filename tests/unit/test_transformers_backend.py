@@ -17,8 +17,14 @@ TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 def tiny_model(folder: Path, id2label: dict[int, str], dtype: torch.dtype = torch.float32) -> Path:
     torch.manual_seed(0)
     config = BertConfig(
-        vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        num_labels=len(id2label), id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        vocab_size=30522,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
     )
     BertForSequenceClassification(config).to(dtype).save_pretrained(folder)
     for name in TOKENIZER_FILES:
@@ -33,7 +39,10 @@ def tiny_model(folder: Path, id2label: dict[int, str], dtype: torch.dtype = torc
         ({0: "NEGATIVE", 1: "POSITIVE"}, ("negative", "positive")),
         ({0: "negative", 1: "neutral", 2: "positive"}, ("negative", "neutral", "positive")),
         ({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, ("negative", "neutral", "positive")),
-        ({0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"}, ("negative", "neutral", "positive")),
+        (
+            {0: "1 star", 1: "2 stars", 2: "3 stars", 3: "4 stars", 4: "5 stars"},
+            ("negative", "neutral", "positive"),
+        ),
     ],
 )
 def test_loads_each_label_style_and_scores_every_service_label(

@@ -19,7 +19,9 @@ def polarity(compound: float) -> dict[str, float]:
         (-0.02, "neutral", 1 - 20 * 0.02),
     ],
 )
-def test_label_and_confidence_follow_the_compound_score(compound: float, label: str, confidence: float) -> None:
+def test_label_and_confidence_follow_the_compound_score(
+    compound: float, label: str, confidence: float
+) -> None:
     scored = scored_from_vader(polarity(compound))
     assert scored.label == label
     assert scored.confidence == pytest.approx(confidence)
@@ -27,5 +29,7 @@ def test_label_and_confidence_follow_the_compound_score(compound: float, label: 
 
 
 def test_backend_scores_real_texts_in_order() -> None:
-    results = VaderBackend().predict(["I love this, it is wonderful!", "This is awful and I hate it.", "The bus is blue."])
+    results = VaderBackend().predict(
+        ["I love this, it is wonderful!", "This is awful and I hate it.", "The bus is blue."]
+    )
     assert [r.label for r in results] == ["positive", "negative", "neutral"]
