@@ -1,13 +1,15 @@
 """Inference-engine benchmark: the bare model's ceiling against the service, on the same machine, in one run.
 
-    .venv/bin/python bench/engine.py [--model ../shared/models/minilm-sst2] [--data ../shared/data/sst2_dev.tsv]
+    .venv/bin/python bench/engine.py [--model ../shared/models/minilm-sst2]
+        [--data ../shared/data/sst2_dev.tsv]
 
 (a) bare model (tokenizer + forward), best batch size among 1..32, batches in file order; single-text latency
-(b) service, /predict/batch with 64 texts per request          (c) service, 32 concurrent single-text clients
+(b) service, /predict/batch with 64 texts per request  (c) service, 32 concurrent single-text clients
 (d) naive baseline under the load of (c): uvicorn + a synchronous transformers pipeline per request
-(e) service, one client sending single texts                    (f) VADER through the service, singles and batches
+(e) service, one client sending single texts           (f) VADER through the service, singles and batches
 (g) /health p99 while (c) runs
-The result cache is off and every process uses the same torch thread count. Writes bench/results/engine-*.json.
+The result cache is off and every process uses the same torch thread count.
+Writes bench/results/engine-*.json.
 """
 
 from __future__ import annotations
@@ -182,7 +184,8 @@ def main() -> int:
     texts = read_texts(args.data)
     threads = str(args.threads)
     print(
-        f"{len(texts)} texts from {args.data}, model {args.model}, {threads} torch threads, {os.cpu_count()} cores"
+        f"{len(texts)} texts from {args.data}, model {args.model}, "
+        f"{threads} torch threads, {os.cpu_count()} cores"
     )
 
     results: dict[str, object] = {"threads": args.threads, "texts": len(texts), "cores": os.cpu_count()}
@@ -275,7 +278,10 @@ def print_table(r: dict) -> None:  # type: ignore[type-arg]
     rows = [
         (
             "(a) bare model, best batch",
-            f"{a['texts_per_s']:.1f} texts/s (batch {a['best_batch']}); single p50 {a['single_p50_ms']:.1f} ms",
+            (
+                f"{a['texts_per_s']:.1f} texts/s (batch {a['best_batch']}); "
+                f"single p50 {a['single_p50_ms']:.1f} ms"
+            ),
         ),
         ("(b) service /predict/batch x64", f"{b['texts_per_s']:.1f} texts/s"),
         (

@@ -1,9 +1,11 @@
 """Sustained load: N clients for M seconds against a real service process, a mix of singles and batches.
 
-    .venv/bin/python bench/load.py --clients 32 --seconds 300 [--model ../shared/models/minilm-sst2] [--database-url URL]
+    .venv/bin/python bench/load.py --clients 32 --seconds 300 [--model ../shared/models/minilm-sst2]
+        [--database-url URL]
 
 Reports answered requests and texts, errors, rows stored afterwards (every answered prediction must be a row),
-p50/p99 latency, and the service's RSS sampled over time (growth after warm-up). Writes bench/results/load-*.json.
+p50/p99 latency, and the service's RSS sampled over time (growth after warm-up).
+Writes bench/results/load-*.json.
 """
 
 from __future__ import annotations

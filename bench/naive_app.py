@@ -1,5 +1,5 @@
-"""The naive baseline of bench (d): a minimal ASGI app whose synchronous handler runs a transformers pipeline on
-its one text. Run: NAIVE_MODEL=path uvicorn bench.naive_app:app --workers 1"""
+"""The naive baseline of bench (d): a minimal ASGI app whose synchronous handler runs a transformers pipeline
+on its one text. Run: NAIVE_MODEL=path uvicorn bench.naive_app:app --workers 1"""
 
 import json
 import os

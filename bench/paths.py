@@ -1,6 +1,6 @@
-"""Execution paths compared on the same machine in one run: for fp32, int8 (torch), onnx and onnx-int8, the bare
-model's ceiling (a), SST-2 dev accuracy, and the service's figures (b) batch x64, (c) 32 concurrent single-text
-clients and (e) one client, with the model configured on that path. Not part of CI.
+"""Execution paths compared on the same machine in one run: for fp32, int8 (torch), onnx and onnx-int8, the
+bare model's ceiling (a), SST-2 dev accuracy, and the service's figures (b) batch x64, (c) 32 concurrent
+single-text clients and (e) one client, with the model configured on that path. Not part of CI.
 
     .venv/bin/python bench/paths.py [--paths fp32,int8,onnx,onnx-int8] [--model ../shared/models/minilm-sst2]
 """

@@ -4,11 +4,11 @@
 
 Each CSV (id, created_at, airline, text; texts drawn from ../shared/data with random lengths, some quoted with
 commas, quotes and line breaks, a few empty so that problem rows are reported) is generated into a temporary
-folder, one row at a time. `sentiment score` then runs as its own process under /usr/bin/time -v (peak RSS from
-"Maximum resident set size"; without /usr/bin/time, /proc/PID/status VmHWM is polled). A file read and written as
-a stream keeps the same peak memory whatever its size: the check is peak RSS under 400 MB for every size, and
-the largest within 10% of the smallest. Prints rows/s and peak RSS per size; writes bench/results/score-*.json.
-Not part of CI.
+folder, one row at a time. `sentiment score` then runs as its own process under /usr/bin/time -v (peak RSS
+from "Maximum resident set size"; without /usr/bin/time, /proc/PID/status VmHWM is polled). A file read and
+written as a stream keeps the same peak memory whatever its size: the check is peak RSS under 400 MB for every
+size, and the largest within 10% of the smallest. Prints rows/s and peak RSS per size; writes
+bench/results/score-*.json. Not part of CI.
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def main() -> int:
                 }
             )
             print(
-                f"{rows:>10,} rows  {seconds:7.1f} s  {rows / seconds:9,.0f} rows/s  peak RSS {peak_mb:6.1f} MB  "
-                f"written {written:,}\n  {line}",
+                f"{rows:>10,} rows  {seconds:7.1f} s  {rows / seconds:9,.0f} rows/s  "
+                f"peak RSS {peak_mb:6.1f} MB  written {written:,}\n  {line}",
                 flush=True,
             )
             if not args.keep:
@@ -160,8 +160,8 @@ def main() -> int:
     spread = (max(peaks) - min(peaks)) / min(peaks)  # type: ignore[operator]
     ok = max(peaks) < RSS_LIMIT_MB and spread <= SPREAD_LIMIT  # type: ignore[operator]
     print(
-        f"peak RSS {min(peaks):.1f}-{max(peaks):.1f} MB (limit {RSS_LIMIT_MB:.0f} MB), spread {100 * spread:.1f}% "
-        f"(limit {100 * SPREAD_LIMIT:.0f}%): {'ok' if ok else 'FAILED'}"
+        f"peak RSS {min(peaks):.1f}-{max(peaks):.1f} MB (limit {RSS_LIMIT_MB:.0f} MB), "
+        f"spread {100 * spread:.1f}% (limit {100 * SPREAD_LIMIT:.0f}%): {'ok' if ok else 'FAILED'}"
     )
     out = ROOT / "bench" / "results" / f"score-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -70,7 +70,8 @@ def _is_prediction(request: Request[Any, Any, Any]) -> bool:
 
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
-    """Build the app; nothing connects or loads until the lifespan starts. `loader` lets tests share loaded models."""
+    """Build the app; nothing connects or loads until the
+    lifespan starts. `loader` lets tests share loaded models."""
     load = loader or partial(
         load_backend,
         threads=settings.torch_threads,
@@ -142,7 +143,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 registry=registry,
                 writer=writer,
             )
-            # The default model loads in the background: /health answers at once, VADER serves until it is loaded.
+            # The default model loads in the background: /health
+            # answers at once, VADER serves until it is loaded.
             if settings.default_model != VADER_KEY:
                 models.preload(settings.default_model)
             monitor = AlertMonitor(settings.alert_rules, recent, alerts)

@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     score = commands.add_parser(
         "score",
         help="score every row of a CSV into a new CSV, with a progress bar (no server)",
-        description="Reads IN as a stream and writes OUT with every input column plus label, confidence and one "
-        "score per class; rows that cannot be scored are reported by line number and skipped.",
+        description="Reads IN as a stream and writes OUT with every input column plus label, confidence and "
+        "one score per class; rows that cannot be scored are reported by line number and skipped.",
     )
     score.add_argument("source", metavar="IN.csv", help="CSV (or .tsv) with a header line, UTF-8")
     score.add_argument("--text-column", required=True, help="the column holding the texts")
@@ -166,8 +166,8 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
 
 
 def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = None) -> T | None:
-    """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line on
-    stderr and None, not a traceback."""
+    """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line
+    on stderr and None, not a traceback."""
     from sentiment.core.domain import SentimentError
     from sentiment.core.evaluation import UnreadableGold
 

@@ -345,7 +345,8 @@ def _database_url(env: Mapping[str, str]) -> str:
         password = env.get("POSTGRES_PASSWORD")
         credentials = f"{user}:{quote(password, safe='')}" if password else user
         port = env.get("POSTGRES_PORT", "5432")
-        url = f"postgresql+asyncpg://{credentials}@{env['POSTGRES_HOST']}:{port}/{env.get('POSTGRES_DB', 'sentiment')}"
+        database = env.get("POSTGRES_DB", "sentiment")
+        url = f"postgresql+asyncpg://{credentials}@{env['POSTGRES_HOST']}:{port}/{database}"
     url = url or DEFAULT_DATABASE_URL
     try:
         parsed = make_url(url)

@@ -1,4 +1,5 @@
-"""Shared fixtures: settings, databases (SQLite and Postgres), a loaded reference model, the app and its client."""
+"""Shared fixtures: settings, databases (SQLite and Postgres),
+a loaded reference model, the app and its client."""
 
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ async def wait_until_settled(app: Litestar, timeout_s: float = 60.0) -> None:
 
 
 def in_app(client: AsyncTestClient, fn: Callable[..., Awaitable[T]], *args: object) -> T:
-    """Run a coroutine function on the app's own event loop (the test client serves it from another thread)."""
+    """Run a coroutine function on the app's own event loop
+    (the test client serves it from another thread)."""
     return client.blocking_portal.call(fn, *args)
 
 

@@ -1,5 +1,5 @@
-"""A PostgreSQL server of the test's own (temporary data directory, free port), so a test can stop and start it.
-initdb and postgres refuse to run as root: they run as the postgres user."""
+"""A PostgreSQL server of the test's own (temporary data directory, free port), so a test can stop and start
+it. initdb and postgres refuse to run as root: they run as the postgres user."""
 
 from __future__ import annotations
 

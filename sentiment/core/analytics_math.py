@@ -23,7 +23,8 @@ AUTO_BUCKETS: tuple[tuple[Bucket, timedelta], ...] = (
 )
 # A series longer than this is refused: about 3.5 days of minutes, 208 days of hours, 13 years of days.
 MAX_BUCKETS = 5000
-# Bucket maths steps up to a day past either end of a range, so a range keeps a day clear of datetime's limits.
+# Bucket maths steps up to a day past either end of a range,
+# so a range keeps a day clear of datetime's limits.
 EARLIEST_MOMENT = datetime(1, 1, 2, tzinfo=UTC)
 LATEST_MOMENT = datetime(9999, 12, 30, tzinfo=UTC)
 
@@ -54,7 +55,8 @@ def parse_moment(value: str, name: str) -> datetime:
         moment = None
     if moment is None or not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
         raise InvalidInput(
-            f"{name} must lie between {EARLIEST_MOMENT.date()} and {LATEST_MOMENT.date()} (UTC); got {value!r}"
+            f"{name} must lie between {EARLIEST_MOMENT.date()} and {LATEST_MOMENT.date()} (UTC); "
+            f"got {value!r}"
         )
     return moment
 
@@ -166,7 +168,7 @@ def summarise(slices: Iterable[Slice]) -> Figures:
     """Totals, percentages and latency figures from slices; the same slice may come in several parts."""
     total = fallbacks = 0
     latency_sum = 0.0
-    by_label = dict.fromkeys(LABELS, 0)
+    by_label: dict[str, int] = dict.fromkeys(LABELS, 0)
     by_model: dict[str, int] = {}
     le = [0] * len(LATENCY_BOUNDS_MS)
     for part in slices:
@@ -195,7 +197,7 @@ def fill_series(
     counts: Iterable[SeriesCount], starts: Sequence[datetime]
 ) -> list[tuple[datetime, dict[str, int]]]:
     """Counts per label for every bucket start, zeros where nothing was stored; parts of one bucket add up."""
-    series = {start: dict.fromkeys(LABELS, 0) for start in starts}
+    series: dict[datetime, dict[str, int]] = {start: dict.fromkeys(LABELS, 0) for start in starts}
     for count in counts:
         labels = series.get(as_utc(count.bucket_start))
         if labels is not None:

@@ -1,16 +1,17 @@
 """Time buckets: the minutes, hours, days and months that times are counted in, always on UTC boundaries.
 
-One definition for the analytics series (minute, hour, day) and the data-set trend (hour, day, month): flooring a
-moment to its bucket, the bucket starts in a range, choosing a width from a span, and the text key naming a
-bucket. A key is a prefix of the ISO 8601 text of any time in the bucket ('2015-02-24T11' is that hour, '2015-02'
-that month), so keys sort in time order and SQL buckets times that SQLite stores as ISO text by cutting them.
+One definition for the analytics series (minute, hour, day) and the data-set trend (hour,
+day, month): flooring a moment to its bucket, the bucket starts in a range, choosing a
+width from a span, and the text key naming a bucket. A key is a prefix of the ISO 8601 text
+of any time in the bucket ('2015-02-24T11' is that hour, '2015-02' that month), so keys
+sort in time order and SQL buckets times that SQLite stores as ISO text by cutting them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sentiment.core.clock import as_utc
 
@@ -22,7 +23,7 @@ KEY_LENGTH: dict[Width, int] = {"minute": 16, "hour": 13, "day": 10, "month": 7}
 # What a key is completed with to read as a time: its bucket's start.
 _KEY_START = "0001-01-01T00:00"
 # The fields below each width, set to their first value to floor a moment to its bucket.
-_FLOOR: dict[Width, dict[str, int]] = {
+_FLOOR: dict[Width, dict[str, Any]] = {  # keyword arguments of datetime.replace
     "minute": {"second": 0, "microsecond": 0},
     "hour": {"minute": 0, "second": 0, "microsecond": 0},
     "day": {"hour": 0, "minute": 0, "second": 0, "microsecond": 0},
@@ -66,8 +67,9 @@ def bucket_count(since: datetime, until: datetime, width: Width) -> int:
 def bucket_starts(
     since: datetime, until: datetime, width: Width, *, until_included: bool = False
 ) -> list[datetime]:
-    """Starts of the buckets that overlap [since, until), or [since, until] when `until_included`: the first may
-    begin before `since`. The end is never stepped past, so a range may end at the last moment a datetime holds."""
+    """Starts of the buckets that overlap [since, until), or [since, until]
+    when `until_included`: the first may begin before `since`. The end is never
+    stepped past, so a range may end at the last moment a datetime holds."""
     start = floor_to(since, width)
     count = bucket_count(since, until, width)
     if until_included and floor_to(until, width) == as_utc(until) and as_utc(until) >= as_utc(since):
@@ -86,6 +88,6 @@ def bucket_key(moment: datetime, width: Width) -> str:
 
 
 def key_start(key: str) -> datetime:
-    """The start of the bucket a key names: '2015-02-24T11', '2015-02-24', '2015-02'; a space may stand for the
-    'T' (SQLite's text) and a whole time reads as itself."""
+    """The start of the bucket a key names: '2015-02-24T11', '2015-02-24', '2015-02'; a space may stand for
+    the 'T' (SQLite's text) and a whole time reads as itself."""
     return as_utc(datetime.fromisoformat(key + _KEY_START[len(key) :]))

@@ -79,7 +79,8 @@ class ModelLoadError(SentimentError):
 
 
 class NotReady(SentimentError):
-    """The process serves, but should not get traffic yet (default model not loaded, database not answering)."""
+    """The process serves, but should not get traffic yet
+    (default model not loaded, database not answering)."""
 
 
 class Conflict(SentimentError):

@@ -1,9 +1,9 @@
 """Scoring a model against gold labels: reading the gold column's values as labels, and the metrics.
 
-The metrics follow scikit-learn's conventions so figures compare with published ones: per-class precision, recall
-and F1 over the classes that occur in the gold labels or the predictions; a ratio with nothing to divide by
-(precision of a class never predicted, recall of a class never in the gold labels) counts as 0 in the macro
-averages, and is reported as undefined (None) per class.
+The metrics follow scikit-learn's conventions so figures compare with published ones: per-class
+precision, recall and F1 over the classes that occur in the gold labels or the predictions; a ratio with
+nothing to divide by (precision of a class never predicted, recall of a class never in the gold labels)
+counts as 0 in the macro averages, and is reported as undefined (None) per class.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ _WORDS: dict[str, Label] = {
     "pos": "positive",
     "+": "positive",
 }
-# Numeric codings used by public corpora, recognised only when the column's set of values is exactly one of them:
-# {0, 1} is SST-2's negative/positive, {0, 1, 2} TweetEval's, {-1, 0, 1} a signed scale, {0, 2, 4} Sentiment140's.
+# Numeric codings used by public corpora, recognised only when the column's set of values is exactly one of
+# them: {0, 1} is SST-2's negative/positive, {0, 1, 2} TweetEval's, {-1, 0, 1} a signed scale, {0, 2, 4}
+# Sentiment140's.
 _NUMERIC: tuple[dict[str, Label], ...] = (
     {"0": "negative", "1": "positive"},
     {"0": "negative", "1": "neutral", "2": "positive"},
@@ -39,7 +40,8 @@ _NUMERIC: tuple[dict[str, Label], ...] = (
 
 
 class GoldLabels(msgspec.Struct, frozen=True):
-    """How a gold column's values read as labels; `ignored` values (not sentiment labels) are left out of metrics."""
+    """How a gold column's values read as labels; `ignored` values (not sentiment labels) are left out of the
+    metrics."""
 
     mapping: dict[str, Label]
     ignored: tuple[str, ...] = ()
@@ -53,7 +55,8 @@ class UnreadableGold(ValueError):
 
 
 def read_gold_values(values: Iterable[str]) -> GoldLabels:
-    """Decide from every distinct value of a gold column how to read it (case and surrounding space ignored)."""
+    """Decide from every distinct value of a gold column how to read it (case and surrounding space
+    ignored)."""
     distinct = sorted({value.strip().lower() for value in values} - {""})
     if not distinct:
         raise UnreadableGold("the gold column is empty")
@@ -141,17 +144,14 @@ def metrics(confusion: Confusion | Sequence[Sequence[int]]) -> Metrics:
 
 def missing_classes_note(model: str, model_labels: Sequence[str], confusion: Confusion) -> str | None:
     """Say so when gold rows belong to a class the model cannot answer (a binary model on 3-class gold)."""
-    missing = [
-        (label, sum(confusion.counts[_INDEX[label]]))
-        for label in LABELS
-        if label not in model_labels and sum(confusion.counts[_INDEX[label]])
-    ]
+    gold_rows = {label: sum(confusion.counts[_INDEX[label]]) for label in LABELS}
+    missing = [(label, rows) for label, rows in gold_rows.items() if label not in model_labels and rows]
     if not missing or not model_labels:
         return None
     rows = ", ".join(f"{count:,} {label}" for label, count in missing)
     return (
-        f"{model} answers only {'/'.join(model_labels)}: the gold rows of other classes ({rows}) can never be "
-        "right, and they count as wrong in every figure."
+        f"{model} answers only {'/'.join(model_labels)}: the gold rows of other classes ({rows}) "
+        "can never be right, and they count as wrong in every figure."
     )
 
 

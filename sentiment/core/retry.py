@@ -44,10 +44,11 @@ async def retry(
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Await `call()` until it returns, waiting `backoff` after each error of a `retry_on` type; any other error
-    goes straight to the caller. Gives up, raising the last error, after `attempts` attempts or on a failure more
-    than `give_up_after_s` seconds after the first attempt began (neither given: never). `on_failure(error,
-    failures)` sees every retried-type failure, the last one included, before the wait or the giving up."""
+    """Await `call()` until it returns, waiting `backoff` after each error of a `retry_on`
+    type; any other error goes straight to the caller. Gives up, raising the last error,
+    after `attempts` attempts or on a failure more than `give_up_after_s` seconds after the
+    first attempt began (neither given: never). `on_failure(error, failures)` sees every
+    retried-type failure, the last one included, before the wait or the giving up."""
     deadline = clock() + give_up_after_s if give_up_after_s is not None else None
     failures = 0
     while True:

@@ -13,7 +13,8 @@ log = structlog.get_logger(__name__)
 
 
 async def wait_until(condition: asyncio.Condition, done: Callable[[], bool], timeout_s: float | None) -> bool:
-    """Wait until `done()` holds, checked whenever `condition` is notified; False when `timeout_s` passed first."""
+    """Wait until `done()` holds, checked whenever `condition`
+    is notified; False when `timeout_s` passed first."""
     try:
         async with asyncio.timeout(timeout_s), condition:
             await condition.wait_for(done)
@@ -40,10 +41,10 @@ async def poll_until(
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout_s: float = 10.0) -> None:
-    """Cancel the tasks and wait until they have unwound: a task cancelled mid-query gives its database connection
-    back as it unwinds, and an engine disposed before then leaves that connection (and, with aiosqlite, its
-    non-daemon thread, which keeps the process from exiting) open. A task still running after `timeout_s` is
-    logged and left, so that shutdown itself never hangs."""
+    """Cancel the tasks and wait until they have unwound: a task cancelled mid-query gives its database
+    connection back as it unwinds, and an engine disposed before then leaves that connection (and, with
+    aiosqlite, its non-daemon thread, which keeps the process from exiting) open. A task still running after
+    `timeout_s` is logged and left, so that shutdown itself never hangs."""
     if not tasks:
         return
     for task in tasks:

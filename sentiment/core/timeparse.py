@@ -1,8 +1,9 @@
 """Times in data-set columns: the common formats, one detected per column from a sample, read as UTC.
 
-A column holds one format (a spreadsheet export, an API dump), so the format is chosen once from a sample and every
-value is then read with it: that settles day-first against month-first once for the whole column (`05-02-2015`
-means the same thing on every row) and keeps reading fast. Values without an offset are taken as UTC.
+A column holds one format (a spreadsheet export, an API dump), so the format is chosen
+once from a sample and every value is then read with it: that settles day-first
+against month-first once for the whole column (`05-02-2015` means the same thing on
+every row) and keeps reading fast. Values without an offset are taken as UTC.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ _SPECIAL: dict[str, Parse] = {
     "RFC 2822": _rfc2822,
 }
 
-# In order of preference: where a sample fits two formats equally well (every day <= 12), the earlier one wins.
-# Dashes and dots are day-first (European exports, and airline_tweets.csv's `24-02-2015 11:35`); slashes are
-# month-first, as US spreadsheets write them, unless a day over 12 shows otherwise.
+# In order of preference: where a sample fits two formats equally well (every day <= 12), the earlier one
+# wins. Dashes and dots are day-first (European exports, and airline_tweets.csv's `24-02-2015 11:35`); slashes
+# are month-first, as US spreadsheets write them, unless a day over 12 shows otherwise.
 FORMATS: tuple[TimeFormat, ...] = (
     TimeFormat("ISO 8601"),
     TimeFormat("DD-MM-YYYY HH:MM", "%d-%m-%Y %H:%M"),

@@ -1,4 +1,5 @@
-"""Batching policy as plain logic: which queued texts form the next model call, and whether to wait for more."""
+"""Batching policy as plain logic: which queued texts form
+the next model call, and whether to wait for more."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ class BatchPolicy(msgspec.Struct, frozen=True):
 
 
 def estimate_tokens(text: str, policy: BatchPolicy) -> int:
-    """A cheap upper-bound-ish token count (no tokenizer on the event loop), capped at the model's truncation."""
+    """A cheap upper-bound-ish token count (no tokenizer on
+    the event loop), capped at the model's truncation."""
     return min(len(text) // CHARS_PER_TOKEN + 2, policy.max_tokens_per_text)
 
 
@@ -45,8 +47,9 @@ def batch_length(queued_tokens: Iterable[int], policy: BatchPolicy) -> int:
 
 
 def plan_micro_batches(tokens: Sequence[int], policy: BatchPolicy) -> list[list[int]]:
-    """Split one call's texts (by index) into forward passes: sorted by length, each pass padded to its longest
-    and kept within the micro-batch size and padded-token budget. A text too long for the budget runs alone."""
+    """Split one call's texts (by index) into forward passes: sorted by length,
+    each pass padded to its longest and kept within the micro-batch size and
+    padded-token budget. A text too long for the budget runs alone."""
     order = sorted(range(len(tokens)), key=tokens.__getitem__)
     passes: list[list[int]] = []
     current: list[int] = []
@@ -67,8 +70,8 @@ def plan_micro_batches(tokens: Sequence[int], policy: BatchPolicy) -> list[list[
 def should_wait(queued: int, last_batch_size: int, waited_s: float, policy: BatchPolicy) -> bool:
     """Hold a small batch back briefly only when recent traffic filled bigger ones.
 
-    A lone sequential caller (last batch of one) is never delayed; under concurrent load, the clients answered by
-    the previous batch are about to send again, and a few milliseconds gathers them into one forward pass.
+    A lone sequential caller (last batch of one) is never delayed; under concurrent load, the clients answered
+    by the previous batch are about to send again, and a few milliseconds gathers them into one forward pass.
     """
     target = min(last_batch_size, policy.max_batch_size)
     return queued < target and waited_s < policy.max_wait_s

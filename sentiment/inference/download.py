@@ -261,7 +261,7 @@ def _fetch(repo_id: str, filename: str, endpoint: str, cache_dir: str | None, tr
             revision=REVISION,
             endpoint=endpoint,
             cache_dir=cache_dir,
-            tqdm_class=tracker.bar_class(filename),  # type: ignore[arg-type]  # duck-typed, as the docs allow
+            tqdm_class=tracker.bar_class(filename),  # duck-typed, as the docs allow
         )
     except (RepositoryNotFoundError, RemoteEntryNotFoundError, RevisionNotFoundError) as error:
         raise DownloadFailed(f"{repo_id} on {endpoint}: {filename} cannot be downloaded ({error})") from error

@@ -1,4 +1,5 @@
-"""Map a model's own class names (`LABEL_0`, `POSITIVE`, `4 stars`...) onto negative/neutral/positive, once, at load."""
+"""Map a model's own class names (`LABEL_0`, `POSITIVE`, `4 stars`...) onto negative/neutral/positive,
+once, at load."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Process memory: what loading a model takes (RssAnon), the peak (VmHWM), and handing freed memory back to the OS
-on unload."""
+"""Process memory: what loading a model takes (RssAnon), the peak
+(VmHWM), and handing freed memory back to the OS on unload."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A sequence-classification model exported once to ONNX (optionally int8-quantised) and run by ONNX Runtime."""
+"""A sequence-classification model exported once to ONNX
+(optionally int8-quantised) and run by ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -26,13 +27,15 @@ def export_folder(source: str, quantize: bool, cache_dir: Path) -> Path:
 
     config = Path(source) / "config.json"
     stamp = f"{config.stat().st_mtime_ns}-{config.stat().st_size}" if config.exists() else "hub"
-    key = f"{Path(source).resolve() if Path(source).exists() else source}|{stamp}|{torch.__version__}|{onnxruntime.__version__}"
+    origin = Path(source).resolve() if Path(source).exists() else source
+    key = f"{origin}|{stamp}|{torch.__version__}|{onnxruntime.__version__}"
     name = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir / f"{name}-{'int8' if quantize else 'fp32'}"
 
 
 def export(source: str, folder: Path) -> None:
-    """torch's recommended (dynamo) exporter, with dynamic batch and sequence axes; `model.onnx` in `folder`."""
+    """torch's recommended (dynamo) exporter, with dynamic
+    batch and sequence axes; `model.onnx` in `folder`."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -43,13 +46,13 @@ def export(source: str, folder: Path) -> None:
     sample = tokenizer(
         ["a short example", "another, slightly longer example sentence"], padding=True, return_tensors="pt"
     )
-    # Positional inputs must follow forward()'s own order (input_ids, attention_mask, token_type_ids for BERT),
-    # not the tokenizer's: a mix-up exports a model that silently reads the mask as token types.
+    # Positional inputs must follow forward()'s own order (input_ids, attention_mask, token_type_ids for
+    # BERT), not the tokenizer's: a mix-up exports a model that silently reads the mask as token types.
     names = [name for name in inspect.signature(model.forward).parameters if name in sample]
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_SEQUENCE_LENGTH)
     with warnings.catch_warnings():
-        # torch 2.13's exporter trips a FutureWarning of its own (LeafSpec) inside run_decompositions, and says
-        # that inputs sharing the same Dim objects keep one axis name: neither is about this code.
+        # torch 2.13's exporter trips a FutureWarning of its own (LeafSpec) inside run_decompositions, and
+        # says that inputs sharing the same Dim objects keep one axis name: neither is about this code.
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
         warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name.*will not be used.*")
         program = torch.onnx.export(
@@ -68,7 +71,8 @@ def export(source: str, folder: Path) -> None:
 
 
 def quantize(folder: Path) -> None:
-    """int8 weights per channel (signed: much faster than unsigned on AVX-512 VNNI), activations per tensor."""
+    """int8 weights per channel (signed: much faster than
+    unsigned on AVX-512 VNNI), activations per tensor."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(

@@ -59,7 +59,8 @@ def checked(
 
 
 def resolve_device(device: str) -> str:
-    """`auto` is the GPU when torch sees one, else the CPU; asking for `cuda` without one is refused clearly."""
+    """`auto` is the GPU when torch sees one, else the CPU;
+    asking for `cuda` without one is refused clearly."""
     import torch
 
     available = torch.cuda.is_available()
@@ -76,8 +77,8 @@ def build(
     make_fast: Callable[[str, ExecutionPath], Backend] | None = None,
     device: str = "cpu",
 ) -> Backend:
-    """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its check.
-    On a GPU the model runs in half precision and the CPU paths do not apply."""
+    """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its
+    check. On a GPU the model runs in half precision and the CPU paths do not apply."""
     from sentiment.inference.transformers_backend import TransformersBackend
 
     if resolve_device(device) == "cuda":

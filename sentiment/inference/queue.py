@@ -1,4 +1,5 @@
-"""Per-model batching queue: concurrent requests wait together and run as batches on the model's worker thread.
+"""Per-model batching queue: concurrent requests wait
+together and run as batches on the model's worker thread.
 
 The event loop only queues and awaits; the forward pass runs on one dedicated thread per model. The moment the
 model is free the worker forms the next batch from the head of the queue (size and token budget from the

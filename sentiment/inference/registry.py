@@ -147,7 +147,8 @@ class ModelEntry:
         self.fault = fault
 
     def apply_fault(self) -> None:
-        """Runs on the model's worker thread before each call, so an injected hang occupies it like a real one."""
+        """Runs on the model's worker thread before each call,
+        so an injected hang occupies it like a real one."""
         if self.fault is not None:
             self.fault.apply()
 
@@ -187,7 +188,8 @@ class ModelRegistry:
             raise UnknownModel(key, self.keys) from None
 
     def select(self, key: str | None) -> ModelEntry:
-        """The entry that should answer for `key` (default when None); refuses a model nobody asked to serve."""
+        """The entry that should answer for `key` (default
+        when None); refuses a model nobody asked to serve."""
         entry = self.entry(key or self.default_key)
         if not entry.loaded and not entry.loading and not entry.wanted:
             raise ModelNotLoaded(entry.key)
@@ -210,7 +212,8 @@ class ModelRegistry:
         return entry
 
     def set_download(self, key: str, state: DownloadState) -> None:
-        """Record a download's progress; call on the event loop (downloads report from their thread through it)."""
+        """Record a download's progress; call on the event loop
+        (downloads report from their thread through it)."""
         self.entry(key).download = state
 
     def make_default(self, key: str) -> None:

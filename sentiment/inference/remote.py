@@ -1,5 +1,6 @@
 """A model served by a remote inference server, spoken to in text-embeddings-inference's protocol:
-`POST {url}/predict {"inputs": [...]}` answers `[[{"label": ..., "score": ...}, ...], ...]`, one list per input."""
+`POST {url}/predict {"inputs": [...]}` answers `[[{"label": ..., "score": ...}, ...], ...]`, one list per
+input."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class RemoteBackend(BaseBackend):
     def _call(self, texts: Sequence[str]) -> list[list[LabelScore]]:
         response = self._client.post("/predict", json={"inputs": list(texts)})
         response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()
 
     def close(self) -> None:
         self._client.close()

@@ -23,7 +23,8 @@ class TransformersBackend(BaseBackend):
     def __init__(
         self, source: str, threads: int | None = None, int8: bool = False, device: str = "cpu"
     ) -> None:
-        """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate step)."""
+        """Load from a local folder or the local hub cache;
+        never reaches a hub (downloads are a separate step)."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
@@ -34,7 +35,8 @@ class TransformersBackend(BaseBackend):
         except OSError as error:
             raise ModelLoadError(
                 f"cannot load {source!r}: not a model folder and not in the local hub cache "
-                f"({str(error).splitlines()[0]}); download it first or point SENTIMENT_MODELS at a local folder"
+                f"({str(error).splitlines()[0]}); "
+                "download it first or point SENTIMENT_MODELS at a local folder"
             ) from error
         try:
             self.labels: tuple[Label, ...] = map_labels(self._model.config.id2label)

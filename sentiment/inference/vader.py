@@ -13,7 +13,8 @@ POSITIVE_THRESHOLD = 0.05
 
 
 def scored_from_vader(polarity: dict[str, float]) -> Scored:
-    """Label from the compound score; confidence |compound| for a polar label, 1 - 20|compound| for neutral."""
+    """Label from the compound score; confidence |compound|
+    for a polar label, 1 - 20|compound| for neutral."""
     compound = polarity["compound"]
     label: Label
     if compound >= POSITIVE_THRESHOLD:

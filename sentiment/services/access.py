@@ -1,4 +1,5 @@
-"""Who may change the service: the admin token, compared in constant time, and what a logged-in session keeps."""
+"""Who may change the service: the admin token, compared
+in constant time, and what a logged-in session keeps."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class AccessService:
         return self._token is not None and hmac.compare_digest(supplied.encode(), self._token.encode())
 
     def session_mark(self) -> str:
-        """What a logged-in session remembers instead of the token: changing the token logs every session out."""
+        """What a logged-in session remembers instead of the
+        token: changing the token logs every session out."""
         if self._token is None:
             raise ValueError("no admin token is configured")
         return hashlib.sha256(b"sentiment-admin:" + self._token.encode()).hexdigest()

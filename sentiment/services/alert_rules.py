@@ -51,7 +51,8 @@ def evaluate(
         slow = Condition(
             "slow_inference",
             "warning",
-            f"p95 latency {totals.latency_p95_ms:.0f} ms in {window} (threshold {rules.latency_p95_ms:.0f} ms)",
+            f"p95 latency {totals.latency_p95_ms:.0f} ms in {window} "
+            f"(threshold {rules.latency_p95_ms:.0f} ms)",
         )
     database = None
     if database_error is not None:

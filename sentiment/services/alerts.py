@@ -1,5 +1,6 @@
 """Alerts: raised and resolved in order on a background task, stored keyed in the shared database. A change
-that cannot be stored (the database is down) waits and is stored when it returns, with the time it happened."""
+that cannot be stored (the database is down) waits and
+is stored when it returns, with the time it happened."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ class AlertChange(msgspec.Struct, frozen=True):
 
 
 class AlertService:
-    """Sync code (the breaker's transition hook, the rule monitor) posts changes; one task applies them in order.
+    """Sync code (the breaker's transition hook, the rule
+    monitor) posts changes; one task applies them in order.
 
     Order matters: a breaker that opens and closes quickly must end with its alert resolved, not raised.
     A database error is logged and the change retried, never raised into the code that noticed the condition.

@@ -1,7 +1,8 @@
 """What /analytics reports: totals, distribution, model usage, latency, breaker activations and a time series.
 
 Whole UTC hours are read from the hourly rollups, the partial hours at either edge from the raw rows, and the
-figures are made from those aggregates (sentiment.core.analytics_math); no prediction row is loaded into Python.
+figures are made from those aggregates (sentiment.core.analytics_math);
+no prediction row is loaded into Python.
 """
 
 from __future__ import annotations

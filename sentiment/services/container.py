@@ -22,8 +22,8 @@ from sentiment.storage.writer import PredictionWriter
 
 @dataclass(frozen=True)
 class Services:
-    """One field per service the web layer may ask for. `engine`, `registry` and `writer` are kept for tests that
-    look inside the running app; no handler receives them."""
+    """One field per service the web layer may ask for. `engine`, `registry` and `writer` are kept for tests
+    that look inside the running app; no handler receives them."""
 
     access: AccessService
     predictions: PredictionService

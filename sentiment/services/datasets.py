@@ -1,9 +1,9 @@
 """Data sets: an uploaded CSV kept on disk, scored by a background job through the model's batching queue.
 
-upload (streamed to the data folder, header checked) -> start (columns and model checked on a first look at the
-rows) -> the job: count the rows -> read chunks -> score each, sorted by length (and by VADER too when there is a
-gold column) -> store the chunk's predictions, its counts by label, time and group, and the progress in one
-transaction -> append the scored rows to the export file, in input order.
+upload (streamed to the data folder, header checked) -> start (columns and model checked on a first look at
+the rows) -> the job: count the rows -> read chunks -> score each, sorted by length (and by VADER too when
+there is a gold column) -> store the chunk's predictions, its counts by label, time and group, and the
+progress in one transaction -> append the scored rows to the export file, in input order.
 
 Every row is accounted for: a row that cannot be scored (not UTF-8, wrong number of fields, empty text) is
 counted, listed with its line number and skipped; a row whose time cannot be read is scored and listed, and
@@ -475,7 +475,8 @@ class DatasetService:
 
     async def _score(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry, gold: GoldLabels | None) -> None:
         scorer = ChunkScorer(entry)
-        # With gold labels VADER scores the rows too, for its metrics side by side (not stored as predictions).
+        # With gold labels VADER scores the rows too, for its
+        # metrics side by side (not stored as predictions).
         compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
         confusion = {entry.key: Confusion()} | ({VADER_KEY: Confusion()} if compare else {})
         state = _JobState()
@@ -592,7 +593,8 @@ class DatasetService:
 
 
 class _JobState:
-    """A running job's tallies: rows, problems (the first ones kept, all counted), rows left out of figures."""
+    """A running job's tallies: rows, problems (the first
+    ones kept, all counted), rows left out of figures."""
 
     def __init__(self) -> None:
         self.rows_done = 0
@@ -619,7 +621,8 @@ class _JobState:
         confusion: dict[str, Confusion],
         model: str,
     ) -> Counter[CountKey]:
-        """The chunk's counts by label, time and group, and its gold pairs; its problems recorded in line order."""
+        """The chunk's counts by label, time and group, and its
+        gold pairs; its problems recorded in line order."""
         problems: list[Problem] = list(chunk.problems)
         self.rows_skipped += len(chunk.problems)
         self.rows_scored += len(chunk.rows)

@@ -1,4 +1,5 @@
-"""The failsafe: one circuit breaker per model, and what each breaker transition sets off (log, counter, alert)."""
+"""The failsafe: one circuit breaker per model, and what
+each breaker transition sets off (log, counter, alert)."""
 
 from __future__ import annotations
 
@@ -96,7 +97,10 @@ class Failsafe:
         BREAKER_TRANSITIONS.labels(model=transition.name, state=transition.current.value).inc()
         key = f"breaker_open:{transition.name}"
         if transition.current is BreakerState.OPEN:
-            message = f"circuit breaker for {transition.name} opened; VADER answers its requests ({transition.reason})"
+            message = (
+                f"circuit breaker for {transition.name} opened; "
+                f"VADER answers its requests ({transition.reason})"
+            )
             self._alerts.post_raise(key, "breaker_open", "critical", message)
         elif transition.current is BreakerState.CLOSED:
             self._alerts.post_resolve(key)

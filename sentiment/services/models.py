@@ -87,8 +87,8 @@ class ModelService:
         self._clock = clock
         self._tasks: set[asyncio.Task[object]] = set()
         self._pending_default: str | None = None
-        # When the choices this process acts on were made: shared choices no newer than that are already applied
-        # (or superseded by a local change that is being saved), so the follower leaves them alone.
+        # When the choices this process acts on were made: shared choices no newer than that are already
+        # applied (or superseded by a local change that is being saved), so the follower leaves them alone.
         self._choices_at: datetime | None = None
 
     # -- what operators see -------------------------------------------------------------------------------

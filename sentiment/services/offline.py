@@ -1,5 +1,6 @@
-"""Scoring and evaluating files without a server (`sentiment score`, `sentiment eval`): the same registry, batching
-queue and chunked, length-sorted scoring the service uses, reading and writing the files as streams."""
+"""Scoring and evaluating files without a server (`sentiment score`, `sentiment eval`): the same registry,
+batching queue and chunked, length-sorted scoring the service uses, reading and writing the files as
+streams."""
 
 from __future__ import annotations
 
@@ -210,6 +211,7 @@ async def evaluate_file(
 
 def summary_line(summary: ScoreSummary, target: Path) -> str:
     return (
-        f"scored {summary.scored:,} of {summary.rows:,} rows ({summary.skipped:,} skipped) with {summary.model} in "
-        f"{summary.seconds:.1f} s: {summary.rate:,.0f} rows/s; peak memory {summary.peak_rss_mb:,.0f} MB -> {target}"
+        f"scored {summary.scored:,} of {summary.rows:,} rows ({summary.skipped:,} skipped) "
+        f"with {summary.model} in {summary.seconds:.1f} s: {summary.rate:,.0f} rows/s; "
+        f"peak memory {summary.peak_rss_mb:,.0f} MB -> {target}"
     )

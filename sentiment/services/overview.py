@@ -1,4 +1,5 @@
-"""What the overview page shows: the analytics of a range beside the live state of models, breakers and alerts."""
+"""What the overview page shows: the analytics of a range
+beside the live state of models, breakers and alerts."""
 
 from __future__ import annotations
 

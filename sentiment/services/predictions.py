@@ -1,4 +1,5 @@
-"""Predicting: pick the model -> cache -> its breaker -> its batching queue (or VADER) -> predictions -> the writer."""
+"""Predicting: pick the model -> cache -> its breaker -> its
+batching queue (or VADER) -> predictions -> the writer."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ class _Answer(msgspec.Struct, frozen=True):
 
 
 class PredictionService:
-    """pick the model -> cache -> its breaker -> its batching queue (or VADER) -> predictions -> the writer."""
+    """pick the model -> cache -> its breaker -> its batching
+    queue (or VADER) -> predictions -> the writer."""
 
     def __init__(
         self,

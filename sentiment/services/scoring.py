@@ -50,7 +50,8 @@ class ScoringFailed(SentimentError):
 
 
 class ChunkScorer:
-    """Scores chunks of texts with one model's queue, in input order; retries a failed call before giving up."""
+    """Scores chunks of texts with one model's queue, in input order; retries a failed call before giving
+    up."""
 
     def __init__(self, entry: ModelEntry, attempts: int = CALL_ATTEMPTS, retry_delay_s: float = 0.5) -> None:
         self.entry = entry
@@ -71,7 +72,7 @@ class ChunkScorer:
             async with gate:
                 return await self._call([ordered[k] for k in part])
 
-        parts = slices(range(len(ordered)), self.slice_size)  # type: ignore[arg-type]
+        parts = slices(range(len(ordered)), self.slice_size)
         results = await asyncio.gather(*(run(part) for part in parts))
         return restore_order(order, [scored for part in results for scored in part])
 

@@ -1,10 +1,10 @@
-"""Tables on disk (CSV, TSV) read and written as streams: one row at a time, so a file far larger than memory is
-fine. A row that cannot be used is reported with its line number and skipped; a file that cannot be read as a
-table at all raises `TableError` with a message that names the problem.
+"""Tables on disk (CSV, TSV) read and written as streams: one row at a time, so a file far larger than memory
+is fine. A row that cannot be used is reported with its line number and skipped; a file that cannot be read as
+a table at all raises `TableError` with a message that names the problem.
 
-TSV files have no quoting (texts contain `"`): a line is split at its last tabs, so a text column that comes first
-keeps any tab of its own. CSV files follow RFC 4180 quoting; the delimiter (`,` `;` tab `|`) is read off the
-header line.
+TSV files have no quoting (texts contain `"`): a line is split at its last tabs,
+so a text column that comes first keeps any tab of its own. CSV files follow RFC
+4180 quoting; the delimiter (`,` `;` tab `|`) is read off the header line.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def _open_text(path: str | Path, newline: str = "") -> IO[str]:
 
 
 def _checked(line: int, values: list[str], width: int) -> Row | Problem:
-    """The row, or what makes it unusable: a field count other than the header's, or a field that is not UTF-8."""
+    """The row, or what makes it unusable: a field count
+    other than the header's, or a field that is not UTF-8."""
     if len(values) != width:
         return Problem(line, f"{len(values)} fields where the header has {width}")
     for index, value in enumerate(values):
@@ -200,8 +201,8 @@ def inspect_rows(
                 found.gold_values.add(item.values[gold_index].strip().lower())
                 if len(found.gold_values) > MAX_GOLD_VALUES:
                     raise TableError(
-                        f"the gold column {table.columns[gold_index]!r} has more than {MAX_GOLD_VALUES} different "
-                        "values: it does not look like a column of labels"
+                        f"the gold column {table.columns[gold_index]!r} has more than {MAX_GOLD_VALUES} "
+                        "different values: it does not look like a column of labels"
                     )
         if limit is not None and found.rows >= limit:
             break
@@ -235,7 +236,8 @@ class ScoredWriter:
 
 
 def _unique(name: str, taken: set[str]) -> str:
-    """An added column never shadows an input column: `label` becomes `predicted_label` when the input has one."""
+    """An added column never shadows an input column: `label`
+    becomes `predicted_label` when the input has one."""
     candidate = name
     while candidate in taken:
         candidate = f"predicted_{candidate}"

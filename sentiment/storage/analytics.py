@@ -1,20 +1,22 @@
 """Analytics SQL: hourly rollups kept on write, aggregates over rollups or raw rows; no row goes to Python.
 
 Buckets are UTC and computed in SQL by dialect: `date_trunc` on Postgres; on SQLite, which keeps times as text
-'YYYY-MM-DD HH:MM:SS.ffffff' (always UTC here), a prefix of that text (a bucket key of sentiment.core.buckets).
+'YYYY-MM-DD HH:MM:SS.ffffff' (always UTC here), a prefix of that text (a bucket key of
+sentiment.core.buckets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import (
     ColumnElement,
     Result,
     Select,
+    SQLColumnExpression,
     case,
     delete,
     func,
@@ -40,10 +42,13 @@ from sentiment.storage.dialects import insert_for, is_postgres
 from sentiment.storage.tables import NO_DATASET, AlertRow, PredictionRollupRow, PredictionRow
 
 Range = tuple[datetime, datetime]
+Rows = Result[*tuple[Any, ...]]
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
 
 _ROLLUP_KEY = ("hour", "model_used", "sentiment", "fallback_used", "dataset_key")
 _ROLLUP_SUMS = ("predictions", "latency_sum_ms", *LATENCY_COLUMNS)
-# sentiment.services.failsafe raises one alert of this kind, keyed "breaker_open:<model>", each time a breaker opens.
+# sentiment.services.failsafe raises one alert of this kind, keyed "breaker_open:<model>",
+# each time a breaker opens.
 BREAKER_ALERT_KIND = "breaker_open"
 
 
@@ -171,7 +176,7 @@ class AnalyticsRepository:
             query = query.where(AlertRow.key == f"{BREAKER_ALERT_KIND}:{model}")
         return int(await self._connection.scalar(query) or 0)
 
-    def _bucket_start(self, column: ColumnElement[datetime], bucket: Bucket) -> ColumnElement[object]:
+    def _bucket_start(self, column: SQLColumnExpression[datetime], bucket: Bucket) -> ColumnElement[Any]:
         # Literal SQL, not bound parameters: Postgres only matches a GROUP BY expression to the selected one
         # when both are the same text, and two parameters ($1, $3) are not.
         if is_postgres(self._connection):
@@ -181,7 +186,7 @@ class AnalyticsRepository:
         return func.substr(column, 1, KEY_LENGTH[bucket])
 
     @staticmethod
-    def _filter_rows(query: Select[Any], model: str | None, dataset: UUID | None) -> Select[Any]:
+    def _filter_rows(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
         if model is not None:
             query = query.where(PredictionRow.model_used == model)
         if dataset is not None:
@@ -189,7 +194,7 @@ class AnalyticsRepository:
         return query
 
     @staticmethod
-    def _filter_rollups(query: Select[Any], model: str | None, dataset: UUID | None) -> Select[Any]:
+    def _filter_rollups(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
         if model is not None:
             query = query.where(PredictionRollupRow.model_used == model)
         if dataset is not None:
@@ -202,7 +207,7 @@ def _during(span: Range) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     return PredictionRow.created_at >= as_utc(span[0]), PredictionRow.created_at < as_utc(span[1])
 
 
-def _raw_sums() -> list[ColumnElement[object]]:
+def _raw_sums() -> list[ColumnElement[Any]]:
     """count, latency sum and cumulative histogram of raw rows: the columns a rollup row holds."""
     latency = PredictionRow.processing_time_ms
     return [
@@ -212,22 +217,23 @@ def _raw_sums() -> list[ColumnElement[object]]:
     ]
 
 
-def _hour_start(connection: AsyncConnection, column: ColumnElement[datetime]) -> ColumnElement[object]:
+def _hour_start(connection: AsyncConnection, column: SQLColumnExpression[datetime]) -> ColumnElement[Any]:
     """A time's UTC hour, stored exactly as a rollup's `hour` is."""
     if is_postgres(connection):
-        utc = literal_column("'UTC'")
+        utc: ColumnElement[str] = literal_column("'UTC'")
         return func.timezone(utc, func.date_trunc(literal_column("'hour'"), func.timezone(utc, column)))
     return func.substr(column, 1, KEY_LENGTH["hour"]).concat(literal_column("':00:00.000000'"))
 
 
 def _as_datetime(value: object) -> datetime:
-    """A time or bucket start from either dialect: a datetime (Postgres), or UTC text or a bucket key (SQLite)."""
+    """A time or bucket start from either dialect: a datetime (Postgres), or UTC text or a bucket key
+    (SQLite)."""
     if isinstance(value, datetime):
         return as_utc(value)
     return key_start(str(value))
 
 
-def _slices(rows: Result[Any]) -> list[Slice]:
+def _slices(rows: Rows) -> list[Slice]:
     return [
         Slice(
             model, label, bool(fallback), int(count), float(latency or 0.0), tuple(int(n) for n in histogram)
@@ -236,5 +242,5 @@ def _slices(rows: Result[Any]) -> list[Slice]:
     ]
 
 
-def _series(rows: Result[Any]) -> list[SeriesCount]:
+def _series(rows: Rows) -> list[SeriesCount]:
     return [SeriesCount(_as_datetime(start), label, int(count)) for start, label, count in rows]

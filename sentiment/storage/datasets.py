@@ -1,4 +1,5 @@
-"""Data sets and their per-label counts: the rows of `datasets` and `dataset_counts`, read and written in batches."""
+"""Data sets and their per-label counts: the rows of `datasets`
+and `dataset_counts`, read and written in batches."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class DatasetRepository:
             index_elements=["dataset_id", "dimension", "key", "sentiment"],
             set_={"count": DatasetCountRow.count + statement.excluded["count"]},
         )
-        # Sorted: concurrent writers would lock rows in one order (one job writes a data set, but cheap to keep).
+        # Sorted: concurrent writers would lock rows in one
+        # order (one job writes a data set, but cheap to keep).
         rows = [
             {
                 "dataset_id": dataset_id,
@@ -147,7 +149,8 @@ class DatasetRepository:
     async def group_counts(
         self, dataset_id: UUID, limit: int
     ) -> tuple[list[tuple[str, dict[str, int]]], int]:
-        """The `limit` largest groups with their counts per label, largest first, and how many groups there are."""
+        """The `limit` largest groups with their counts per
+        label, largest first, and how many groups there are."""
         in_groups = (DatasetCountRow.dataset_id == dataset_id, DatasetCountRow.dimension == "group")
         total = func.sum(DatasetCountRow.count)
         top = (

@@ -1,4 +1,5 @@
-"""Stored predictions as people browse them: search by text, filter by label, model and time, one page at a time."""
+"""Stored predictions as people browse them: search by text, filter by label, model and time, one page at a
+time."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.clock import as_utc
@@ -61,7 +62,7 @@ class HistoryRepository:
         self._connection = connection
 
     async def page(self, filters: HistoryFilters) -> HistoryPage:
-        conditions = []
+        conditions: list[ColumnElement[bool]] = []
         if filters.text:
             pattern = f"%{_escape_like(storable_text(filters.text))}%"
             conditions.append(PredictionRow.text.ilike(pattern, escape="\\"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import func, insert, select, update
@@ -18,8 +19,8 @@ from sentiment.storage.tables import AlertRow, ModelChoiceRow, PredictionRow
 
 
 def storable_text(text: str) -> str:
-    """Postgres text cannot hold NUL (one NUL would fail its whole batch for ever): it is kept as U+FFFD, on SQLite
-    too, so that both stores hold the same text. The hash and length stay those of the text as sent."""
+    """Postgres text cannot hold NUL (one NUL would fail its whole batch for ever): it is kept as U+FFFD, on
+    SQLite too, so that both stores hold the same text. The hash and length stay those of the text as sent."""
     return text.replace("\x00", "\ufffd")
 
 
@@ -136,7 +137,7 @@ class ModelChoiceRepository:
 
     async def get(self) -> ModelChoices:
         query = select(ModelChoiceRow.name, ModelChoiceRow.value, ModelChoiceRow.updated_at)
-        rows = {
+        rows: dict[str, tuple[Any, datetime | None]] = {
             name: (value, updated_at) for name, value, updated_at in await self._connection.execute(query)
         }
         if "default_model" not in rows:

@@ -1,4 +1,5 @@
-"""Write-behind storage of predictions: off the request path, in batches, and patient while the database is down."""
+"""Write-behind storage of predictions: off the request
+path, in batches, and patient while the database is down."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ class WriterSettings(msgspec.Struct, frozen=True):
 
 
 def refused_for_content(error: WriteError) -> bool:
-    """The database answered and refused the rows themselves (a constraint, a value it cannot hold): retrying the
-    same rows cannot help. Unreachable, restarting, locked or busy databases take the same rows later."""
+    """The database answered and refused the rows themselves (a constraint, a value it cannot hold): retrying
+    the same rows cannot help. Unreachable, restarting, locked or busy databases take the same rows later."""
     if isinstance(error, OSError | OperationalError | InterfaceError):
         return False
     return isinstance(error, DBAPIError) and not error.connection_invalidated
@@ -84,7 +85,8 @@ class PredictionWriter:
         self._wake.set()
 
     async def flush(self, timeout_s: float | None = None) -> bool:
-        """Wait until everything submitted so far is written (or dropped); False when the timeout passed first."""
+        """Wait until everything submitted so far is written
+        (or dropped); False when the timeout passed first."""
         target = self.submitted
         return await wait_until(self._progress, lambda: self.written + self.dropped >= target, timeout_s)
 
@@ -109,7 +111,8 @@ class PredictionWriter:
                     return
                 self._wake.clear()
                 await self._wake.wait()
-                # Let a batch gather instead of inserting each request's rows on their own; closing cuts it short.
+                # Let a batch gather instead of inserting each
+                # request's rows on their own; closing cuts it short.
                 with suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.flush_interval_s):
                         await self._closing.wait()
@@ -131,9 +134,9 @@ class PredictionWriter:
                 await asyncio.sleep(OUTAGE_BACKOFF.delay(self.failed_attempts))
 
     async def _write_alone(self, batch: list[Prediction]) -> int:
-        """After the database refused a batch for its content, write its rows one at a time and drop (and count)
-        only a row refused on its own, so that it cannot hold back the rows behind it. Returns how many rows from
-        the front of `batch` are settled: fewer when the database stops answering on the way."""
+        """After the database refused a batch for its content, write its rows one at a time and drop (and
+        count) only a row refused on its own, so that it cannot hold back the rows behind it. Returns how many
+        rows from the front of `batch` are settled: fewer when the database stops answering on the way."""
         for settled, prediction in enumerate(batch):
             error = await self._write([prediction])
             if error is None:

@@ -1,8 +1,8 @@
 """Data sets over HTTP: the JSON API (upload, progress, report, export) and the pages (upload form on Analyze,
 column picker, htmx progress bar, the data set's report).
 
-Uploads are parsed here as a stream (multipart/form-data): the file part goes straight to the data folder, chunk
-by chunk, so neither the request nor the file is ever held in memory and the upload limit
+Uploads are parsed here as a stream (multipart/form-data): the file part goes straight to the data folder,
+chunk by chunk, so neither the request nor the file is ever held in memory and the upload limit
 (SENTIMENT_MAX_UPLOAD_BYTES) is checked as bytes arrive.
 """
 
@@ -46,7 +46,7 @@ from sentiment.web.pages import context
 MAX_FIELD_BYTES = 4096
 DatasetId = Annotated[UUID, FromPath]
 
-# -- shapes -----------------------------------------------------------------------------------------------------
+# -- shapes --------------------------------------------------------------------------------------------------
 
 
 class ProblemOut(msgspec.Struct):
@@ -168,7 +168,7 @@ class ReportOut(msgspec.Struct):
         )
 
 
-# -- receiving an upload ----------------------------------------------------------------------------------------
+# -- receiving an upload -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -280,7 +280,7 @@ def _options(fields: dict[str, str]) -> DatasetOptions:
     )
 
 
-# -- JSON API ---------------------------------------------------------------------------------------------------
+# -- JSON API ------------------------------------------------------------------------------------------------
 
 TOO_LARGE = ResponseSpec(data_container=ErrorBody, description="the file is over SENTIMENT_MAX_UPLOAD_BYTES")
 # Not `media_type="text/csv"` on the handler: that would also label its JSON errors as CSV.
@@ -294,10 +294,11 @@ EXPORT = ResponseSpec(
     status_code=202,
     summary="Upload a CSV and score it in the background",
     description=(
-        "Multipart upload: `file` (CSV with a header, UTF-8) and `text_column`; optionally `model`, `time_column`, "
-        "`group_column` (results broken down by it), `gold_column` (accuracy, macro-F1 and the confusion matrix, "
-        "for the model and for VADER side by side) and `time_format`. Answers at once with the data set; follow "
-        "its progress in GET /datasets/{id}. Rows that cannot be scored are listed by line number and skipped."
+        "Multipart upload: `file` (CSV with a header, UTF-8) and `text_column`; optionally `model`, "
+        "`time_column`, `group_column` (results broken down by it), `gold_column` (accuracy, macro-F1 and "
+        "the confusion matrix, for the model and for VADER side by side) and `time_format`. Answers at once "
+        "with the data set; follow its progress in GET /datasets/{id}. Rows that cannot be scored are listed "
+        "by line number and skipped."
     ),
     tags=["datasets"],
     request_max_body_size=None,  # streamed to disk; the upload limit is checked as bytes arrive
@@ -374,7 +375,7 @@ async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
     )
 
 
-# -- pages ------------------------------------------------------------------------------------------------------
+# -- pages ---------------------------------------------------------------------------------------------------
 
 TEXT_NAMES = ("text", "tweet", "review", "sentence", "content", "body", "message")
 TIME_NAMES = ("created", "time", "date", "timestamp")

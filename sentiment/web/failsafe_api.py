@@ -53,7 +53,10 @@ async def failsafe_reset(
     "/failsafe/faults",
     status_code=200,
     guards=[require_admin],
-    summary="Make a model fail or hang on purpose, for tests and demonstrations; mode none clears it (admin token)",
+    summary=(
+        "Make a model fail or hang on purpose, for tests and demonstrations; "
+        "mode none clears it (admin token)"
+    ),
     tags=["failsafe"],
     responses=error_responses(400, 401, 403, 404),
 )

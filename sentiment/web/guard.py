@@ -31,7 +31,8 @@ def is_admin_session(connection: ASGIConnection) -> bool:
 
 
 async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = None) -> None:
-    """Unsafe page requests must carry the session's CSRF token (htmx sends it as a header, forms as a field)."""
+    """Unsafe page requests must carry the session's CSRF
+    token (htmx sends it as a header, forms as a field)."""
     if connection.scope.get("method") in SAFE_METHODS:
         return
     session = connection.scope.get("session") or {}
@@ -62,6 +63,7 @@ async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | 
         await require_csrf(connection, handler)
         return
     raise NotAuthorizedException(
-        "missing or wrong admin token: send 'Authorization: Bearer <SENTIMENT_ADMIN_TOKEN>' or log in on /ui/login",
+        "missing or wrong admin token: send 'Authorization: Bearer <SENTIMENT_ADMIN_TOKEN>' "
+        "or log in on /ui/login",
         headers={"www-authenticate": "Bearer"},
     )

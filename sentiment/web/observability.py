@@ -47,8 +47,8 @@ PROMETHEUS = PrometheusConfig(
 
 
 class RequestContextMiddleware(ASGIMiddleware):
-    """Binds a request id (the caller's `x-request-id` when it is sane, else a new one) to every log line of the
-    request, echoes it in the response, adds the security headers, and logs one `http_request` event."""
+    """Binds a request id (the caller's `x-request-id` when it is sane, else a new one) to every log line of
+    the request, echoes it in the response, adds the security headers, and logs one `http_request` event."""
 
     scopes = (ScopeType.HTTP,)
 

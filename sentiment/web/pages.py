@@ -1,5 +1,5 @@
-"""Server-rendered pages (Jinja2 + htmx). Every asset they load is a file under /static: no CDN, no inline script
-or style. Page forms carry the session's CSRF token; admin actions go through the one admin guard."""
+"""Server-rendered pages (Jinja2 + htmx). Every asset they load is a file under /static: no CDN, no inline
+script or style. Page forms carry the session's CSRF token; admin actions go through the one admin guard."""
 
 from __future__ import annotations
 

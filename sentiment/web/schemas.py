@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from sentiment.core.domain import Alert, Label, Prediction
+from sentiment.core.domain import Label, Prediction
 
 ModelKey = Annotated[
     str,
@@ -81,19 +81,3 @@ class BatchOut(msgspec.Struct):
 
 class Health(msgspec.Struct):
     status: str
-
-
-class AlertOut(msgspec.Struct):
-    id: int
-    key: str
-    kind: str
-    severity: str
-    message: str
-    state: str
-    raised_at: datetime
-    resolved_at: datetime | None
-    acknowledged_at: datetime | None
-
-    @classmethod
-    def from_domain(cls, alert: Alert) -> AlertOut:
-        return cls(**{field: getattr(alert, field) for field in cls.__struct_fields__})

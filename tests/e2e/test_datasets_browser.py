@@ -1,7 +1,7 @@
-"""A data set through the pages in a real browser (Debian's chromium through playwright) against a real server:
-upload airline_tweets.csv on the Analyze page, pick its columns, watch the htmx progress bar, read the report,
-download the export. Scored with VADER, so the whole test takes seconds rather than minutes (the transformer path
-is the same engine and is covered in-process by tests/integration/test_datasets.py)."""
+"""A data set through the pages in a real browser (Debian's chromium through playwright) against a real
+server: upload airline_tweets.csv on the Analyze page, pick its columns, watch the htmx progress bar, read the
+report, download the export. Scored with VADER, so the whole test takes seconds rather than minutes (the
+transformer path is the same engine and is covered in-process by tests/integration/test_datasets.py)."""
 
 import csv
 import io
@@ -26,7 +26,8 @@ def server(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> Server
         {
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'datasets.db'}",
             "SENTIMENT_DATA_DIR": str(tmp_path / "data"),
-            # Small chunks: more progress steps for the bar to show while VADER scores the file in a few seconds.
+            # Small chunks: more progress steps for the bar to
+            # show while VADER scores the file in a few seconds.
             "SENTIMENT_DATASET_CHUNK_ROWS": "128",
         }
     )

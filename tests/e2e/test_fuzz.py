@@ -1,9 +1,9 @@
-"""Property-based fuzz of the whole HTTP API from its own OpenAPI document (schemathesis), against a real server:
-100 examples per operation, valid and invalid data, once without and once with the admin token. Any 5xx or a
-response that breaks the documented schema fails the test.
+"""Property-based fuzz of the whole HTTP API from its own OpenAPI document (schemathesis), against a real
+server: 100 examples per operation, valid and invalid data, once without and once with the admin token. Any
+5xx or a response that breaks the documented schema fails the test.
 
-The seed is fixed so that CI is reproducible; `FUZZ_SEED=random` (or a number) explores further, and any failure it
-finds becomes a plain regression test before the fix lands."""
+The seed is fixed so that CI is reproducible; `FUZZ_SEED=random` (or a number) explores further, and any
+failure it finds becomes a plain regression test before the fix lands."""
 
 import os
 import subprocess

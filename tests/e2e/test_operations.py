@@ -37,7 +37,8 @@ def test_image_entry_command_and_environment_serve_on_all_interfaces(
     env, command, workdir = final_stage(ROOT / "Dockerfile")
     assert command == ["sentiment", "serve"] and workdir == "/app"
     assert env["HOST"] == "0.0.0.0" and env["PORT"] == "8080"
-    # Outside Docker, the volumes /data and /models are folders of the test, and PATH finds this venv's script.
+    # Outside Docker, the volumes /data and /models are
+    # folders of the test, and PATH finds this venv's script.
     env = {
         name: value.replace("/data/", f"{tmp_path}/").replace("/models/", f"{tmp_path}/")
         for name, value in env.items()

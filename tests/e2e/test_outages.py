@@ -118,7 +118,8 @@ async def test_sigterm_under_load_stores_every_answered_prediction(
     await asyncio.to_thread(server.process.wait, 60)
     stored = await stored_ids(postgres_url)
     print(
-        f"SIGTERM under load: {len(answered)} answered, {len(stored)} stored, statuses {sorted(set(statuses))}"
+        f"SIGTERM under load: {len(answered)} answered, {len(stored)} stored, "
+        f"statuses {sorted(set(statuses))}"
     )
     assert answered and answered <= stored
     assert 500 not in statuses and 503 not in statuses

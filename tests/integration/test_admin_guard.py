@@ -50,8 +50,8 @@ async def test_admin_endpoint_acts_with_the_right_token(client: AsyncTestClient)
 
 
 async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(sqlite_url: str) -> None:
-    """Every operation the OpenAPI document marks with a 401 answers 401 without the token and with a wrong one,
-    and changes nothing."""
+    """Every operation the OpenAPI document marks with a 401 answers
+    401 without the token and with a wrong one, and changes nothing."""
     app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
     async with AsyncTestClient(app=app) as client:
         spec = (await client.get("/schema/openapi.json")).json()

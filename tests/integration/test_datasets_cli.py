@@ -169,6 +169,6 @@ def test_scoring_streams_so_peak_memory_does_not_grow_with_the_file(tmp_path: Pa
         )
         assert done.returncode == 0, done.stderr
         peaks.append(float(re.search(r"peak memory ([0-9,]+) MB", done.stdout).group(1).replace(",", "")))  # type: ignore[union-attr]
-    # Ten times the rows, the same memory: holding 200,000 rows would take some 50 MB more (bench/score.py runs
-    # the full-size check: 1M and 3M rows).
+    # Ten times the rows, the same memory: holding 200,000 rows would take some 50 MB more (bench/score.py
+    # runs the full-size check: 1M and 3M rows).
     assert peaks[1] < 400 and peaks[1] <= peaks[0] + 15, peaks

@@ -1,4 +1,5 @@
-"""Storage, run against SQLite and Postgres alike: every answered prediction becomes a row; alerts are keyed."""
+"""Storage, run against SQLite and Postgres alike: every
+answered prediction becomes a row; alerts are keyed."""
 
 import asyncio
 from collections.abc import Callable
@@ -103,8 +104,8 @@ async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the
 
 
 async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it(database_url: str) -> None:
-    # Postgres text cannot hold NUL: stored as it was, the row failed its batch on every retry and nothing after it
-    # was ever written.
+    # Postgres text cannot hold NUL: stored as it was, the row failed
+    # its batch on every retry and nothing after it was ever written.
     app = create_app(make_settings(database_url))
     async with AsyncTestClient(app=app) as client:
         assert (await client.post("/predict", json={"text": "bad \u0000 byte"})).status_code == 200
@@ -148,7 +149,8 @@ async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_i
     writer.start()
     writer.submit([first])
     assert await writer.flush(10)
-    # A duplicate primary key makes the database refuse that row (and the batch it arrives in) for its content.
+    # A duplicate primary key makes the database refuse that
+    # row (and the batch it arrives in) for its content.
     writer.submit([answered("before"), answered("duplicate", same_id_as=first), answered("after")])
     assert await writer.flush(10)
     await writer.close()

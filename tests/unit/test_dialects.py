@@ -1,4 +1,5 @@
-"""Upserts in either database: the INSERT is built in the connection's dialect, so ON CONFLICT compiles there."""
+"""Upserts in either database: the INSERT is built in the
+connection's dialect, so ON CONFLICT compiles there."""
 
 from types import SimpleNamespace
 

@@ -1,4 +1,5 @@
-"""The batching queue with a recording backend: grouping, order, splitting, a full queue, abandoned callers."""
+"""The batching queue with a recording backend: grouping,
+order, splitting, a full queue, abandoned callers."""
 
 import asyncio
 import threading

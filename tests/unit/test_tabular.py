@@ -1,4 +1,5 @@
-"""Tables read and written as streams: rows with their line numbers, problem rows reported, broken files refused."""
+"""Tables read and written as streams: rows with their line
+numbers, problem rows reported, broken files refused."""
 
 import io
 from pathlib import Path

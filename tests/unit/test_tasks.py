@@ -1,5 +1,5 @@
-"""Background tasks: waiting for their progress is bounded, and shutdown waits until each has given back what it
-held."""
+"""Background tasks: waiting for their progress is bounded,
+and shutdown waits until each has given back what it held."""
 
 import asyncio
 import contextlib
@@ -105,9 +105,9 @@ async def test_a_task_that_will_not_stop_is_left_after_the_timeout_instead_of_ha
 
 
 def test_no_module_uses_asyncio_wait_for() -> None:
-    """On Python 3.11 `asyncio.wait_for` returns the inner result when a cancellation arrives just as the inner
-    call finishes, so a loop around it (a health probe every few seconds) survives its cancellation: measured
-    here in about a third of cancellations of such a loop, and shutdown then waited for it for ever.
+    """On Python 3.11 `asyncio.wait_for` returns the inner result when a cancellation arrives just as the
+    inner call finishes, so a loop around it (a health probe every few seconds) survives its cancellation:
+    measured here in about a third of cancellations of such a loop, and shutdown then waited for it for ever.
     `asyncio.timeout` has no such gap."""
     package = Path(sentiment.__file__).parent
     offenders = [

@@ -1,4 +1,5 @@
-"""The transformers backend on tiny, randomly initialised models saved to temp folders, one per label style."""
+"""The transformers backend on tiny, randomly initialised
+models saved to temp folders, one per label style."""
 
 import shutil
 from pathlib import Path
