@@ -124,40 +124,11 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
 
 def _predict(settings: Settings, text: str, model: str | None) -> int:
-    from functools import partial
-
-    from sentiment.core.domain import VADER_KEY, SentimentError
-    from sentiment.inference.registry import ModelRegistry, load_backend
-
-    async def run() -> dict[str, object]:
-        key = model or settings.default_model
-        loader = partial(
-            load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
-        )
-        registry = ModelRegistry(
-            settings.models, key, loader, settings.batching, settings.breaker.call_timeout_s
-        )
-        try:
-            entry = registry.entry(key)
-            if key != VADER_KEY:
-                await registry.load(key)
-                if entry.error:
-                    raise SentimentError(f"model {key} failed to load: {entry.error}")
-            result = await entry.run([text])
-        finally:
-            await registry.close()
-        scored = result.scored[0]
-        return {
-            "text": text,
-            "sentiment": scored.label,
-            "confidence": scored.confidence,
-            "scores": scored.scores,
-            "model_used": key,
-            "processing_time_ms": round(result.inference_ms, 3),
-        }
+    from sentiment.core.domain import SentimentError
+    from sentiment.services.offline import predict_text
 
     try:
-        answer = asyncio.run(run())
+        answer = asyncio.run(predict_text(settings, text, model))
     except SentimentError as error:
         print(f"sentiment: {error.detail}", file=sys.stderr)
         return 1
@@ -249,13 +220,12 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _list_models(settings: Settings) -> int:
-    from sentiment.inference.registry import ModelEntry
+    from sentiment.services.models import catalogue
 
     rows = [("KEY", "KIND", "STATUS", "LABELS", "SOURCE")]
-    for spec in settings.models:
-        entry = ModelEntry(spec)
-        default = " (default)" if spec.key == settings.default_model else ""
-        rows.append((spec.key + default, spec.kind, entry.status, ",".join(entry.labels) or "?", spec.source))
+    for line in catalogue(settings.models, settings.default_model):
+        key = line.key + (" (default)" if line.is_default else "")
+        rows.append((key, line.kind, line.status, ",".join(line.labels) or "?", line.source))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
@@ -265,7 +235,8 @@ def _list_models(settings: Settings) -> int:
 def _pull_model(settings: Settings, key: str) -> int:
     from tqdm import tqdm
 
-    from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
+    from sentiment.core.domain import SentimentError
+    from sentiment.services.models import DownloadProgress, pull_model
 
     spec = settings.model(key)
     if spec is None:
@@ -273,9 +244,6 @@ def _pull_model(settings: Settings, key: str) -> int:
             f"sentiment: unknown model {key!r}; known models: {', '.join(settings.model_keys)}",
             file=sys.stderr,
         )
-        return 1
-    if spec.kind != "transformers" or spec.is_local:
-        print(f"sentiment: {key} is served from {spec.source}; there is nothing to download", file=sys.stderr)
         return 1
     bars: list[tqdm] = []  # opened on the first progress report, so a hub that cannot be reached shows no bar
 
@@ -285,9 +253,9 @@ def _pull_model(settings: Settings, key: str) -> int:
         bars[0].update(update.bytes_done - bars[0].n)
 
     try:
-        folder = download_model(spec.source, on_progress=progress)
-    except (HubUnreachable, DownloadFailed) as error:
-        print(f"sentiment: {error}", file=sys.stderr)
+        folder = pull_model(spec, progress)
+    except SentimentError as error:
+        print(f"sentiment: {error.detail}", file=sys.stderr)
         return 1
     finally:
         for bar in bars:

@@ -147,7 +147,7 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
         raise SettingsError(
             f"SENTIMENT_RATE_LIMIT={raw!r} is not of the form N/minute (or /second, /hour, /day)"
         )
-    return unit, int(count)  # type: ignore[return-value]
+    return unit, int(count)  # type: ignore[return-value]  # unit was checked against RATE_UNITS just above
 
 
 # Environment name -> the field it sets. Defaults and bounds are written on the fields only: a variable that
@@ -226,7 +226,7 @@ def _nested(values: Mapping[tuple[str, ...], object]) -> dict[str, object]:
     for path, value in values.items():
         branch = tree
         for name in path[:-1]:
-            branch = branch.setdefault(name, {})  # type: ignore[assignment]
+            branch = branch.setdefault(name, {})  # type: ignore[assignment]  # inner nodes are always dicts
         branch[path[-1]] = value
     return tree
 

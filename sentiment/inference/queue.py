@@ -218,7 +218,7 @@ class BatchQueue:
                     indices, self._backend.predict([texts[i] for i in indices]), strict=True
                 ):
                     scored[index] = result
-            return scored  # type: ignore[return-value]
+            return scored  # type: ignore[return-value]  # the passes cover every index once
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
@@ -247,6 +247,7 @@ class BatchQueue:
             if request.remaining == 0 and not request.future.done():
                 queue_s = (request.first_start or started) - request.submitted
                 request.future.set_result(
+                    # remaining == 0: every slot of results holds a Scored now
                     TimedResult(request.results, queue_s * 1000, request.inference_s * 1000)  # type: ignore[arg-type]
                 )
         self._on_outcome(CallOutcome(True, trial, len(batch), seconds))

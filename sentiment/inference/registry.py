@@ -160,7 +160,7 @@ class ModelRegistry:
         default_key: str,
         loader: BackendLoader,
         policy: BatchPolicy,
-        call_timeout_s: float,
+        call_timeout_s: float | None,
         on_outcome: OutcomeHook = lambda _key, _outcome: None,
     ) -> None:
         """Build inside a running event loop: VADER is attached, with its queue, at once."""

@@ -4,6 +4,7 @@ Each rule raises its keyed alert when its condition holds and resolves it when t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import msgspec
 import structlog
@@ -80,8 +81,8 @@ class AlertMonitor:
                 self._raised.discard(key)
                 self._alerts.post_resolve(key)
 
-    async def run(self, database_error: object) -> None:
-        """`database_error` is an async callable answering None when the database answers, else why not."""
+    async def run(self, database_error: Callable[[], Awaitable[str | None]]) -> None:
+        """`database_error` answers None when the database answers, else why not."""
         while True:
-            self.check(await database_error())  # type: ignore[operator]
+            self.check(await database_error())
             await asyncio.sleep(self.rules.check_interval_s)

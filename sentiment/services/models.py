@@ -4,7 +4,7 @@ dropping a request, and the shared choices every replica follows."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,9 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import VADER_KEY, Conflict
+from sentiment.core.domain import VADER_KEY, Conflict, ModelLoadError
 from sentiment.core.tasks import cancel_and_wait
-from sentiment.inference.download import DownloadProgress, download_model
+from sentiment.inference.catalogue import ModelSpec
+from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
 from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistry
 from sentiment.inference.stats import ModelFigures
 from sentiment.services.alerts import AlertService
@@ -65,6 +66,39 @@ class OfferedModels(msgspec.Struct):
 
 def offered_models(registry: ModelRegistry) -> OfferedModels:
     return OfferedModels([entry.key for entry in registry.serving()], registry.default_key)
+
+
+class CatalogueLine(msgspec.Struct, frozen=True):
+    key: str
+    kind: str
+    status: str
+    labels: tuple[str, ...]
+    source: str
+    is_default: bool
+
+
+def catalogue(specs: Sequence[ModelSpec], default_key: str) -> list[CatalogueLine]:
+    """The catalogue as `sentiment models list` prints it: what is on disk, without loading anything."""
+    return [
+        CatalogueLine(
+            spec.key, spec.kind, _status_on_disk(spec), spec.labels, spec.source, spec.key == default_key
+        )
+        for spec in specs
+    ]
+
+
+def _status_on_disk(spec: ModelSpec) -> str:
+    return ModelEntry(spec).status  # an entry never loaded: available, or not downloaded
+
+
+def pull_model(spec: ModelSpec, on_progress: Callable[[DownloadProgress], None]) -> str:
+    """Download a hub model into the local cache (`sentiment models pull`); answers the folder it is in."""
+    if spec.kind != "transformers" or spec.is_local:
+        raise Conflict(f"{spec.key} is served from {spec.source}; there is nothing to download")
+    try:
+        return download_model(spec.source, on_progress=on_progress)
+    except (HubUnreachable, DownloadFailed) as error:
+        raise ModelLoadError(str(error)) from error
 
 
 class ModelService:

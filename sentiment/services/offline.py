@@ -83,13 +83,40 @@ async def open_model(settings: ModelSettings, model: str | None) -> ModelRegistr
         load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
     )
     # No call deadline offline: a slow machine is not a failing model.
-    registry = ModelRegistry(specs, key, loader, settings.batching, None)  # type: ignore[arg-type]
+    registry = ModelRegistry(specs, key, loader, settings.batching, None)
     if key != VADER_KEY:
         entry = await registry.load(key)
         if entry.error is not None:
             await registry.close()
             raise ModelLoadError(f"model {key} failed to load: {entry.error}")
     return registry
+
+
+class TextPrediction(msgspec.Struct, frozen=True):
+    text: str
+    sentiment: str
+    confidence: float
+    scores: dict[str, float]
+    model_used: str
+    processing_time_ms: float
+
+
+async def predict_text(settings: ModelSettings, text: str, model: str | None) -> TextPrediction:
+    """One text scored without a server (`sentiment predict`)."""
+    registry = await open_model(settings, model)
+    try:
+        result = await registry.entry(registry.default_key).run([text])
+    finally:
+        await registry.close()
+    scored = result.scored[0]
+    return TextPrediction(
+        text=text,
+        sentiment=scored.label,
+        confidence=scored.confidence,
+        scores=scored.scores,
+        model_used=registry.default_key,
+        processing_time_ms=round(result.inference_ms, 3),
+    )
 
 
 class _Report:

@@ -38,7 +38,7 @@ def restore_order(order: Sequence[int], results: Sequence[T]) -> list[T]:
     restored: list[T | None] = [None] * len(order)
     for result, index in zip(results, order, strict=True):
         restored[index] = result
-    return restored  # type: ignore[return-value]
+    return restored  # type: ignore[return-value]  # every slot was filled: order is a permutation
 
 
 def slices(indices: Sequence[int], size: int) -> list[Sequence[int]]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.buckets import KEY_LENGTH, Width
@@ -53,8 +53,8 @@ class Dataset(msgspec.Struct, frozen=True):
 _TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")
 
 
-def _dataset(row: object) -> Dataset:
-    mapping = row._mapping  # type: ignore[attr-defined]
+def _dataset(row: Row[*tuple[Any, ...]]) -> Dataset:
+    mapping = row._mapping
     values = {field: mapping[field] for field in Dataset.__struct_fields__}
     for field in _TIMES:
         values[field] = as_utc(values[field])

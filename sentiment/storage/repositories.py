@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Row, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.clock import as_utc
@@ -115,8 +115,8 @@ class AlertRepository:
         return [_alert(row) for row in await self._connection.execute(query)]
 
 
-def _alert(row: object) -> Alert:
-    mapping = row._mapping  # type: ignore[attr-defined]
+def _alert(row: Row[*tuple[Any, ...]]) -> Alert:
+    mapping = row._mapping
     values = {field: mapping[field] for field in Alert.__struct_fields__}
     for field in ("raised_at", "resolved_at", "acknowledged_at"):
         values[field] = as_utc(values[field])

@@ -20,9 +20,10 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 def csrf_token(session: dict[str, object]) -> str:
     """The session's CSRF token, made on first use."""
-    if not isinstance(session.get("csrf"), str):
-        session["csrf"] = secrets.token_urlsafe(32)
-    return session["csrf"]  # type: ignore[return-value]
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
 
 
 def is_admin_session(connection: ASGIConnection) -> bool:
@@ -41,6 +42,7 @@ async def require_csrf(connection: ASGIConnection, _: BaseRouteHandler | None = 
     if supplied is None and connection.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
+        # Guards of HTTP routes get the Request, which has form(); the declared type is the wider connection.
         supplied = (await connection.form()).get(CSRF_FIELD)  # type: ignore[attr-defined]
     if (
         not isinstance(expected, str)

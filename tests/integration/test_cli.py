@@ -1,0 +1,56 @@
+"""`sentiment predict` and `sentiment models` as their own processes, without a server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import SST2_MODEL
+from tests.integration.test_datasets_cli import sentiment
+
+
+def test_predict_prints_one_prediction_as_json_from_vader(tmp_path: Path) -> None:
+    done = sentiment(tmp_path, "predict", "I love this, it is wonderful!", "--model", "vader")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["sentiment"], answer["model_used"]) == ("positive", "vader")
+    assert set(answer["scores"]) == {"negative", "neutral", "positive"}
+    assert answer["confidence"] > 0.5
+
+
+def test_predict_takes_a_model_folder(tmp_path: Path) -> None:
+    done = sentiment(tmp_path, "predict", "a dull, lifeless and boring film", "--model", str(SST2_MODEL))
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert (answer["sentiment"], answer["model_used"]) == ("negative", SST2_MODEL.name)
+    assert set(answer["scores"]) == {"negative", "positive"}
+
+
+def test_predict_with_an_unknown_model_says_so_in_one_line(tmp_path: Path) -> None:
+    done = sentiment(tmp_path, "predict", "text", "--model", "nope")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    message = done.stderr.strip()
+    assert message.startswith("sentiment: unknown model 'nope': give a model key (distilbert-sst2")
+    assert len(message.splitlines()) == 1
+
+
+def test_models_list_shows_every_catalogued_model_with_its_status(tmp_path: Path) -> None:
+    done = sentiment(tmp_path, "models", "list", env={"SENTIMENT_MODELS": f"sst2={SST2_MODEL}"})
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines()[1:]}
+    assert done.stdout.splitlines()[0].split() == ["KEY", "KIND", "STATUS", "LABELS", "SOURCE"]
+    assert set(rows) == {"distilbert-sst2", "twitter-roberta", "bert-multilingual", "vader", "sst2"}
+    assert rows["vader"][1:4] == ["(default)", "vader", "available"]
+    assert rows["sst2"][1:] == ["transformers", "available", "negative,positive", str(SST2_MODEL)]
+    assert rows["twitter-roberta"][2:4] == ["not", "downloaded"]
+
+
+def test_models_pull_refuses_what_has_nothing_to_download(tmp_path: Path) -> None:
+    local = sentiment(tmp_path, "models", "pull", "sst2", env={"SENTIMENT_MODELS": f"sst2={SST2_MODEL}"})
+    assert local.returncode == 1
+    expected = f"sentiment: sst2 is served from {SST2_MODEL}; there is nothing to download"
+    assert local.stderr.strip() == expected
+    unknown = sentiment(tmp_path, "models", "pull", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip().startswith("sentiment: unknown model 'nope'; known models: distilbert-sst2")
