@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, cast, get_args
 from urllib.parse import quote, urlsplit
 
 import msgspec
@@ -20,15 +20,14 @@ from msgspec.inspect import BoolType, DataclassType, FloatType, IntType, NoneTyp
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from sentiment.breaker import BreakerSettings
+from sentiment.breaker import BreakerSettings, InvalidBreakerSetting
 from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
-from sentiment.inference.paths import EXECUTION_PATHS, ExecutionPath
-from sentiment.services.alert_rules import AlertRules
-from sentiment.services.datasets import DatasetSettings
-from sentiment.storage.writer import WriterSettings
+from sentiment.inference.paths import DEFAULT_CACHE_DIR, EXECUTION_PATHS, ExecutionPath
+from sentiment.services.settings import AlertRules, DatasetSettings
+from sentiment.storage.settings import WriterSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
@@ -37,7 +36,8 @@ OBSOLETE_SETTINGS = ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_TH
 
 
 RateUnit = Literal["second", "minute", "hour", "day"]
-RATE_UNITS = ("second", "minute", "hour", "day")
+Device = Literal["cpu", "cuda", "auto"]
+RATE_UNITS = get_args(RateUnit)
 
 
 class SettingsError(ValueError):
@@ -54,8 +54,8 @@ class Settings(msgspec.Struct, frozen=True):
     batching: BatchPolicy = BatchPolicy()
     datasets: DatasetSettings = DatasetSettings()
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
-    device: Literal["cpu", "cuda", "auto"] = "auto"
-    cache_dir: str = str(Path.home() / ".cache" / "sentiment")
+    device: Device = "auto"
+    cache_dir: str = str(DEFAULT_CACHE_DIR)
     sync_interval_s: Positive = 2.0
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
@@ -89,7 +89,7 @@ class Settings(msgspec.Struct, frozen=True):
                 {k: v for k, v in dotenv_values(dotenv).items() if v is not None} if dotenv.is_file() else {}
             )
             env = {**file_values, **os.environ}
-        values, given = _table_values(env)
+        values = _table_values(env)
         path = _execution_path(
             env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH"
         )
@@ -112,27 +112,27 @@ class Settings(msgspec.Struct, frozen=True):
             for name in OBSOLETE_SETTINGS
             if name in env
         )
+        tree = _nested(values)
+        breaker = _breaker(tree.pop("breaker", {}), env)
         try:
-            return msgspec.convert(_nested(values), cls, strict=False)
-        except msgspec.ValidationError as error:
-            raise _explain(error, given) from None
+            settings = msgspec.convert(tree, cls)
+        except msgspec.ValidationError as error:  # every variable was read and checked: a bug, said as such
+            raise SettingsError(f"settings refused: {error}") from None
+        return msgspec.structs.replace(settings, breaker=breaker)
 
 
 class EnvField(NamedTuple):
-    """The `Settings` field an environment variable sets, and, where msgspec's reading of the text is not
-    enough, the function that reads it first."""
+    """The `Settings` field an environment variable sets; `parse` reads texts that are not plain numbers,
+    booleans or strings, and `per` divides a number given in a smaller unit (milliseconds for seconds)."""
 
     path: tuple[str, ...]
     parse: Callable[[str], object] | None = None
-
-
-def _milliseconds(raw: str) -> float:
-    return msgspec.convert(raw, float, strict=False) / 1000
+    per: float = 1.0
 
 
 def _device(raw: str) -> str:
     device = raw.lower()
-    if device not in {"cpu", "cuda", "auto"}:
+    if device not in get_args(Device):
         raise SettingsError(f"SENTIMENT_DEVICE={device!r} is not a device; use cpu, cuda or auto")
     return device
 
@@ -151,8 +151,8 @@ def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
 
 
 # Environment name -> the field it sets. Defaults and bounds are written on the fields only: a variable that
-# is not set (or is empty) leaves its field's default; msgspec converts the text ("3", "0.5", "true") and
-# checks it against the field's type and bounds.
+# is not set (or is empty) leaves its field's default; a set one is read by its field's type and checked
+# against the field's bounds, and a refusal names the variable.
 ENV_FIELDS: dict[str, EnvField] = {
     "FAILSAFE_MAX_LLM_FAILURES": EnvField(("breaker", "max_failures")),
     "FAILSAFE_FAILURE_WINDOW_SECONDS": EnvField(("breaker", "window_s")),
@@ -170,7 +170,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_BATCH_TOKENS": EnvField(("batching", "max_batch_tokens")),
     "SENTIMENT_MICRO_BATCH_SIZE": EnvField(("batching", "micro_batch_size")),
     "SENTIMENT_MICRO_BATCH_TOKENS": EnvField(("batching", "micro_batch_tokens")),
-    "SENTIMENT_BATCH_WAIT_MS": EnvField(("batching", "max_wait_s"), _milliseconds),
+    "SENTIMENT_BATCH_WAIT_MS": EnvField(("batching", "max_wait_s"), per=1000),
     "SENTIMENT_QUEUE_SIZE": EnvField(("batching", "max_queue")),
     "SENTIMENT_DATA_DIR": EnvField(("datasets", "data_dir")),
     "SENTIMENT_MAX_UPLOAD_BYTES": EnvField(("datasets", "max_upload_bytes")),
@@ -196,37 +196,69 @@ ENV_FIELDS: dict[str, EnvField] = {
     "LOG_JSON": EnvField(("log_json",)),
 }
 
-# msgspec reads true/false/1/0; these spellings were accepted before it did the reading, and still are.
-_BOOLEAN_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
-
-Given = dict[tuple[str, ...], tuple[str, str]]  # field path -> (environment name, its text)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def _table_values(env: Mapping[str, str]) -> tuple[dict[tuple[str, ...], object], Given]:
-    """The values of the `ENV_FIELDS` variables that are set, by field path, and where each came from."""
+def _table_values(env: Mapping[str, str]) -> dict[tuple[str, ...], object]:
+    """The values of the `ENV_FIELDS` variables that are set, read and checked, by field path."""
     values: dict[tuple[str, ...], object] = {}
-    given: Given = {}
-    for name, (path, parse) in ENV_FIELDS.items():
+    for name, (path, parse, per) in ENV_FIELDS.items():
         raw = env.get(name, "").strip()
-        if not raw:
-            continue
-        given[path] = (name, raw)
-        if isinstance(field_type(path), BoolType):
-            raw = _BOOLEAN_WORDS.get(raw.lower(), raw)
+        if raw:
+            value = parse(raw) if parse is not None else _read(name, raw, field_type(path))
+            values[path] = cast(float, value) / per if per != 1.0 else value
+    return values
+
+
+def _read(name: str, raw: str, kind: Type) -> object:
+    """`raw` as a value of the field type `kind`, within its bounds; else the one line that says why not."""
+    if isinstance(kind, UnionType):  # `int | None` and the like: a set variable is never None
+        kind = next(member for member in kind.types if not isinstance(member, NoneType))
+    if isinstance(kind, BoolType):
+        if raw.lower() in _TRUE | _FALSE:
+            return raw.lower() in _TRUE
+        raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+    if isinstance(kind, IntType):
         try:
-            values[path] = parse(raw) if parse is not None else raw
-        except msgspec.ValidationError:
-            raise _refusal(name, raw, field_type(path)) from None
-    return values, given
+            whole = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+        if (kind.ge is not None and whole < kind.ge) or (kind.le is not None and whole > kind.le):
+            low, high = ("" if bound is None else bound for bound in (kind.ge, kind.le))
+            raise SettingsError(f"{name}={whole} is out of range ({low}..{high})")
+        return whole
+    if isinstance(kind, FloatType):
+        try:
+            number = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a number") from None
+        if kind.gt is not None and not number > kind.gt:  # NaN too
+            raise SettingsError(f"{name}={raw!r} must be greater than {kind.gt}")
+        if kind.ge is not None and not number >= kind.ge:
+            raise SettingsError(f"{name}={raw!r} must be {kind.ge} or more")
+        return number
+    return raw
 
 
-def _nested(values: Mapping[tuple[str, ...], object]) -> dict[str, object]:
-    """`{("breaker", "max_failures"): "5"}` -> `{"breaker": {"max_failures": "5"}}`."""
-    tree: dict[str, object] = {}
+def _breaker(given: dict[str, Any], env: Mapping[str, str]) -> BreakerSettings:
+    """The breaker checks its own bounds (it imports nothing that could read them off a type); its refusal is
+    said as `_read` says one: a whole number as read, any other value as it was written."""
+    try:
+        return BreakerSettings(**given)
+    except InvalidBreakerSetting as invalid:
+        name = next(name for name, field in ENV_FIELDS.items() if field.path == ("breaker", invalid.field))
+        shown = invalid.value if isinstance(invalid.value, int) else repr(env[name].strip())
+        raise SettingsError(f"{name}={shown} {invalid.rule}") from None
+
+
+def _nested(values: Mapping[tuple[str, ...], object]) -> dict[str, Any]:
+    """`{("breaker", "max_failures"): 5}` -> `{"breaker": {"max_failures": 5}}`."""
+    tree: dict[str, Any] = {}
     for path, value in values.items():
         branch = tree
         for name in path[:-1]:
-            branch = branch.setdefault(name, {})  # type: ignore[assignment]  # inner nodes are always dicts
+            branch = branch.setdefault(name, {})
         branch[path[-1]] = value
     return tree
 
@@ -242,48 +274,6 @@ def field_type(path: tuple[str, ...]) -> Type:
             raise KeyError(f"Settings has no field {'.'.join(path)}")
         kind = found
     return kind
-
-
-def _explain(error: msgspec.ValidationError, given: Given) -> SettingsError:
-    """msgspec's refusal ("Expected `int` >= 1 - at `$.breaker.max_failures`") as the one line that names the
-    environment variable."""
-    text, sep, where = str(error).rpartition(" - at `")
-    path = tuple(where.rstrip("`").split(".")[1:]) if sep else ()
-    if path in given:
-        name, raw = given[path]
-        return _refusal(name, raw, field_type(path))
-    # A struct's own check (a dataclass's __post_init__) is reported at the struct and names its field first:
-    # "max_failures=0 is out of range (1..)".
-    field, equals, rest = text.partition("=")
-    if equals and (*path, field) in given:
-        name, _ = given[(*path, field)]
-        return SettingsError(f"{name}={rest}")
-    return SettingsError(f"settings refused: {error}")
-
-
-def _refusal(name: str, raw: str, kind: Type) -> SettingsError:
-    """Why `raw` cannot be the value of the field of type `kind` that `name` sets."""
-    if isinstance(kind, UnionType):  # `int | None` and the like: the text is never None
-        kind = next(member for member in kind.types if not isinstance(member, NoneType))
-    if isinstance(kind, BoolType):
-        return SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
-    if isinstance(kind, IntType):
-        try:
-            value = msgspec.convert(raw, int, strict=False)
-        except msgspec.ValidationError:
-            return SettingsError(f"{name}={raw!r} is not a whole number")
-        low, high = (bound if bound is not None else "" for bound in (kind.ge, kind.le))
-        return SettingsError(f"{name}={value} is out of range ({low}..{high})")
-    if isinstance(kind, FloatType):
-        try:
-            msgspec.convert(raw, float, strict=False)
-        except msgspec.ValidationError:
-            return SettingsError(f"{name}={raw!r} is not a number")
-        if kind.gt is not None:
-            return SettingsError(f"{name}={raw!r} must be greater than {kind.gt}")
-        if kind.ge is not None:
-            return SettingsError(f"{name}={raw!r} must be {kind.ge} or more")
-    return SettingsError(f"{name}={raw!r} is not a valid value")
 
 
 def _execution_path(raw: str, where: str) -> ExecutionPath:

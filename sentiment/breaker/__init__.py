@@ -5,8 +5,17 @@ from sentiment.breaker.breaker import (
     BreakerSnapshot,
     BreakerState,
     CircuitBreaker,
+    InvalidBreakerSetting,
     Permit,
     Transition,
 )
 
-__all__ = ["BreakerSettings", "BreakerSnapshot", "BreakerState", "CircuitBreaker", "Permit", "Transition"]
+__all__ = [
+    "BreakerSettings",
+    "BreakerSnapshot",
+    "BreakerState",
+    "CircuitBreaker",
+    "InvalidBreakerSetting",
+    "Permit",
+    "Transition",
+]

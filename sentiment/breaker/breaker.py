@@ -14,8 +14,18 @@ from enum import StrEnum
 Clock = Callable[[], float]
 
 
+class InvalidBreakerSetting(ValueError):
+    """A breaker setting out of its range: `field` names it, `rule` says what it must be."""
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        super().__init__(f"{field}={value!r} {rule}")
+        self.field = field
+        self.value = value
+        self.rule = rule
+
+
 # A stdlib dataclass, not a msgspec Struct: the breaker depends on nothing outside the standard library.
-# msgspec still reads it from the environment (sentiment.settings) and encodes it in the failsafe report.
+# msgspec still encodes it in the failsafe report.
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
     """Open after `max_failures` failures within `window_s`; stay open `open_s`; a call slower than
@@ -27,13 +37,12 @@ class BreakerSettings:
     call_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        # Each message starts with `field=value`: the settings reader puts the environment name in its place.
         if self.max_failures < 1:
-            raise ValueError(f"max_failures={self.max_failures!r} is out of range (1..)")
+            raise InvalidBreakerSetting("max_failures", self.max_failures, "is out of range (1..)")
         for name in ("window_s", "open_s", "call_timeout_s"):
             value = getattr(self, name)
             if not value > 0:  # NaN too
-                raise ValueError(f"{name}={value!r} must be greater than 0")
+                raise InvalidBreakerSetting(name, value, "must be greater than 0")
 
 
 class BreakerState(StrEnum):

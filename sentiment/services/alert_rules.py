@@ -9,22 +9,12 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import structlog
 
-from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import AlertSeverity
 from sentiment.inference.stats import RecentWindow, WindowTotals
 from sentiment.services.alerts import AlertService
+from sentiment.services.settings import AlertRules
 
 log = structlog.get_logger(__name__)
-
-
-class AlertRules(msgspec.Struct, frozen=True):
-    """Thresholds of the rules below, judged over the last `window_s` once it holds `min_requests`."""
-
-    fallback_rate: Positive = 0.2
-    latency_p95_ms: Positive = 2_000.0
-    window_s: Positive = 300.0
-    min_requests: AtLeastOne = 20
-    check_interval_s: Positive = 5.0
 
 
 class Condition(msgspec.Struct, frozen=True):

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Annotated, Literal
+from typing import IO, Literal
 from uuid import UUID
 
 import msgspec
@@ -29,7 +29,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from uuid_utils.compat import uuid7
 
-from sentiment.core.bounds import AtLeastOne
 from sentiment.core.buckets import key_start
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import (
@@ -64,6 +63,7 @@ from sentiment.core.timeparse import (
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.services.models import OfferedModels, offered_models
 from sentiment.services.scoring import ChunkScorer, ScoringFailed
+from sentiment.services.settings import DatasetSettings
 from sentiment.services.tabular import (
     Chunk,
     Problem,
@@ -79,14 +79,6 @@ from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, Dat
 from sentiment.storage.repositories import PredictionRepository
 
 log = structlog.get_logger(__name__)
-
-
-class DatasetSettings(msgspec.Struct, frozen=True):
-    """Data-set uploads: where files are kept, how big one may be, rows per chunk."""
-
-    data_dir: str = "./datasets"
-    max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1 << 30
-    chunk_rows: AtLeastOne = 1024
 
 
 RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")

@@ -8,29 +8,19 @@ from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
 
-import msgspec
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import Prediction
 from sentiment.core.tasks import cancel_and_wait, wait_until
 from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.repositories import PredictionRepository
+from sentiment.storage.settings import WriterSettings
 
 log = structlog.get_logger(__name__)
 
 WriteError = SQLAlchemyError | OSError
-
-
-class WriterSettings(msgspec.Struct, frozen=True):
-    """Rows per insert, rows held while the database is away (beyond that new ones are dropped), and seconds
-    between flushes."""
-
-    batch_size: AtLeastOne = 500
-    max_pending: AtLeastOne = 100_000
-    flush_interval_s: Positive = 0.2
 
 
 def refused_for_content(error: WriteError) -> bool:

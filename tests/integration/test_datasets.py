@@ -24,7 +24,7 @@ from sentiment.core.clock import utc_now
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.services.analytics import AnalyticsFilters
-from sentiment.services.datasets import DatasetSettings
+from sentiment.services.settings import DatasetSettings
 from sentiment.storage.database import alembic_config, create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
 from sentiment.storage.tables import PredictionRow
@@ -142,7 +142,7 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
     services = client.app.state.services
 
     async def stored() -> tuple[dict[str, int], int]:
-        async with services.engine.connect() as connection:
+        async with client.app.state.resources.engine.connect() as connection:
             groups = dict(
                 (
                     await connection.execute(

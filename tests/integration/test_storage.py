@@ -17,8 +17,9 @@ from sentiment.inference.catalogue import ModelSpec
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
+from sentiment.storage.settings import WriterSettings
 from sentiment.storage.tables import PredictionRow
-from sentiment.storage.writer import PredictionWriter, WriterSettings
+from sentiment.storage.writer import PredictionWriter
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 
@@ -37,7 +38,7 @@ async def test_every_answered_prediction_is_a_stored_row(
                 json={"texts": [f"text {i}-{j} was dull" for j in range(i % 5 + 1)], "model": "vader"},
             )
             answered_ids += [r["id"] for r in batch.json()["results"]]
-        assert in_app(client, app.state.services.writer.flush, 10)
+        assert in_app(client, app.state.resources.writer.flush, 10)
 
     engine = create_engine(database_url)
     async with engine.connect() as connection:
@@ -112,8 +113,8 @@ async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it
         assert (
             await client.post("/predict/batch", json={"texts": ["fine", "also\u0000odd"]})
         ).status_code == 200
-        assert in_app(client, app.state.services.writer.flush, 10)
-        assert app.state.services.writer.last_error is None
+        assert in_app(client, app.state.resources.writer.flush, 10)
+        assert app.state.resources.writer.last_error is None
     engine = create_engine(database_url)
     async with engine.connect() as connection:
         stored = (await connection.execute(select(PredictionRow.text, PredictionRow.text_hash))).all()

@@ -1,7 +1,8 @@
 """Alert rules as plain logic, and the window of recent requests they read, with a fake clock."""
 
 from sentiment.inference.stats import RecentWindow, WindowTotals
-from sentiment.services.alert_rules import AlertMonitor, AlertRules, evaluate
+from sentiment.services.alert_rules import AlertMonitor, evaluate
+from sentiment.services.settings import AlertRules
 
 RULES = AlertRules(fallback_rate=0.2, latency_p95_ms=500, window_s=60, min_requests=10)
 

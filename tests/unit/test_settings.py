@@ -126,7 +126,7 @@ def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
         ({"FAILSAFE_MAX_LLM_FAILURES": "0"}, "FAILSAFE_MAX_LLM_FAILURES=0 is out of range (1..)"),
         (
             {"FAILSAFE_CALL_TIMEOUT_SECONDS": "-1"},
-            "FAILSAFE_CALL_TIMEOUT_SECONDS=-1.0 must be greater than 0",
+            "FAILSAFE_CALL_TIMEOUT_SECONDS='-1' must be greater than 0",
         ),
         ({"SENTIMENT_WRITE_BATCH_SIZE": "0"}, "SENTIMENT_WRITE_BATCH_SIZE=0 is out of range (1..)"),
         ({"SENTIMENT_ALERT_FALLBACK_RATE": "0"}, "SENTIMENT_ALERT_FALLBACK_RATE='0' must be greater than 0"),
@@ -136,9 +136,29 @@ def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
         ({"SENTIMENT_CACHE_SIZE": "-1"}, "SENTIMENT_CACHE_SIZE=-1 is out of range (0..)"),
         ({"OMP_NUM_THREADS": "two"}, "OMP_NUM_THREADS='two' is not a whole number"),
         ({"SENTIMENT_ALERT_P95_MS": "nan"}, "SENTIMENT_ALERT_P95_MS='nan' must be greater than 0"),
+        (
+            {"FAILSAFE_FAILURE_WINDOW_SECONDS": "nan"},
+            "FAILSAFE_FAILURE_WINDOW_SECONDS='nan' must be greater than 0",
+        ),
+        ({"PORT": "8080.0"}, "PORT='8080.0' is not a whole number"),
+        ({"SENTIMENT_RETENTION_DAYS": "null"}, "SENTIMENT_RETENTION_DAYS='null' is not a whole number"),
+        ({"OMP_NUM_THREADS": "1e3"}, "OMP_NUM_THREADS='1e3' is not a whole number"),
     ],
 )
 def test_a_bad_value_of_any_field_names_its_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError) as refused:
         Settings.from_env(env)
     assert str(refused.value) == message
+
+
+def test_numbers_are_read_as_python_reads_them() -> None:
+    settings = Settings.from_env(
+        {
+            "PORT": "+9000",
+            "SENTIMENT_MAX_PENDING_WRITES": "1_000",
+            "OMP_NUM_THREADS": "04",
+            "SENTIMENT_ALERT_P95_MS": "1_5e2",
+        }
+    )
+    assert (settings.port, settings.writer.max_pending, settings.torch_threads) == (9000, 1000, 4)
+    assert settings.alert_rules.latency_p95_ms == 1500.0

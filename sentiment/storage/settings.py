@@ -1,0 +1,17 @@
+"""The storage package's settings, kept apart from the writer so that reading settings imports no database
+driver."""
+
+from __future__ import annotations
+
+import msgspec
+
+from sentiment.core.bounds import AtLeastOne, Positive
+
+
+class WriterSettings(msgspec.Struct, frozen=True):
+    """Rows per insert, rows held while the database is away (beyond that new ones are dropped), and seconds
+    between flushes."""
+
+    batch_size: AtLeastOne = 500
+    max_pending: AtLeastOne = 100_000
+    flush_interval_s: Positive = 0.2
