@@ -28,7 +28,7 @@ from sentiment.services.access import AccessService
 from sentiment.services.alert_rules import AlertMonitor
 from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import AnalyticsService
-from sentiment.services.container import Services
+from sentiment.services.container import Resources, Services
 from sentiment.services.datasets import DatasetService  # data sets
 from sentiment.services.failsafe import Failsafe, FailsafeService
 from sentiment.services.history import HistoryService
@@ -139,10 +139,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 history=HistoryService(engine, registry.keys),
                 datasets=datasets,
                 system=system,
-                engine=engine,
-                registry=registry,
-                writer=writer,
             )
+            app.state.resources = Resources(engine, registry, writer)
             # The default model loads in the background: /health
             # answers at once, VADER serves until it is loaded.
             if settings.default_model != VADER_KEY:

@@ -109,7 +109,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
 
 async def wait_until_settled(app: Litestar, timeout_s: float = 60.0) -> None:
     """Wait for the default model's background load to end (loaded or failed)."""
-    registry = app.state.services.registry
+    registry = app.state.resources.registry
     entry = registry.entry(registry.default_key)
     deadline = asyncio.get_running_loop().time() + timeout_s
     while entry.loading or (not entry.loaded and entry.error is None):

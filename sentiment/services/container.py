@@ -22,8 +22,7 @@ from sentiment.storage.writer import PredictionWriter
 
 @dataclass(frozen=True)
 class Services:
-    """One field per service the web layer may ask for. `engine`, `registry` and `writer` are kept for tests
-    that look inside the running app; no handler receives them."""
+    """One field per service the web layer may ask for, by the field's name."""
 
     access: AccessService
     predictions: PredictionService
@@ -35,6 +34,13 @@ class Services:
     history: HistoryService
     datasets: DatasetService
     system: SystemService
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What the services are built on, kept on the app for tests that look inside it; no handler gets
+    these."""
+
     engine: AsyncEngine
     registry: ModelRegistry
     writer: PredictionWriter

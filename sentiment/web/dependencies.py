@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -13,14 +14,10 @@ from sentiment.services.access import AccessService
 from sentiment.services.container import Services
 
 
-def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
-    services: Services = connection.app.state.services
-    return services
-
-
 def access_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessService:
     """For guards and the page context, which run outside dependency injection."""
-    return services_of(connection).access
+    services: Services = connection.app.state.services
+    return services.access
 
 
 def _provider(name: str) -> Callable[[State], object]:
@@ -30,16 +27,6 @@ def _provider(name: str) -> Callable[[State], object]:
     return provide
 
 
-SERVICE_NAMES = (
-    "access",
-    "predictions",
-    "models",
-    "failsafe",
-    "alerts",
-    "analytics",
-    "overview",
-    "history",
-    "datasets",
-    "system",
-)
-DEPENDENCIES = {name: Provide(_provider(name), sync_to_thread=False) for name in SERVICE_NAMES}
+DEPENDENCIES = {
+    field.name: Provide(_provider(field.name), sync_to_thread=False) for field in fields(Services)
+}

@@ -161,8 +161,8 @@ async def test_repeated_text_is_answered_from_the_cache_and_still_stored(
             "/predict/batch", json={"texts": ["RT @user: what a great game", "new text"]}
         )
         cache = (await client.get("/status")).json()["cache"]
-        assert in_app(client, app.state.services.writer.flush, 10)
-        written = app.state.services.writer.written
+        assert in_app(client, app.state.resources.writer.flush, 10)
+        written = app.state.resources.writer.written
     hit = again.json()["results"][0]
     assert (hit["model_used"], hit["fallback_used"], hit["confidence"]) == (
         "minilm-sst2",

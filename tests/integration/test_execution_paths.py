@@ -45,8 +45,9 @@ def test_broken_fast_path_is_refused_and_the_model_runs_in_fp32(tmp_path: Path) 
         tmp_path,
         make_fast=lambda source, _: LabelFlipper(TransformersBackend(source)),
     )
-    assert backend.execution_path == "fp32"  # type: ignore[attr-defined]
-    assert "int8 path was refused" in backend.fast_path_rejected  # type: ignore[attr-defined]
+    assert backend.execution_path == "fp32"
+    assert backend.fast_path_rejected is not None
+    assert "int8 path was refused" in backend.fast_path_rejected
     assert backend.predict(["What a wonderful, moving film."])[0].label == "positive"
 
 
@@ -84,7 +85,7 @@ async def test_refused_fast_path_shows_in_models_and_raises_an_alert(sqlite_url:
 @pytest.mark.parametrize("path", ["int8", "onnx", "onnx-int8"])
 def test_each_fast_path_passes_its_self_check_on_the_reference_model(path: str, tmp_path: Path) -> None:
     backend = build(str(SST2_MODEL), path, None, tmp_path)  # type: ignore[arg-type]
-    assert backend.execution_path == path  # type: ignore[attr-defined]
+    assert backend.execution_path == path
     results = backend.predict(list(SELF_CHECK_TEXTS[:2]))
     assert [r.label for r in results] == ["positive", "negative"]
     if path.startswith("onnx"):

@@ -45,7 +45,7 @@ async def test_retention_deletes_only_rows_older_than_the_cutoff(database_url: s
     async with AsyncTestClient(app=app) as client:
         for i in range(3):
             await client.post("/predict", json={"text": f"text {i}"})
-        in_app(client, app.state.services.writer.flush, 10)
+        in_app(client, app.state.resources.writer.flush, 10)
     engine = create_engine(database_url)
     async with engine.begin() as connection:
         newest = (await connection.scalars(select(PredictionRow.created_at))).all()

@@ -85,7 +85,7 @@ async def raise_alert(alerts) -> None:  # type: ignore[no-untyped-def]
 async def test_user_text_is_escaped_on_the_predictions_page(client: AsyncTestClient) -> None:
     hostile = "<img src=x onerror=alert(1)>"
     await client.post("/predict", json={"text": hostile})
-    in_app(client, client.app.state.services.writer.flush, 10)
+    in_app(client, client.app.state.resources.writer.flush, 10)
     html = (await client.get("/ui/predictions", params={"text": "onerror"})).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert hostile not in html
@@ -105,7 +105,7 @@ async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(
 
 async def test_predictions_page_shows_the_last_page_for_a_page_past_the_end(client: AsyncTestClient) -> None:
     await client.post("/predict", json={"text": "only one stored"})
-    in_app(client, client.app.state.services.writer.flush, 10)
+    in_app(client, client.app.state.resources.writer.flush, 10)
     response = await client.get("/ui/predictions", params={"page": "99999999999999999999"})
     assert response.status_code == 200 and "only one stored" in response.text
 
