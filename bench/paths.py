@@ -48,7 +48,7 @@ def main() -> int:
         prepared = time.perf_counter()
         backend = build(str(args.model), path, args.threads, cache)  # type: ignore[arg-type]
         prepare_s = time.perf_counter() - prepared
-        assert backend.execution_path == path, getattr(backend, "fast_path_rejected", "")  # type: ignore[attr-defined]
+        assert backend.execution_path == path, backend.fast_path_rejected
         predicted = [
             s.label for start in range(0, len(texts), 32) for s in backend.predict(texts[start : start + 32])
         ]

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict", help="score one text and print the prediction as JSON (no server)"
     )
     predict.add_argument("text")
-    predict.add_argument("--model", help="model key (default: PRELOAD_MODEL, else vader)")
+    predict.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
 
     score = commands.add_parser(
         "score",
@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     score.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
     score.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where the scored CSV goes")
     score.add_argument(
-        "--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together"
+        "--chunk-rows",
+        type=int,
+        help="rows sorted by length and scored together (default: SENTIMENT_DATASET_CHUNK_ROWS)",
     )
     score.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--text-column", default="text", help="default: text")
     evaluate.add_argument("--label-column", default="label", help="the gold labels (default: label)")
     evaluate.add_argument(
-        "--chunk-rows", type=int, default=1024, help="rows sorted by length and scored together"
+        "--chunk-rows",
+        type=int,
+        help="rows sorted by length and scored together (default: SENTIMENT_DATASET_CHUNK_ROWS)",
     )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -167,7 +171,7 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
             target,
             args.text_column,
             args.model,
-            max(args.chunk_rows, 1),
+            max(args.chunk_rows or settings.datasets.chunk_rows, 1),
             show_bar=not args.no_progress,
         )
     )
@@ -191,7 +195,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
             args.model,
             args.text_column,
             args.label_column,
-            max(args.chunk_rows, 1),
+            max(args.chunk_rows or settings.datasets.chunk_rows, 1),
             show_bar=not args.no_progress,
         ),
         args.label_column,

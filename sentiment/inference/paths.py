@@ -69,6 +69,10 @@ def resolve_device(device: str) -> str:
     return "cuda" if device == "cuda" or (device == "auto" and available) else "cpu"
 
 
+# Exported models (ONNX) are kept here unless SENTIMENT_CACHE_DIR says otherwise.
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "sentiment"
+
+
 def build(
     source: str,
     path: ExecutionPath,

@@ -48,13 +48,13 @@ def load_backend(
         from sentiment.inference.remote import RemoteBackend
 
         return RemoteBackend(spec.source, remote_timeout_s)
-    from sentiment.inference.paths import build
+    from sentiment.inference.paths import DEFAULT_CACHE_DIR, build
 
     return build(
         spec.source,
         spec.path,
         threads,
-        Path(cache_dir or Path.home() / ".cache" / "sentiment"),
+        Path(cache_dir or DEFAULT_CACHE_DIR),
         device=device,
     )
 
@@ -108,6 +108,11 @@ class ModelEntry:
         return self.queue is not None
 
     @property
+    def serves(self) -> bool:
+        """Answers requests now, or was asked to (VADER answers for it until it is loaded)."""
+        return self.loaded or self.wanted
+
+    @property
     def source(self) -> str:
         """Where it loads from: a finished download's folder, else the configured source."""
         if self.download is not None and self.download.folder is not None:
@@ -140,11 +145,6 @@ class ModelEntry:
         if self.queue is None:
             raise ModelNotLoaded(self.key)
         return await self.queue.submit(texts, trial, timeout_s)
-
-    def set_fault(self, fault: Fault | None) -> None:
-        if self.fault is not None:
-            self.fault.clear()
-        self.fault = fault
 
     def apply_fault(self) -> None:
         """Runs on the model's worker thread before each call,
@@ -188,16 +188,16 @@ class ModelRegistry:
             raise UnknownModel(key, self.keys) from None
 
     def select(self, key: str | None) -> ModelEntry:
-        """The entry that should answer for `key` (default
-        when None); refuses a model nobody asked to serve."""
+        """The entry that should answer for `key` (the default when None); refuses a model nobody asked to
+        serve."""
         entry = self.entry(key or self.default_key)
-        if not entry.loaded and not entry.loading and not entry.wanted:
+        if not entry.serves and not entry.loading:
             raise ModelNotLoaded(entry.key)
         return entry
 
     def serving(self) -> list[ModelEntry]:
         """The models offered to users: those that answer now or were asked to (the rest would be refused)."""
-        return [entry for entry in self._entries.values() if entry.loaded or entry.wanted]
+        return [entry for entry in self._entries.values() if entry.serves]
 
     def want(self, key: str) -> ModelEntry:
         """Mark a model as one that should serve: VADER answers for it until it is loaded."""
@@ -208,7 +208,9 @@ class ModelRegistry:
     def set_fault(self, key: str, fault: Fault | None) -> ModelEntry:
         """Make the model fail or hang on purpose (None clears it)."""
         entry = self.entry(key)
-        entry.set_fault(fault)
+        if entry.fault is not None:
+            entry.fault.clear()  # a hang in progress ends now
+        entry.fault = fault
         return entry
 
     def set_download(self, key: str, state: DownloadState) -> None:

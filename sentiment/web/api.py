@@ -11,13 +11,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.types import ControllerRouterHandler
 
-from sentiment.core.domain import Alert
 from sentiment.services.alerts import AlertService
 from sentiment.services.predictions import PredictionBatch, PredictionService
 from sentiment.services.system import DatabaseHealth, Readiness, Status, SystemService
 from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin
-from sentiment.web.schemas import BatchIn, BatchOut, Health, PredictIn, PredictionOut
+from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
 
 
 def _timing_headers(batch: PredictionBatch) -> dict[str, str]:
@@ -95,8 +94,8 @@ async def db_health(system: NamedDependency[SystemService]) -> Response[Database
 async def list_alerts(
     alerts: NamedDependency[AlertService],
     alert_state: Annotated[Literal["active", "resolved"] | None, QueryParameter(name="state")] = None,
-) -> list[Alert]:
-    return await alerts.list(alert_state)
+) -> list[AlertOut]:
+    return [AlertOut.from_domain(alert) for alert in await alerts.list(alert_state)]
 
 
 @post(
@@ -107,11 +106,11 @@ async def list_alerts(
     tags=["alerts"],
     responses=error_responses(401, 403, 404),
 )
-async def acknowledge_alert(alert_id: AlertId, alerts: NamedDependency[AlertService]) -> Alert:
+async def acknowledge_alert(alert_id: AlertId, alerts: NamedDependency[AlertService]) -> AlertOut:
     alert = await alerts.acknowledge(alert_id)
     if alert is None:
         raise NotFoundException(f"no alert with id {alert_id}")
-    return alert
+    return AlertOut.from_domain(alert)
 
 
 ROUTES: list[ControllerRouterHandler] = [

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from sentiment.core.domain import Label, Prediction
+from sentiment.core.domain import Alert, Label, Prediction
 
 ModelKey = Annotated[
     str,
@@ -81,3 +81,11 @@ class BatchOut(msgspec.Struct):
 
 class Health(msgspec.Struct):
     status: str
+
+
+class AlertOut(Alert, frozen=True):
+    """An alert as the API answers it: the domain alert's fields, under the schema name clients know."""
+
+    @classmethod
+    def from_domain(cls, alert: Alert) -> AlertOut:
+        return cls(**msgspec.structs.asdict(alert))

@@ -21,7 +21,7 @@ WIDTHS: tuple[Width, ...] = ("minute", "hour", "day", "month")
 
 
 def utc(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]  # callers give year, month, day at least
 
 
 def test_naive_times_are_utc_and_offsets_are_converted_to_it() -> None:
