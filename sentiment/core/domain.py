@@ -38,6 +38,13 @@ class Prediction(msgspec.Struct, frozen=True):
     group: str | None = None
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message, first line only (database drivers append whole statements); its type's name when
+    it has no message, so that a log line never loses the error."""
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 class SentimentError(Exception):
     """Base of the errors the web layer maps to HTTP statuses in one table."""
 

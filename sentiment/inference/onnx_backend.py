@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentiment.core.domain import Label, ModelLoadError, Scored
+from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
@@ -90,7 +90,7 @@ class OnnxBackend(BaseBackend):
             self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
             id2label = AutoConfig.from_pretrained(source, local_files_only=True).id2label
         except OSError as error:
-            raise ModelLoadError(f"cannot load {source!r}: {str(error).splitlines()[0]}") from error
+            raise ModelLoadError(f"cannot load {source!r}: {first_line(error)}") from error
         try:
             self.labels: tuple[Label, ...] = map_labels(id2label)
         except UnmappableLabels as error:

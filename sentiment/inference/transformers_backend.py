@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
-from sentiment.core.domain import Label, ModelLoadError, Scored
+from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
 
@@ -35,7 +35,7 @@ class TransformersBackend(BaseBackend):
         except OSError as error:
             raise ModelLoadError(
                 f"cannot load {source!r}: not a model folder and not in the local hub cache "
-                f"({str(error).splitlines()[0]}); "
+                f"({first_line(error)}); "
                 "download it first or point SENTIMENT_MODELS at a local folder"
             ) from error
         try:

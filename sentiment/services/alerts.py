@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import Alert, AlertSeverity, AlertState
+from sentiment.core.domain import Alert, AlertSeverity, AlertState, first_line
 from sentiment.core.retry import Backoff, retry
 from sentiment.core.tasks import cancel_and_wait, wait_until
 from sentiment.storage.repositories import AlertRepository
@@ -107,7 +107,7 @@ class AlertService:
                 else:
                     done = await alerts.resolve(change.key, change.at)
         except (SQLAlchemyError, OSError) as error:
-            log.warning("alert_change_waiting_for_database", key=change.key, error=str(error).splitlines()[0])
+            log.warning("alert_change_waiting_for_database", key=change.key, error=first_line(error))
             raise
         if done:
             if change.raise_:

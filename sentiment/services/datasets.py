@@ -39,6 +39,7 @@ from sentiment.core.domain import (
     Prediction,
     Scored,
     SentimentError,
+    first_line,
 )
 from sentiment.core.evaluation import (
     Confusion,
@@ -553,7 +554,7 @@ class DatasetService:
                 await repository.update(dataset_id, **progress)
 
         def failed(error: BaseException, _failures: int) -> None:
-            log.warning("dataset_write_failed", dataset=str(dataset_id), error=str(error).splitlines()[0])
+            log.warning("dataset_write_failed", dataset=str(dataset_id), error=first_line(error))
 
         await retry(
             write,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import VADER_KEY, Conflict, ModelLoadError
+from sentiment.core.domain import VADER_KEY, Conflict, ModelLoadError, first_line
 from sentiment.core.tasks import cancel_and_wait
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
@@ -281,7 +281,7 @@ class ModelService:
             async with self._engine.begin() as connection:
                 await ModelChoiceRepository(connection).save(self._choices(), now)
         except (SQLAlchemyError, OSError) as error:
-            log.error("model_choices_not_saved", error=str(error).splitlines()[0])
+            log.error("model_choices_not_saved", error=first_line(error))
 
     async def follow_shared_choices(self) -> None:
         """Apply the choices another replica stored: load, unload and switch default to match them."""
@@ -289,7 +289,7 @@ class ModelService:
             async with self._engine.connect() as connection:
                 choices = await ModelChoiceRepository(connection).get()
         except (SQLAlchemyError, OSError) as error:
-            log.warning("model_choices_not_read", error=str(error).splitlines()[0])
+            log.warning("model_choices_not_read", error=first_line(error))
             return
         if choices.default_model is None or choices.updated_at is None:
             return  # nothing chosen through the API yet: the configuration rules

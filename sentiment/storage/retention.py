@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
+from sentiment.core.domain import first_line
 from sentiment.storage.analytics import RollupRepository
 from sentiment.storage.tables import PredictionRow
 
@@ -33,7 +34,7 @@ async def purge_forever(engine: AsyncEngine, days: int, clock: WallClock = utc_n
         try:
             deleted = await delete_predictions_before(engine, clock() - timedelta(days=days))
         except (SQLAlchemyError, OSError) as error:
-            log.warning("retention_purge_failed", error=str(error).splitlines()[0])
+            log.warning("retention_purge_failed", error=first_line(error))
         else:
             if deleted:
                 log.info("retention_purged", deleted=deleted, older_than_days=days)
