@@ -37,6 +37,7 @@ OBSOLETE_SETTINGS = ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_TH
 
 RateUnit = Literal["second", "minute", "hour", "day"]
 Device = Literal["cpu", "cuda", "auto"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 RATE_UNITS = get_args(RateUnit)
 
 
@@ -137,6 +138,13 @@ def _device(raw: str) -> str:
     return device
 
 
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL={raw!r} is not a log level; use {', '.join(LOG_LEVELS)}")
+    return level
+
+
 def _rate_limit(raw: str) -> tuple[RateUnit, int] | None:
     """`N/unit` (unit: second, minute, hour or day) requests per client to the prediction endpoints."""
     if not raw or raw.lower() in {"0", "off", "none"}:
@@ -192,7 +200,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_RATE_LIMIT": EnvField(("rate_limit",), _rate_limit),
     "SENTIMENT_RETENTION_DAYS": EnvField(("retention_days",)),
     "SENTIMENT_AUTO_MIGRATE": EnvField(("auto_migrate",)),
-    "LOG_LEVEL": EnvField(("log_level",), str.upper),
+    "LOG_LEVEL": EnvField(("log_level",), _log_level),
     "LOG_JSON": EnvField(("log_json",)),
 }
 

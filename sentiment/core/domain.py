@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
@@ -36,6 +37,15 @@ class Prediction(msgspec.Struct, frozen=True):
     timestamp: datetime
     dataset_id: UUID | None = None
     group: str | None = None
+
+
+# Characters that show nothing: whitespace, zero-width spaces and joiners, the BOM, the soft hyphen,
+# bidirectional marks. A text made only of these is empty to a reader and to a model.
+_VISIBLE = re.compile(r"[^\s\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]")
+
+
+def is_blank(text: str) -> bool:
+    return _VISIBLE.search(text) is None
 
 
 def first_line(error: BaseException) -> str:

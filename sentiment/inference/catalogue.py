@@ -28,6 +28,14 @@ class ModelSpec(msgspec.Struct, frozen=True):
         return self.kind != "transformers" or Path(self.source).is_dir()
 
     @property
+    def missing_folder(self) -> bool:
+        """A source written as a folder (a path, not an `org/name` hub id) that is not there: a volume not
+        mounted, a typo. Such a model is failed, with a message naming the folder, rather than looked up on
+        a hub."""
+        written_as_path = self.source.startswith(("/", ".", "~")) or self.source.count("/") > 1
+        return self.kind == "transformers" and written_as_path and not Path(self.source).is_dir()
+
+    @property
     def labels(self) -> tuple[Label, ...]:
         """The service labels this model answers with, as far as they can be known without loading it."""
         if self.known_labels or self.kind != "transformers":

@@ -11,8 +11,9 @@ from typing import Literal
 import msgspec
 import structlog
 from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.errors import HFValidationError
 
-from sentiment.core.domain import VADER_KEY, Conflict, ModelNotLoaded, UnknownModel
+from sentiment.core.domain import VADER_KEY, Conflict, ModelLoadError, ModelNotLoaded, UnknownModel
 from sentiment.inference.backend import Backend
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec
@@ -48,6 +49,8 @@ def load_backend(
         from sentiment.inference.remote import RemoteBackend
 
         return RemoteBackend(spec.source, remote_timeout_s)
+    if spec.missing_folder:
+        raise ModelLoadError(folder_not_found(spec))
     from sentiment.inference.paths import DEFAULT_CACHE_DIR, build
 
     return build(
@@ -57,6 +60,10 @@ def load_backend(
         Path(cache_dir or DEFAULT_CACHE_DIR),
         device=device,
     )
+
+
+def folder_not_found(spec: ModelSpec) -> str:
+    return f"model folder {spec.source} not found (a volume not mounted, or a typo in its path?)"
 
 
 def policy_for_device(policy: BatchPolicy, device: str) -> BatchPolicy:
@@ -87,7 +94,7 @@ class ModelEntry:
         self.queue: BatchQueue | None = None
         self.labels: tuple[str, ...] = spec.labels
         self.loading = False
-        self.error: str | None = None
+        self.error: str | None = folder_not_found(spec) if spec.missing_folder else None
         # A model "should serve" once it is the default or was asked to load: until it is loaded, and while
         # it fails, its requests are answered by VADER rather than refused.
         self.wanted = False
@@ -136,7 +143,10 @@ class ModelEntry:
     def download_folder(self) -> str | None:
         if self.download is not None and self.download.folder is not None:
             return self.download.folder
-        cached = try_to_load_from_cache(self.spec.source, "config.json")
+        try:
+            cached = try_to_load_from_cache(self.spec.source, "config.json")
+        except HFValidationError:  # not a hub id either: nothing of it can be in the cache
+            return None
         return str(Path(cached).parent) if isinstance(cached, str) else None
 
     async def run(

@@ -10,7 +10,7 @@ import msgspec
 from uuid_utils.compat import uuid7
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import VADER_KEY, InvalidInput, ModelNotLoaded, Prediction, Scored
+from sentiment.core.domain import VADER_KEY, InvalidInput, ModelNotLoaded, Prediction, Scored, is_blank
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
@@ -160,7 +160,9 @@ class PredictionService:
             raise InvalidInput(f"a batch holds at most {self._max_batch_size} texts; got {len(texts)}")
         for index, text in enumerate(texts):
             where = f"texts[{index}]" if len(texts) > 1 else "text"
-            if not text.strip():
-                raise InvalidInput(f"{where} is empty or whitespace only")
+            if is_blank(text):
+                raise InvalidInput(
+                    f"{where} is empty or whitespace only (zero-width characters count as whitespace)"
+                )
             if len(text) > self._max_text_length:
                 raise InvalidInput(f"{where} is {len(text)} characters; the limit is {self._max_text_length}")

@@ -16,7 +16,7 @@ from typing import IO, Literal, NamedTuple
 
 import msgspec
 
-from sentiment.core.domain import InvalidInput, Scored
+from sentiment.core.domain import InvalidInput, Scored, is_blank
 
 TableKind = Literal["csv", "tsv"]
 DELIMITERS = (",", ";", "\t", "|")
@@ -264,7 +264,7 @@ def read_chunks(table: Table, text_index: int, size: int) -> Iterator[Chunk]:
     for item in read_rows(table):
         if isinstance(item, Problem):
             problems.append(item)
-        elif not item.values[text_index].strip():
+        elif is_blank(item.values[text_index]):
             problems.append(Problem(item.line, f"the text ({column!r}) is empty"))
         else:
             rows.append(item)

@@ -59,6 +59,16 @@ def database_unavailable_response(_: Request, error: Exception) -> Response[dict
     return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
 
 
+def unhandled_error_response(request: Request, error: Exception) -> Response[dict[str, object]]:
+    """Whatever no other handler takes: logged once with its traceback (the request id is bound to the line),
+    answered in the one error shape. JSON nested too deep for the decoder is the client's error, not ours."""
+    if isinstance(error, RecursionError) and "deserializing" in str(error):
+        detail = "the JSON body nests too deeply"
+        return Response({"status_code": 400, "detail": detail}, status_code=400)
+    log.error("unhandled_error", method=request.method, path=request.url.path, exc_info=error)
+    return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
+
+
 def too_many_requests_response(_: Request, error: TooManyRequestsException) -> Response[dict[str, object]]:
     headers = dict(error.headers or {})
     headers["retry-after"] = headers.get("RateLimit-Reset", "1")
@@ -72,6 +82,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: invalid_utf8_response,
     SQLAlchemyError: database_unavailable_response,
     ConnectionError: database_unavailable_response,
+    500: unhandled_error_response,
 }
 
 

@@ -60,3 +60,32 @@ async def test_retention_deletes_only_rows_older_than_the_cutoff(database_url: s
     await engine.dispose()
     assert len(newest) == 3 and deleted == 1
     assert sorted(left) == ["text 1", "text 2"]
+
+
+async def test_json_nested_too_deep_is_a_400_not_a_500(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        answers = []
+        for depth in (1_000, 20_000):
+            body = '{"text": ' + "[" * depth + "]" * depth + "}"
+            answers.append(
+                await client.post("/predict", content=body, headers={"content-type": "application/json"})
+            )
+    assert [answer.status_code for answer in answers] == [400, 400]
+    assert answers[0].json() == {"status_code": 400, "detail": "the JSON body nests too deeply"}
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200b", "\ufeff \u200d\n", "\u2060\u00ad\t"])
+async def test_a_text_of_invisible_characters_only_is_refused_like_an_empty_one(
+    sqlite_url: str, text: str
+) -> None:
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        single = await client.post("/predict", json={"text": text})
+        batch = await client.post("/predict/batch", json={"texts": ["fine", text]})
+        visible = await client.post("/predict", json={"text": "\u200bgood\u200b"})
+    assert single.status_code == 400
+    assert "text is empty or whitespace only" in single.json()["detail"]
+    assert batch.status_code == 400
+    assert "texts[1] is empty or whitespace only" in batch.json()["detail"]
+    assert visible.status_code == 200

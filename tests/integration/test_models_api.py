@@ -3,13 +3,14 @@
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
 from sentiment.inference.backend import Backend
-from sentiment.inference.catalogue import ModelSpec
+from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec, spec_from_source
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 ADMIN = {"authorization": "Bearer adm"}
@@ -176,3 +177,19 @@ async def test_download_with_no_hub_fails_fast_with_advice_and_an_alert(client: 
     alerts = (await client.get("/alerts", params={"state": "active"})).json()
     assert "model_download_failed:distilbert-sst2" in [a["key"] for a in alerts]
     assert (await client.post("/predict", json={"text": "still answering"})).status_code == 200
+
+
+async def test_a_model_whose_folder_is_missing_is_failed_and_says_so(sqlite_url: str, tmp_path: Path) -> None:
+    gone = tmp_path / "not-mounted" / "model"
+    settings = make_settings(
+        sqlite_url, admin_token="t", models=(*BUILTIN_MODELS, spec_from_source("gone", str(gone)))
+    )
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        pages = [await client.get(path) for path in ("/models", "/models/gone", "/status", "/ui/models")]
+        load = await client.post("/models/gone/load", headers={"authorization": "Bearer t"})
+        await asyncio.sleep(0.2)
+        detail = (await client.get("/models/gone")).json()["model"]
+    assert [page.status_code for page in pages] == [200, 200, 200, 200]
+    assert load.status_code == 202
+    assert detail["status"] == "failed"
+    assert detail["error"].startswith(f"model folder {gone} not found")

@@ -2,12 +2,15 @@
 
 from collections.abc import Callable
 
+import pytest
+import structlog
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from sentiment.app import create_app
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.services.system import SystemService
 from tests.conftest import make_settings, wait_until_settled
 
 
@@ -96,3 +99,22 @@ async def test_openapi_document_gives_every_operation_a_summary_and_its_errors(s
     assert {"400", "404", "409", "503"} <= set(predict["responses"])
     acknowledge = next(op for path, op in operations if path.endswith("/acknowledge"))
     assert {"401", "403", "404"} <= set(acknowledge["responses"])
+
+
+async def test_an_unhandled_error_is_logged_once_with_its_traceback_and_request_id(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: SystemService) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(SystemService, "status", broken)
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logged:
+            response = await client.get("/status", headers={"x-request-id": "trace-me-1"})
+    assert response.status_code == 500
+    assert response.json() == {"status_code": 500, "detail": "Internal Server Error"}
+    errors = [line for line in logged if line["event"] == "unhandled_error"]
+    assert len(errors) == 1
+    assert (errors[0]["path"], errors[0]["request_id"]) == ("/status", "trace-me-1")
+    assert isinstance(errors[0]["exc_info"], RuntimeError)

@@ -143,6 +143,10 @@ def test_booleans_take_the_usual_spellings(text: str, value: bool) -> None:
         ({"PORT": "8080.0"}, "PORT='8080.0' is not a whole number"),
         ({"SENTIMENT_RETENTION_DAYS": "null"}, "SENTIMENT_RETENTION_DAYS='null' is not a whole number"),
         ({"OMP_NUM_THREADS": "1e3"}, "OMP_NUM_THREADS='1e3' is not a whole number"),
+        (
+            {"LOG_LEVEL": "verbose"},
+            "LOG_LEVEL='verbose' is not a log level; use DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        ),
     ],
 )
 def test_a_bad_value_of_any_field_names_its_variable(env: dict[str, str], message: str) -> None:

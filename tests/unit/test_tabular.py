@@ -65,6 +65,13 @@ def test_an_empty_text_is_a_problem_and_chunks_hold_usable_rows_in_file_order(tm
     assert [chunk.consumed for chunk in chunks] == [3, 2]
 
 
+def test_a_text_of_zero_width_characters_only_is_empty_too(tmp_path: Path) -> None:
+    path = write(tmp_path, "text,n\na,1\n\u200b\u200d,2\n\ufeffb\u200b,3\n")
+    chunks = list(read_chunks(open_table(path), 0, 10))
+    assert [row.values[0] for row in chunks[0].rows] == ["a", "\ufeffb\u200b"]
+    assert chunks[0].problems == [Problem(3, "the text ('text') is empty")]
+
+
 def test_tsv_lines_split_on_their_last_tab_and_keep_quotes(tmp_path: Path) -> None:
     path = write(
         tmp_path,
