@@ -15,7 +15,7 @@ from sentiment.services.alerts import AlertService
 from sentiment.services.predictions import PredictionBatch, PredictionService
 from sentiment.services.system import DatabaseHealth, Readiness, Status, SystemService
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import require_admin
+from sentiment.web.guard import require_admin, require_json
 from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
 
 
@@ -23,12 +23,17 @@ def _timing_headers(batch: PredictionBatch) -> dict[str, str]:
     return {"x-queue-time": f"{batch.queue_ms:.3f}", "x-inference-time": f"{batch.inference_ms:.3f}"}
 
 
-PREDICTION_ERRORS = error_responses(400, 404, 409, 503)
+PREDICTION_ERRORS = error_responses(400, 404, 409, 415, 503)
 AlertId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="an alert's id from GET /alerts")]
 
 
 @post(
-    "/predict", status_code=200, summary="Score one text", tags=["predictions"], responses=PREDICTION_ERRORS
+    "/predict",
+    status_code=200,
+    guards=[require_json],
+    summary="Score one text",
+    tags=["predictions"],
+    responses=PREDICTION_ERRORS,
 )
 async def predict(
     data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]
@@ -40,6 +45,7 @@ async def predict(
 @post(
     "/predict/batch",
     status_code=200,
+    guards=[require_json],
     summary="Score a batch of texts, answered in input order",
     tags=["predictions"],
     responses=PREDICTION_ERRORS,

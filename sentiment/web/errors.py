@@ -98,6 +98,7 @@ _ERROR_MEANING = {
     403: "no admin token is configured on the service",
     404: "unknown model or resource; for models, extra.known_models lists the keys",
     409: "the model is catalogued but not loaded, or the action contradicts the current state",
+    415: "the body is labelled as a form or plain text: send it as application/json",
     503: "not ready, or the model's queue is full (then Retry-After says when to retry)",
 }
 

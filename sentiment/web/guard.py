@@ -8,14 +8,17 @@ import hmac
 import secrets
 
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from sentiment.web.dependencies import access_of
 
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# What an HTML form on another site can post without a CORS preflight: a JSON endpoint refuses these.
+FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def csrf_token(session: dict[str, object]) -> str:
@@ -69,3 +72,14 @@ async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | 
         "or log in on /ui/login",
         headers={"www-authenticate": "Bearer"},
     )
+
+
+async def require_json(connection: ASGIConnection, _: BaseRouteHandler | None = None) -> None:
+    """A JSON endpoint takes JSON: a body labelled as a form or plain text, as a cross-site form would send
+    it, is refused before it is read."""
+    content_type = connection.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type in FORM_TYPES:
+        raise ClientException(
+            detail=f"send the body as application/json, not {content_type}",
+            status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        )

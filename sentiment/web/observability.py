@@ -123,5 +123,5 @@ async def metrics(system: NamedDependency[SystemService]) -> Response[bytes]:
     own.register(ServiceCollector(system))
     return Response(
         generate_latest(REGISTRY) + generate_latest(own),
-        media_type="text/plain; version=0.0.4; charset=utf-8",
+        media_type="text/plain; version=0.0.4",  # Litestar adds the charset
     )

@@ -182,3 +182,21 @@ async def test_cache_size_zero_turns_it_off(sqlite_url: str, loader: Callable[[M
             await client.post("/predict", json={"text": "same text"})
         cache = (await client.get("/status")).json()["cache"]
     assert cache == {"size": 0, "hits": 0, "misses": 0}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; b=x"]
+)
+async def test_a_prediction_body_labelled_as_a_form_is_refused_so_other_sites_cannot_post_one(
+    sqlite_url: str, content_type: str
+) -> None:
+    app = create_app(make_settings(sqlite_url))
+    async with AsyncTestClient(app=app) as client:
+        body = '{"text": "posted by a form on another site"}'
+        single = await client.post("/predict", content=body, headers={"content-type": content_type})
+        batch = await client.post(
+            "/predict/batch", content='{"texts": ["a"]}', headers={"content-type": content_type}
+        )
+        plain_json = await client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert (single.status_code, batch.status_code, plain_json.status_code) == (415, 415, 200)
+    assert single.json()["detail"] == f"send the body as application/json, not {content_type.split(';')[0]}"

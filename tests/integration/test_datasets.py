@@ -124,6 +124,7 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
     export = await client.get(f"/datasets/{dataset_id}/export")
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")
+    assert export.headers["content-type"].count("charset") == 1
     assert 'filename="airline-scored.csv"' in export.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(export.text)))
     source_rows = list(csv.reader(io.StringIO(airline_sample(tmp_path, 500).read_text(encoding="utf-8"))))

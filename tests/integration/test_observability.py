@@ -38,7 +38,7 @@ async def test_metrics_show_inference_histograms_and_http_routes_after_predictio
         await client.post("/predict/batch", json={"texts": ["good", "bad", "ok", "meh"]})
         await client.post("/alerts/7/acknowledge")
         response = await client.get("/metrics")
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     after = samples(response.text)
 
     def grew(name: str, **labels: str) -> float:
