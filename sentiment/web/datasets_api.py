@@ -370,9 +370,7 @@ async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
     if found is None:
         raise NotFoundException(f"no data set {dataset_id}")
     dataset, path = found
-    return File(
-        path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv; charset=utf-8"
-    )
+    return File(path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv")
 
 
 # -- pages ---------------------------------------------------------------------------------------------------
