@@ -12,7 +12,8 @@ COPY sentiment ./sentiment
 COPY migrations ./migrations
 COPY templates ./templates
 # Not editable: the wheel carries templates/ and migrations/ inside the package, so the venv alone runs the service.
-RUN pip install .
+# The cluster extra (Dask, Parquet): the same image runs `dask worker` for `sentiment score --cluster`.
+RUN pip install "./[cluster]"
 
 FROM python:3.11-slim
 RUN groupadd --gid 10001 sentiment \

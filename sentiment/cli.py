@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import structlog
@@ -34,14 +35,40 @@ def main(argv: list[str] | None = None) -> int:
 
     score = commands.add_parser(
         "score",
-        help="score every row of a CSV into a new CSV, with a progress bar (no server)",
+        help="score every row of a CSV, TSV or Parquet file into a new one, with a progress bar (no server)",
         description="Reads IN as a stream and writes OUT with every input column plus label, confidence and "
-        "one score per class; rows that cannot be scored are reported by line number and skipped.",
+        "one score per class; rows that cannot be scored are reported by line (Parquet: row) number and "
+        "skipped. With --cluster the scoring runs on a Dask cluster; the output is the same.",
     )
-    score.add_argument("source", metavar="IN.csv", help="CSV (or .tsv) with a header line, UTF-8")
+    score.add_argument(
+        "source", metavar="IN", help="CSV, TSV (.tsv) or Parquet (.parquet) with a header; text as UTF-8"
+    )
     score.add_argument("--text-column", required=True, help="the column holding the texts")
     score.add_argument("--model", help="model key or model folder (default: PRELOAD_MODEL, else vader)")
-    score.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where the scored CSV goes")
+    score.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="where the scored rows go: .csv, .tsv or .parquet",
+    )
+    score.add_argument(
+        "--execution-path",
+        choices=["fp32", "int8", "onnx", "onnx-int8"],
+        help="how a transformers model runs (default: the model's own, else SENTIMENT_EXECUTION_PATH)",
+    )
+    score.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="score on a Dask cluster: a scheduler address (tcp://host:8786), or local:N for N worker "
+        "processes on this machine",
+    )
+    score.add_argument(
+        "--threads",
+        type=int,
+        help="with --cluster: torch / ONNX Runtime threads per worker process (default: local:N shares the "
+        "cores out; a remote cluster uses OMP_NUM_THREADS, else 1, for one worker process per core)",
+    )
     score.add_argument(
         "--chunk-rows",
         type=int,
@@ -66,6 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    imports = commands.add_parser(
+        "import-scores",
+        help="load a file scored by `sentiment score` (with or without --cluster) as a data set",
+        description="Stores every row of a scored CSV, TSV or Parquet file as a data set's predictions, in "
+        "batches, with its counts by label, time and group and its metrics against a gold column; an "
+        "interrupted import goes on where it stopped when run again with the same file and options.",
+    )
+    imports.add_argument("source", metavar="SCORED", help="a file written by `sentiment score`")
+    imports.add_argument("--name", required=True, help="the data set's name on the pages")
+    imports.add_argument("--text-column", default="text", help="default: text")
+    imports.add_argument("--model", default="imported", help="what scored the file, as the pages name it")
+    imports.add_argument("--time-column", help="a column of times: the trend by the corpus's own time")
+    imports.add_argument(
+        "--time-format", help="a strptime pattern, when the times are not read by themselves"
+    )
+    imports.add_argument("--group-column", help="a column of groups (an account, a topic, a country)")
+    imports.add_argument("--gold-column", help="a column of gold labels: metrics of the scores against it")
+    imports.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
@@ -99,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         return _score(settings, args)
     if args.command == "eval":
         return _eval(settings, args)
+    if args.command == "import-scores":
+        return _import_scores(settings, args)
     if args.command == "models":
         return _list_models(settings) if args.action == "list" else _pull_model(settings, args.key)
     from sentiment.storage.database import upgrade
@@ -140,14 +188,14 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
     return 0
 
 
-def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = None) -> T | None:
+def _run_file_command(work: Callable[[], T], label_column: str | None = None) -> T | None:
     """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line
     on stderr and None, not a traceback."""
     from sentiment.core.domain import SentimentError
     from sentiment.core.evaluation import UnreadableGold
 
     try:
-        return asyncio.run(work)
+        return work()
     except SentimentError as error:
         message = error.detail
     except UnreadableGold as error:
@@ -159,47 +207,51 @@ def _run_file_command(work: Coroutine[Any, Any, T], label_column: str | None = N
 
 
 def _score(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from sentiment.services.offline import ScoreRequest, score_file, summary_line
 
-    from sentiment.services.offline import score_file, summary_line
-
-    target = Path(args.output)
-    summary = _run_file_command(
-        score_file(
-            settings,
-            Path(args.source),
-            target,
-            args.text_column,
-            args.model,
-            max(args.chunk_rows or settings.datasets.chunk_rows, 1),
-            show_bar=not args.no_progress,
-        )
+    request = ScoreRequest(
+        Path(args.source),
+        Path(args.output),
+        args.text_column,
+        args.model,
+        max(args.chunk_rows or settings.datasets.chunk_rows, 1),
+        args.execution_path,
     )
+    show_bar = not args.no_progress
+    if args.cluster:
+        from sentiment.services.distributed import score_file_on_cluster
+
+        on_cluster = _run_file_command(
+            lambda: score_file_on_cluster(settings, request, args.cluster, args.threads, show_bar)
+        )
+        if on_cluster is None:
+            return 1
+        print(summary_line(on_cluster.scoring, request.target))
+        memory = ", ".join(f"{mb:,.0f}" for mb in on_cluster.worker_peak_rss_mb)
+        print(f"  on {on_cluster.workers} Dask workers; peak memory per worker (MB): {memory}")
+        return 0
+    summary = _run_file_command(lambda: asyncio.run(score_file(settings, request, show_bar)))
     if summary is None:
         return 1
-    print(summary_line(summary, target))
+    print(summary_line(summary, request.target))
     return 0
 
 
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sentiment.core.evaluation import format_report
     from sentiment.services.offline import evaluate_file
 
     source = Path(args.source)
-    summary = _run_file_command(
-        evaluate_file(
-            settings,
-            source,
-            args.model,
-            args.text_column,
-            args.label_column,
-            max(args.chunk_rows or settings.datasets.chunk_rows, 1),
-            show_bar=not args.no_progress,
-        ),
+    work = evaluate_file(
+        settings,
+        source,
+        args.model,
+        args.text_column,
         args.label_column,
+        max(args.chunk_rows or settings.datasets.chunk_rows, 1),
+        show_bar=not args.no_progress,
     )
+    summary = _run_file_command(lambda: asyncio.run(work), args.label_column)
     if summary is None:
         return 1
     if args.json:
@@ -220,6 +272,26 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(format_report(f"{summary.model} on {source.name}", summary.figures, summary.note))
         print(f"  ({summary.skipped:,} rows skipped; {summary.seconds:.1f} s)")
+    return 0
+
+
+def _import_scores(settings: Settings, args: argparse.Namespace) -> int:
+    from sentiment.services.imports import ImportOptions, import_scores, summary_line
+
+    options = ImportOptions(
+        name=args.name,
+        text_column=args.text_column,
+        model=args.model,
+        time_column=args.time_column,
+        group_column=args.group_column,
+        gold_column=args.gold_column,
+        time_format=args.time_format,
+    )
+    work = import_scores(settings, Path(args.source), options, show_bar=not args.no_progress)
+    summary = _run_file_command(lambda: asyncio.run(work), args.gold_column)
+    if summary is None:
+        return 1
+    print(summary_line(summary))
     return 0
 
 

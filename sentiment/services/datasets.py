@@ -16,7 +16,7 @@ import asyncio
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +67,9 @@ from sentiment.services.scoring import ChunkScorer, ScoringFailed
 from sentiment.services.settings import DatasetSettings
 from sentiment.services.tabular import (
     Chunk,
+    Inspection,
     Problem,
+    Row,
     ScoredWriter,
     Table,
     TableError,
@@ -176,7 +178,12 @@ class Upload:
         await asyncio.to_thread(shutil.rmtree, self.path.parent, True)
 
 
-class _Plan(msgspec.Struct):
+def export_path(folder: Path, dataset_id: UUID) -> Path:
+    """Where a data set's scored rows are kept for export, as CSV."""
+    return folder / str(dataset_id) / "scored.csv"
+
+
+class ReadPlan(msgspec.Struct):
     """What a started job reads: the table, the chosen columns' positions and how to read times and labels."""
 
     table: Table
@@ -185,6 +192,49 @@ class _Plan(msgspec.Struct):
     group: int | None
     gold: int | None
     time_format: TimeFormat | None
+
+    def gold_labels(self, inspection: Inspection) -> GoldLabels | None:
+        """How the gold column's values read as labels, from all of them (a whole-file count)."""
+        if self.gold is None:
+            return None
+        try:
+            return read_gold_values(inspection.gold_values)
+        except UnreadableGold as error:
+            raise InvalidInput(f"gold column {self.table.columns[self.gold]!r}: {error}") from None
+
+
+def plan_reading(table: Table, options: DatasetOptions) -> ReadPlan:
+    """The columns' positions, the time format (given or detected) and the gold column, checked on a first
+    look at the rows."""
+    text = table.index(options.text_column, "text")
+    time_i = table.index(options.time_column, "time") if options.time_column else None
+    group = table.index(options.group_column, "group") if options.group_column else None
+    gold = table.index(options.gold_column, "gold-label") if options.gold_column else None
+    look = inspect_rows(table, time_i, gold, limit=QUICK_LOOK_ROWS)
+    if look.rows == 0:
+        raise TableError("the file has a header but no rows")
+    time_format = None
+    if time_i is not None:
+        if options.time_format:
+            time_format = format_named(options.time_format)
+            if time_format is None:
+                raise InvalidInput(
+                    f"time format {options.time_format!r} is neither a known format nor a "
+                    "strptime pattern such as %d-%m-%Y %H:%M"
+                )
+        else:
+            try:
+                time_format = detect_format(look.time_sample)
+            except NoTimeFormat as error:
+                raise InvalidInput(f"time column {options.time_column!r}: {error}") from None
+    # Numeric codings are read from the whole column's values (the job counts them); a first look at words
+    # already tells a column of labels from one that is not.
+    if gold is not None and not all(value.lstrip("-").isdigit() for value in look.gold_values):
+        try:
+            read_gold_values(look.gold_values)
+        except UnreadableGold as error:
+            raise InvalidInput(f"gold column {options.gold_column!r}: {error}") from None
+    return ReadPlan(table, text, time_i, group, gold, time_format)
 
 
 class DatasetService:
@@ -215,7 +265,7 @@ class DatasetService:
         return self._folder / str(dataset_id) / f"source{suffix}"
 
     def export_file(self, dataset_id: UUID) -> Path:
-        return self._folder / str(dataset_id) / "scored.csv"
+        return export_path(self._folder, dataset_id)
 
     # -- upload and start ---------------------------------------------------------------------------------
 
@@ -275,7 +325,8 @@ class DatasetService:
                 f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it"
             )
         entry = self._registry.select(options.model)
-        plan = await asyncio.to_thread(self._plan, dataset, options)
+        table_path = self._source(dataset.id, dataset.name)
+        plan = await asyncio.to_thread(lambda: plan_reading(open_table(table_path), options))
         values = {
             "status": "queued",
             "model": entry.key,
@@ -296,38 +347,6 @@ class DatasetService:
             self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
         log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
         return await self.progress(dataset_id)
-
-    def _plan(self, dataset: Dataset, options: DatasetOptions) -> _Plan:
-        table = open_table(self._source(dataset.id, dataset.name))
-        text = table.index(options.text_column, "text")
-        time_i = table.index(options.time_column, "time") if options.time_column else None
-        group = table.index(options.group_column, "group") if options.group_column else None
-        gold = table.index(options.gold_column, "gold-label") if options.gold_column else None
-        look = inspect_rows(table, time_i, gold, limit=QUICK_LOOK_ROWS)
-        if look.rows == 0:
-            raise TableError("the file has a header but no rows")
-        time_format = None
-        if time_i is not None:
-            if options.time_format:
-                time_format = format_named(options.time_format)
-                if time_format is None:
-                    raise InvalidInput(
-                        f"time format {options.time_format!r} is neither a known format nor a "
-                        "strptime pattern such as %d-%m-%Y %H:%M"
-                    )
-            else:
-                try:
-                    time_format = detect_format(look.time_sample)
-                except NoTimeFormat as error:
-                    raise InvalidInput(f"time column {options.time_column!r}: {error}") from None
-        # Numeric codings are read from the whole column's values (the job counts them); a first look at words
-        # already tells a column of labels from one that is not.
-        if gold is not None and not all(value.lstrip("-").isdigit() for value in look.gold_values):
-            try:
-                read_gold_values(look.gold_values)
-            except UnreadableGold as error:
-                raise InvalidInput(f"gold column {options.gold_column!r}: {error}") from None
-        return _Plan(table, text, time_i, group, gold, time_format)
 
     async def forget(self, dataset_id: UUID) -> None:
         """Delete a data set that was never started (an upload whose columns were refused)."""
@@ -417,16 +436,11 @@ class DatasetService:
 
     # -- the job ------------------------------------------------------------------------------------------
 
-    async def _run(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry) -> None:
+    async def _run(self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry) -> None:
         try:
             await self._save(dataset_id, status="counting", started_at=self._clock())
             inspection = await asyncio.to_thread(inspect_rows, plan.table, plan.time, plan.gold)
-            gold = None
-            if plan.gold is not None:
-                try:
-                    gold = read_gold_values(inspection.gold_values)
-                except UnreadableGold as error:
-                    raise InvalidInput(f"gold column {plan.table.columns[plan.gold]!r}: {error}") from None
+            gold = plan.gold_labels(inspection)
             await self._wait_loaded(entry)
             await self._save(dataset_id, status="scoring", rows_total=inspection.rows)
             await self._score(dataset_id, plan, entry, gold)
@@ -466,13 +480,15 @@ class DatasetService:
         if not entry.loaded:
             raise ScoringFailed(f"model {entry.key} failed to load: {entry.error}")
 
-    async def _score(self, dataset_id: UUID, plan: _Plan, entry: ModelEntry, gold: GoldLabels | None) -> None:
+    async def _score(
+        self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry, gold: GoldLabels | None
+    ) -> None:
         scorer = ChunkScorer(entry)
         # With gold labels VADER scores the rows too, for its
         # metrics side by side (not stored as predictions).
         compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
         confusion = {entry.key: Confusion()} | ({VADER_KEY: Confusion()} if compare else {})
-        state = _JobState()
+        state = JobTally()
         part = self.export_file(dataset_id).with_suffix(".part")
         chunks: Iterator[Chunk] = read_chunks(plan.table, plan.text, self._settings.chunk_rows)
         started = time.perf_counter()
@@ -488,34 +504,18 @@ class DatasetService:
                     scored = await scorer.score(texts)
                     per_text_ms = (time.perf_counter() - chunk_started) * 1000 / len(texts)
                     vader = await compare.score(texts) if compare else []
-                now = self._clock()
-                predictions = [
-                    Prediction(
-                        id=uuid7(),
-                        text=row.values[plan.text],
-                        sentiment=result.label,
-                        confidence=result.confidence,
-                        scores=result.scores,
-                        model_requested=entry.key,
-                        model_used=entry.key,
-                        fallback_used=False,
-                        processing_time_ms=per_text_ms,
-                        timestamp=now,
-                        dataset_id=dataset_id,
-                        group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None)
-                        if plan.group is not None
-                        else None,
-                    )
-                    for row, result in zip(chunk.rows, scored, strict=True)
-                ]
+                predictions = chunk_predictions(
+                    plan, chunk.rows, scored, entry.key, dataset_id, self._clock(), per_text_ms
+                )
                 counts = state.count(plan, chunk, scored, vader, gold, confusion, entry.key)
                 state.rows_done += chunk.consumed
                 state.rate = state.rows_done / max(time.perf_counter() - started, 1e-6)
-                await self._store(dataset_id, predictions, counts, state, confusion)
+                progress = state.progress(confusion, self._clock())
+                await store_chunk(self._engine, dataset_id, predictions, counts, progress, self._store_text)
                 if chunk.rows:
                     await asyncio.to_thread(writer.write, chunk.rows, scored)
         part.replace(self.export_file(dataset_id))
-        notes = state.notes(plan, gold, entry, confusion)
+        notes = state.notes(plan, gold, entry.key, entry.labels, confusion)
         await self._save(dataset_id, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
         log.info(
             "dataset_scored",
@@ -523,45 +523,6 @@ class DatasetService:
             rows=state.rows_scored,
             skipped=state.rows_skipped,
             rate=round(state.rate, 1),
-        )
-
-    async def _store(
-        self,
-        dataset_id: UUID,
-        predictions: list[Prediction],
-        counts: Counter[CountKey],
-        state: _JobState,
-        confusion: dict[str, Confusion],
-    ) -> None:
-        """One transaction per chunk: its predictions, its counts and the progress agree whatever happens."""
-        progress = {
-            "rows_done": state.rows_done,
-            "rows_scored": state.rows_scored,
-            "rows_skipped": state.rows_skipped,
-            "problems": state.problems,
-            "problem_count": state.problem_count,
-            "rate": state.rate,
-            "confusion": {model: matrix.counts for model, matrix in confusion.items()},
-            "heartbeat_at": self._clock(),
-        }
-
-        async def write() -> None:
-            async with self._engine.begin() as connection:
-                if predictions:
-                    await PredictionRepository(connection).add_many(predictions, self._store_text)
-                repository = DatasetRepository(connection)
-                await repository.add_counts(dataset_id, counts)
-                await repository.update(dataset_id, **progress)
-
-        def failed(error: BaseException, _failures: int) -> None:
-            log.warning("dataset_write_failed", dataset=str(dataset_id), error=first_line(error))
-
-        await retry(
-            write,
-            retry_on=(SQLAlchemyError, OSError),
-            backoff=OUTAGE_BACKOFF,
-            give_up_after_s=DATABASE_PATIENCE_S,
-            on_failure=failed,
         )
 
     async def _save(self, dataset_id: UUID, **values: object) -> None:
@@ -585,7 +546,67 @@ class DatasetService:
             self._heartbeat = None
 
 
-class _JobState:
+def chunk_predictions(
+    plan: ReadPlan,
+    rows: Sequence[Row],
+    scored: Sequence[Scored],
+    model: str,
+    dataset_id: UUID,
+    now: datetime,
+    per_text_ms: float,
+) -> list[Prediction]:
+    """A chunk's scored rows as the predictions stored for its data set."""
+    return [
+        Prediction(
+            id=uuid7(),
+            text=row.values[plan.text],
+            sentiment=result.label,
+            confidence=result.confidence,
+            scores=result.scores,
+            model_requested=model,
+            model_used=model,
+            fallback_used=False,
+            processing_time_ms=per_text_ms,
+            timestamp=now,
+            dataset_id=dataset_id,
+            group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None) if plan.group is not None else None,
+        )
+        for row, result in zip(rows, scored, strict=True)
+    ]
+
+
+async def store_chunk(
+    engine: AsyncEngine,
+    dataset_id: UUID,
+    predictions: list[Prediction],
+    counts: Counter[CountKey],
+    progress: dict[str, object],
+    store_text: bool,
+) -> None:
+    """One transaction per chunk: its predictions, its counts and the progress agree whatever happens (a job
+    resumed after a crash starts after the last chunk stored)."""
+
+    async def write() -> None:
+        async with engine.begin() as connection:
+            if predictions:
+                await PredictionRepository(connection).add_many(predictions, store_text)
+            repository = DatasetRepository(connection)
+            await repository.add_counts(dataset_id, counts)
+            await repository.update(dataset_id, **progress)
+
+    def failed(error: BaseException, _failures: int) -> None:
+        log.warning("dataset_write_failed", dataset=str(dataset_id), error=first_line(error))
+
+    await retry(
+        write,
+        retry_on=(SQLAlchemyError, OSError),
+        backoff=OUTAGE_BACKOFF,
+        give_up_after_s=DATABASE_PATIENCE_S,
+        on_failure=failed,
+    )
+
+
+class JobTally:
     """A running job's tallies: rows, problems (the first
     ones kept, all counted), rows left out of figures."""
 
@@ -599,6 +620,19 @@ class _JobState:
         self.untimed = 0
         self.no_gold = 0
 
+    def progress(self, confusion: dict[str, Confusion], now: datetime) -> dict[str, object]:
+        """The tallies as the data set's stored progress."""
+        return {
+            "rows_done": self.rows_done,
+            "rows_scored": self.rows_scored,
+            "rows_skipped": self.rows_skipped,
+            "problems": self.problems,
+            "problem_count": self.problem_count,
+            "rate": self.rate,
+            "confusion": {model: matrix.counts for model, matrix in confusion.items()},
+            "heartbeat_at": now,
+        }
+
     def problem(self, line: int, reason: str) -> None:
         self.problem_count += 1
         if len(self.problems) < MAX_PROBLEMS_KEPT:
@@ -606,7 +640,7 @@ class _JobState:
 
     def count(
         self,
-        plan: _Plan,
+        plan: ReadPlan,
         chunk: Chunk,
         scored: list[Scored],
         vader: list[Scored],
@@ -654,7 +688,12 @@ class _JobState:
         return counts
 
     def notes(
-        self, plan: _Plan, gold: GoldLabels | None, entry: ModelEntry, confusion: dict[str, Confusion]
+        self,
+        plan: ReadPlan,
+        gold: GoldLabels | None,
+        model: str,
+        labels: Sequence[str],
+        confusion: dict[str, Confusion],
     ) -> list[str]:
         notes = []
         if self.rows_skipped:
@@ -678,7 +717,7 @@ class _JobState:
                     f"{self.no_gold:,} rows have no usable gold label{ignored} and are left out of the "
                     "metrics."
                 )
-            note = missing_classes_note(entry.key, entry.labels, confusion[entry.key])
+            note = missing_classes_note(model, labels, confusion[model])
             if note:
                 notes.append(note)
         return notes

@@ -17,9 +17,18 @@ from sentiment.core.evaluation import Confusion, Metrics, metrics, missing_class
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec, spec_from_source
 from sentiment.inference.memory import peak_rss_mb
+from sentiment.inference.paths import ExecutionPath
 from sentiment.inference.registry import ModelRegistry, load_backend
 from sentiment.services.scoring import ChunkScorer
-from sentiment.services.tabular import Chunk, Problem, ScoredWriter, inspect_rows, open_table, read_chunks
+from sentiment.services.tabular import (
+    Chunk,
+    Problem,
+    Table,
+    inspect_rows,
+    open_table,
+    read_chunks,
+    scored_sink,
+)
 
 MAX_PROBLEMS_SHOWN = 100
 
@@ -64,8 +73,19 @@ class EvalSummary(msgspec.Struct, frozen=True):
     seconds: float
 
 
-async def open_model(settings: ModelSettings, model: str | None) -> ModelRegistry:
-    """A registry with `model` (a configured key, or a model folder) as its default, loaded."""
+def resolve_model(
+    settings: ModelSettings, model: str | None, execution_path: ExecutionPath | None = None
+) -> tuple[tuple[ModelSpec, ...], ModelSpec]:
+    """The catalogue, with `model` (a configured key, or a model folder) in it, and `model`'s spec; a
+    transformers model runs on `execution_path` when one is given."""
+    specs, spec = _find_model(settings, model)
+    if execution_path is None or spec.kind != "transformers":
+        return specs, spec
+    chosen = msgspec.structs.replace(spec, path=execution_path)
+    return tuple(chosen if known is spec else known for known in specs), chosen
+
+
+def _find_model(settings: ModelSettings, model: str | None) -> tuple[tuple[ModelSpec, ...], ModelSpec]:
     key = model or settings.default_model
     specs = settings.models
     keys = {spec.key for spec in specs}
@@ -78,7 +98,16 @@ async def open_model(settings: ModelSettings, model: str | None) -> ModelRegistr
         spec = spec_from_source(Path(key).resolve().name, key)
         if spec.key in keys:
             spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
-        specs, key = (*specs, spec), spec.key
+        return (*specs, spec), spec
+    return specs, next(spec for spec in specs if spec.key == key)
+
+
+async def open_model(
+    settings: ModelSettings, model: str | None, execution_path: ExecutionPath | None = None
+) -> ModelRegistry:
+    """A registry with `model` (a configured key, or a model folder) as its default, loaded."""
+    specs, spec = resolve_model(settings, model, execution_path)
+    key = spec.key
     loader = partial(
         load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
     )
@@ -119,13 +148,14 @@ async def predict_text(settings: ModelSettings, text: str, model: str | None) ->
     )
 
 
-class _Report:
+class Report:
     """Problem rows to stderr (the first ones; all are counted), around the progress bar when there is one."""
 
-    def __init__(self, total: int, show_bar: bool, stream: IO[str]) -> None:
+    def __init__(self, total: int, show_bar: bool, stream: IO[str], position: str = "line") -> None:
         from tqdm import tqdm
 
         self._stream = stream
+        self._position = position
         self.bar = tqdm(
             total=total,
             unit=" rows",
@@ -145,7 +175,7 @@ class _Report:
     def problem(self, problem: Problem) -> None:
         self.problems += 1
         if self.problems <= MAX_PROBLEMS_SHOWN:
-            self.bar.write(f"line {problem.line}: {problem.reason}; skipped", file=self._stream)
+            self.bar.write(f"{self._position} {problem.line}: {problem.reason}; skipped", file=self._stream)
         elif self.problems == MAX_PROBLEMS_SHOWN + 1:
             self.bar.write("(more problem rows are counted but not shown)", file=self._stream)
 
@@ -153,32 +183,38 @@ class _Report:
         self.bar.close()
 
 
+class ScoreRequest(msgspec.Struct, frozen=True):
+    """`sentiment score`: which file, into which, with which model; the same with or without a cluster."""
+
+    source: Path
+    target: Path
+    text_column: str
+    model: str | None = None
+    chunk_rows: int = 1024
+    execution_path: ExecutionPath | None = None
+
+    def open(self) -> tuple[Table, int, int]:
+        """The input's table, the position of its text column and its row count."""
+        if self.target.resolve() == self.source.resolve():
+            raise InvalidInput("the output file is the input file: write the scored rows somewhere else")
+        table = open_table(self.source)
+        return table, table.index(self.text_column, "text"), inspect_rows(table).rows
+
+
 async def score_file(
-    settings: ModelSettings,
-    source: Path,
-    target: Path,
-    text_column: str,
-    model: str | None,
-    chunk_rows: int,
-    show_bar: bool = True,
-    stream: IO[str] = sys.stderr,
+    settings: ModelSettings, request: ScoreRequest, show_bar: bool = True, stream: IO[str] = sys.stderr
 ) -> ScoreSummary:
-    """Score every row of `source` into `target` (input columns, label, confidence, per-class scores)."""
-    if target.resolve() == source.resolve():
-        raise InvalidInput("the output file is the input file: write the scored rows somewhere else")
-    table = open_table(source)
-    text = table.index(text_column, "text")
+    """Score every row of the source into the target (input columns, label, confidence, per-class scores)."""
     started = time.perf_counter()
-    total = inspect_rows(table).rows
-    registry = await open_model(settings, model)
+    table, text, total = request.open()
+    registry = await open_model(settings, request.model, request.execution_path)
     entry = registry.entry(registry.default_key)
-    report = _Report(total, show_bar, stream)
+    report = Report(total, show_bar, stream, table.position)
     scored_rows = 0
     try:
         scorer = ChunkScorer(entry)
-        with target.open("w", encoding="utf-8", newline="") as out:
-            writer = ScoredWriter(out, table.columns, entry.labels)
-            for chunk in read_chunks(table, text, chunk_rows):
+        with scored_sink(request.target, table, entry.labels) as writer:
+            for chunk in read_chunks(table, text, request.chunk_rows):
                 if chunk.rows:
                     scored = await scorer.score([row.values[text] for row in chunk.rows])
                     writer.write(chunk.rows, scored)
@@ -211,7 +247,7 @@ async def evaluate_file(
     gold = read_gold_values(inspection.gold_values)
     registry = await open_model(settings, model)
     entry = registry.entry(registry.default_key)
-    report = _Report(inspection.rows, show_bar, stream)
+    report = Report(inspection.rows, show_bar, stream, table.position)
     confusion = Confusion()
     unlabelled = 0
     try:

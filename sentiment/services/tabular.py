@@ -1,27 +1,38 @@
-"""Tables on disk (CSV, TSV) read and written as streams: one row at a time, so a file far larger than memory
-is fine. A row that cannot be used is reported with its line number and skipped; a file that cannot be read as
-a table at all raises `TableError` with a message that names the problem.
+"""Tables on disk (CSV, TSV, Parquet) read and written as streams: one row (Parquet: one record batch) at a
+time, so a file far larger than memory is fine. A row that cannot be used is reported with its line number
+(Parquet: its row number) and skipped; a file that cannot be read as a table at all raises `TableError` with
+a message that names the problem.
 
 TSV files have no quoting (texts contain `"`): a line is split at its last tabs,
 so a text column that comes first keeps any tab of its own. CSV files follow RFC
 4180 quoting; the delimiter (`,` `;` tab `|`) is read off the header line.
+Parquet values are read as text (a time as ISO 8601); a Parquet output keeps its input columns' types.
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from itertools import islice
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, TYPE_CHECKING, Literal, NamedTuple, Protocol
 
 import msgspec
 
 from sentiment.core.domain import InvalidInput, Scored, is_blank
 
-TableKind = Literal["csv", "tsv"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+TableKind = Literal["csv", "tsv", "parquet"]
 DELIMITERS = (",", ";", "\t", "|")
 ENCODING = "utf-8-sig"  # a byte-order mark, as spreadsheets write, is not part of the first column's name
 PROBE_BYTES = 64 * 1024
+PARQUET_BATCH_ROWS = 8192
+PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
 class TableError(InvalidInput):
@@ -29,7 +40,7 @@ class TableError(InvalidInput):
 
 
 class Row(NamedTuple):
-    line: int  # where the row starts in the file, 1-based; the header is line 1
+    line: int  # where the row starts in the file, 1-based, the header being line 1 (Parquet: its row number)
     values: list[str]
 
 
@@ -43,6 +54,11 @@ class Table(msgspec.Struct, frozen=True):
     kind: TableKind
     delimiter: str
     columns: list[str]
+
+    @property
+    def position(self) -> str:
+        """What `Row.line` counts, for messages: lines of a text file, rows of a Parquet file."""
+        return "row" if self.kind == "parquet" else "line"
 
     def index(self, name: str, role: str) -> int:
         """The position of column `name`, chosen as the `role` column (text, time, group, gold)."""
@@ -60,12 +76,17 @@ class Table(msgspec.Struct, frozen=True):
 
 
 def kind_of(path: str | Path) -> TableKind:
-    return "tsv" if Path(path).suffix.lower() in {".tsv", ".tab"} else "csv"
+    suffix = Path(path).suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    return "tsv" if suffix in {".tsv", ".tab"} else "csv"
 
 
 def open_table(path: str | Path, kind: TableKind | None = None) -> Table:
-    """Read the header line: the columns, and for CSV the delimiter."""
+    """Read the header line: the columns, and for CSV the delimiter (Parquet: the schema's column names)."""
     kind = kind or kind_of(path)
+    if kind == "parquet":
+        return Table(str(path), kind, "", [str(name) for name in _parquet_file(path).schema_arrow.names])
     with open(path, "rb") as raw:
         probe = raw.read(PROBE_BYTES)
     if not probe.strip():
@@ -120,8 +141,43 @@ def read_rows(table: Table) -> Iterator[Row | Problem]:
     """Every data row in file order, or the problem that makes it unusable. Blank lines are not rows."""
     if table.kind == "tsv":
         yield from _read_tsv(table)
+    elif table.kind == "parquet":
+        yield from _read_parquet(table)
     else:
         yield from _read_csv(table)
+
+
+def _parquet_file(path: str | Path) -> pq.ParquetFile:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise TableError(
+            "reading Parquet needs pyarrow, from the cluster extra: pip install 'sentiment[cluster]'"
+        ) from None
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise TableError(f"the file is not Parquet: {error}") from None
+
+
+def as_text(value: object) -> str:
+    """A Parquet value as a CSV cell would hold it: nothing for a null, ISO 8601 for a time, true/false."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _read_parquet(table: Table) -> Iterator[Row | Problem]:
+    number = 0
+    for batch in _parquet_file(table.path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+        columns = [[as_text(value) for value in column.to_pylist()] for column in batch.columns]
+        for values in zip(*columns, strict=True):
+            number += 1
+            yield Row(number, list(values))
 
 
 def _read_csv(table: Table) -> Iterator[Row | Problem]:
@@ -209,18 +265,41 @@ def inspect_rows(
     return found
 
 
-class ScoredWriter:
-    """Writes the input columns of each scored row, then its label, confidence and one score per class."""
+def added_columns(columns: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The columns scoring adds: label, confidence, one score per class; none shadows an input column
+    (`label` becomes `predicted_label` when the input has one)."""
+    taken = set(columns)
+    return [_unique(name, taken) for name in ("label", "confidence", *(f"score_{label}" for label in labels))]
 
-    def __init__(self, out: IO[str], columns: Sequence[str], labels: Sequence[str]) -> None:
-        taken = set(columns)
-        self.added = [
-            _unique(name, taken) for name in ("label", "confidence", *(f"score_{label}" for label in labels))
-        ]
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate = name
+    while candidate in taken:
+        candidate = f"predicted_{candidate}"
+    taken.add(candidate)
+    return candidate
+
+
+class ScoredSink(Protocol):
+    """Where scored rows go, in input order: every input column, then the added ones."""
+
+    added: list[str]
+
+    def write(self, rows: Sequence[Row], scored: Sequence[Scored]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ScoredWriter:
+    """A CSV (or, with `delimiter="\\t"`, TSV) of the scored rows."""
+
+    def __init__(
+        self, out: IO[str], columns: Sequence[str], labels: Sequence[str], delimiter: str = ","
+    ) -> None:
+        self.added = added_columns(columns, labels)
         self._labels = tuple(labels)
-        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
         self._writer.writerow([*columns, *self.added])
-        self.rows = 0
 
     def write(self, rows: Sequence[Row], scored: Sequence[Scored]) -> None:
         self._writer.writerows(
@@ -232,17 +311,96 @@ class ScoredWriter:
             ]
             for row, result in zip(rows, scored, strict=True)
         )
-        self.rows += len(rows)
+
+    def close(self) -> None:
+        return None
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    """An added column never shadows an input column: `label`
-    becomes `predicted_label` when the input has one."""
-    candidate = name
-    while candidate in taken:
-        candidate = f"predicted_{candidate}"
-    taken.add(candidate)
-    return candidate
+class ParquetScoredWriter:
+    """A Parquet file of the scored rows. From a Parquet input, the input columns keep their types: the rows
+    are taken from a second pass over the input by row number (a stream, like the first); from a CSV, they
+    are text."""
+
+    def __init__(self, path: Path, table: Table, labels: Sequence[str]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.added = added_columns(table.columns, labels)
+        self._labels = tuple(labels)
+        self._table = table
+        if table.kind == "parquet":
+            source = _parquet_file(table.path)
+            schema = source.schema_arrow
+            self._batches: Iterator[pa.RecordBatch] | None = source.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS
+            )
+        else:
+            schema = pa.schema([(name, pa.string()) for name in table.columns])
+            self._batches = None
+        self._ahead = pa.Table.from_batches([], schema=schema)
+        self._ahead_first = 1  # the row number of the first row read ahead
+        schema = schema.append(pa.field(self.added[0], pa.string()))
+        for name in self.added[1:]:
+            schema = schema.append(pa.field(name, pa.float64()))
+        self._writer = pq.ParquetWriter(path, schema)
+
+    def _input_rows(self, rows: Sequence[Row]) -> pa.Table:
+        import pyarrow as pa
+
+        if self._batches is None:
+            return pa.table(
+                {name: [row.values[i] for row in rows] for i, name in enumerate(self._table.columns)},
+                schema=self._ahead.schema,
+            )
+        last = rows[-1].line
+        parts = [self._ahead]
+        end = self._ahead_first + self._ahead.num_rows
+        while end <= last:
+            batch = next(self._batches)
+            parts.append(pa.Table.from_batches([batch]))
+            end += batch.num_rows
+        ahead = pa.concat_tables(parts)
+        taken = ahead.take([row.line - self._ahead_first for row in rows])
+        # Rows are written in input order: nothing before the last one taken is needed again.
+        self._ahead = ahead.slice(last + 1 - self._ahead_first)
+        self._ahead_first = last + 1
+        return taken
+
+    def write(self, rows: Sequence[Row], scored: Sequence[Scored]) -> None:
+        import pyarrow as pa
+
+        if not rows:
+            return
+        table = self._input_rows(rows)
+        added = [
+            pa.array([result.label for result in scored], pa.string()),
+            pa.array([result.confidence for result in scored], pa.float64()),
+            *(
+                pa.array([result.scores.get(label, 0.0) for result in scored], pa.float64())
+                for label in self._labels
+            ),
+        ]
+        for name, column in zip(self.added, added, strict=True):
+            table = table.append_column(name, column)
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+@contextmanager
+def scored_sink(target: Path, table: Table, labels: Sequence[str]) -> Iterator[ScoredSink]:
+    """The writer for `target`'s kind (by its suffix: .parquet, .tsv, else CSV), closed on the way out."""
+    kind = kind_of(target)
+    if kind == "parquet":
+        sink = ParquetScoredWriter(target, table, labels)
+        try:
+            yield sink
+        finally:
+            sink.close()
+        return
+    with target.open("w", encoding="utf-8", newline="") as out:
+        yield ScoredWriter(out, table.columns, labels, "\t" if kind == "tsv" else ",")
 
 
 class Chunk(NamedTuple):
@@ -256,12 +414,13 @@ class Chunk(NamedTuple):
         return len(self.rows) + len(self.problems)
 
 
-def read_chunks(table: Table, text_index: int, size: int) -> Iterator[Chunk]:
-    """The file's rows in chunks of `size` usable rows; a row whose text is empty is a problem, not a row."""
+def read_chunks(table: Table, text_index: int, size: int, skip: int = 0) -> Iterator[Chunk]:
+    """The file's rows in chunks of `size` usable rows, after the first `skip` rows (problem rows included); a
+    row whose text is empty is a problem, not a row."""
     rows: list[Row] = []
     problems: list[Problem] = []
     column = table.columns[text_index]
-    for item in read_rows(table):
+    for item in islice(read_rows(table), skip, None):
         if isinstance(item, Problem):
             problems.append(item)
         elif is_blank(item.values[text_index]):

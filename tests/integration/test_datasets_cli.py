@@ -172,3 +172,32 @@ def test_scoring_streams_so_peak_memory_does_not_grow_with_the_file(tmp_path: Pa
     # Ten times the rows, the same memory: holding 200,000 rows would take some 50 MB more (bench/score.py
     # runs the full-size check: 1M and 3M rows).
     assert peaks[1] < 400 and peaks[1] <= peaks[0] + 15, peaks
+
+
+def test_import_scores_loads_a_scored_file_once_and_refuses_an_unscored_one(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", "SENTIMENT_DATA_DIR": "data"}
+    source = tmp_path / "in.tsv"
+    header_and_rows = (DATA / "tweeteval_val.tsv").read_text(encoding="utf-8").splitlines(keepends=True)[:151]
+    source.write_text("".join(header_and_rows), encoding="utf-8")
+    scored = sentiment(tmp_path, "score", "in.tsv", "--text-column", "text", "-o", "scored.parquet")
+    assert scored.returncode == 0, scored.stderr
+    command = [
+        "import-scores",
+        "scored.parquet",
+        "--name",
+        "tweets",
+        "--gold-column",
+        "label",
+        "--no-progress",
+    ]
+    done = sentiment(tmp_path, *command, env=env)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(
+        r"imported 150 of 150 rows \(0 skipped\) as data set [0-9a-f-]{36} in [0-9.]+ s\n",
+        done.stdout,
+    )
+    again = sentiment(tmp_path, *command, env=env)
+    assert again.returncode == 0 and "tweets: already imported as data set" in again.stdout
+    unscored = sentiment(tmp_path, "import-scores", "in.tsv", "--name", "raw", env=env)
+    assert unscored.returncode == 1
+    assert unscored.stderr.strip().splitlines()[-1].startswith("sentiment: the file has no scored columns")

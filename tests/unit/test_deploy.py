@@ -378,7 +378,10 @@ def test_image_installs_the_package_not_editable_and_runs_from_the_venv_alone() 
     *build, final = dockerfile_stages()
     installs = [line for stage in build for line in stage if re.match(r"RUN\b.*\bpip install\b", line)]
     assert not [line for line in installs if re.search(r"\s(-e|--editable)\b", line)], installs
-    assert any(re.search(r"\bpip install (\.|\S+\.whl)(\s|$)", line) for line in installs), installs
+    checkout = r'\bpip install ("?\./?(\[[a-z,]+\])?"?|\S+\.whl)(\s|$)'
+    assert any(re.search(checkout, line) for line in installs), installs
+    # With the cluster extra, the same image runs `dask worker` for `sentiment score --cluster`.
+    assert any("[cluster]" in line for line in installs), installs
     # The wheel carries templates/ and migrations/: the final stage takes the venv and no source folder.
     copies = [line for line in final if line.startswith("COPY ")]
     assert copies == ["COPY --from=build /opt/venv /opt/venv"]

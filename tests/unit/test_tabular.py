@@ -2,6 +2,7 @@
 numbers, problem rows reported, broken files refused."""
 
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from sentiment.services.tabular import (
     open_table,
     read_chunks,
     read_rows,
+    scored_sink,
 )
 
 
@@ -152,4 +154,74 @@ def test_scored_rows_keep_every_input_column_and_never_shadow_one() -> None:
         "id,label,text,predicted_label,confidence,score_negative,score_positive",
         '7,gold,"a, b",positive,0.900000,0.100000,0.900000',
     ]
-    assert writer.rows == 1
+
+
+def parquet(tmp_path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "corpus.parquet"
+    table = pa.table(
+        {
+            "id": pa.array([10, 11, 12, 13], pa.int64()),
+            "text": ["good", "   ", None, "bad"],
+            "at": pa.array([datetime(2015, 2, 24, 11, 35, tzinfo=UTC)] * 4, pa.timestamp("us", tz="UTC")),
+            "flag": [True, False, None, True],
+        }
+    )
+    pq.write_table(table, path, row_group_size=2)  # two row groups: rows cross batch boundaries
+    return path
+
+
+def test_parquet_rows_are_read_as_text_numbered_by_row_and_empty_texts_are_problems(tmp_path: Path) -> None:
+    table = open_table(parquet(tmp_path))
+    assert (table.kind, table.columns, table.position) == ("parquet", ["id", "text", "at", "flag"], "row")
+    assert next(read_rows(table)) == Row(1, ["10", "good", "2015-02-24T11:35:00+00:00", "true"])
+    (chunk,) = read_chunks(table, 1, 10)
+    assert [row.line for row in chunk.rows] == [1, 4]
+    assert chunk.problems == [
+        Problem(2, "the text ('text') is empty"),
+        Problem(3, "the text ('text') is empty"),
+    ]
+    assert [row.line for row in next(read_chunks(table, 1, 10, skip=3)).rows] == [4]
+
+
+def test_a_file_that_is_not_parquet_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match="not Parquet"):
+        open_table(write(tmp_path, "text\nhello\n", "fake.parquet"))
+
+
+def test_scored_parquet_keeps_the_input_types_of_the_rows_it_writes(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    table = open_table(parquet(tmp_path))
+    (chunk,) = read_chunks(table, 1, 10)
+    scored = [Scored("positive", 0.9, {"positive": 0.9}), Scored("negative", 0.8, {"positive": 0.2})]
+    target = tmp_path / "out.parquet"
+    with scored_sink(target, table, ("positive",)) as sink:
+        sink.write(chunk.rows[:1], scored[:1])
+        sink.write(chunk.rows[1:], scored[1:])
+    written = pq.read_table(target)
+    assert written.schema.names == ["id", "text", "at", "flag", "label", "confidence", "score_positive"]
+    assert written.schema.field("id").type == pq.read_schema(table.path).field("id").type
+    assert written.column("id").to_pylist() == [10, 13]
+    assert written.column("at").to_pylist()[0] == datetime(2015, 2, 24, 11, 35, tzinfo=UTC)
+    assert written.column("label").to_pylist() == ["positive", "negative"]
+    assert written.column("score_positive").to_pylist() == [0.9, 0.2]
+
+
+def test_a_csv_scored_into_parquet_or_tsv_keeps_its_columns_as_text(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    table = open_table(write(tmp_path, "id,text\n1,fine\n2,grand\n"))
+    (chunk,) = read_chunks(table, 1, 10)
+    scored = [Scored("positive", 0.75, {"positive": 0.75})] * 2
+    with scored_sink(tmp_path / "out.parquet", table, ("positive",)) as sink:
+        sink.write(chunk.rows, scored)
+    assert pq.read_table(tmp_path / "out.parquet").to_pydict()["id"] == ["1", "2"]
+    with scored_sink(tmp_path / "out.tsv", table, ("positive",)) as sink:
+        sink.write(chunk.rows, scored)
+    assert (tmp_path / "out.tsv").read_text().splitlines()[:2] == [
+        "id\ttext\tlabel\tconfidence\tscore_positive",
+        "1\tfine\tpositive\t0.750000\t0.750000",
+    ]
