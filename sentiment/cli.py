@@ -17,6 +17,10 @@ from sentiment.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# Exit codes: the command line was wrong (an unknown model, a missing file or column, a bad setting), or the
+# work could not be done.
+USAGE = 2
+FAILED = 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
     except SettingsError as error:
         print(f"sentiment: configuration error: {error}", file=sys.stderr)
-        return 2
+        return USAGE
 
     from sentiment.logging import configure_logging
 
@@ -176,34 +180,36 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
 
 def _predict(settings: Settings, text: str, model: str | None) -> int:
-    from sentiment.core.domain import SentimentError
     from sentiment.services.offline import predict_text
 
-    try:
-        answer = asyncio.run(predict_text(settings, text, model))
-    except SentimentError as error:
-        print(f"sentiment: {error.detail}", file=sys.stderr)
-        return 1
+    answer = _run(lambda: asyncio.run(predict_text(settings, text, model)))
+    if isinstance(answer, int):
+        return answer
     print(msgspec.json.format(msgspec.json.encode(answer)).decode())
     return 0
 
 
-def _run_file_command(work: Callable[[], T], label_column: str | None = None) -> T | None:
-    """Run `score` or `eval`: a failure the user can fix (bad column, missing file, unknown model) is one line
-    on stderr and None, not a traceback."""
-    from sentiment.core.domain import SentimentError
+def _run(work: Callable[[], T], label_column: str | None = None) -> T | int:
+    """Run a command's work; a failure is one line on stderr and an exit code, not a traceback: USAGE for
+    what the command line got wrong (a model key or folder, a file, a column, a setting), FAILED for work that
+    could not be done (a model that does not load, a cluster that fails)."""
+    from sentiment.core.domain import InvalidInput, SentimentError
     from sentiment.core.evaluation import UnreadableGold
 
     try:
         return work()
+    except InvalidInput as error:
+        message, code = error.detail, USAGE
     except SentimentError as error:
-        message = error.detail
+        message, code = error.detail, FAILED
     except UnreadableGold as error:
-        message = f"gold column {label_column!r}: {error}"
+        message, code = f"gold column {label_column!r}: {error}", USAGE
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+        message, code = f"{error.strerror}: {error.filename}", USAGE
     except OSError as error:
-        message = f"{error.strerror}: {error.filename}"
-    print(f"sentiment: {message}", file=sys.stderr)
-    return None
+        message, code = f"{error.strerror}: {error.filename}", FAILED
+    print(f"sentiment: {' '.join(message.split())}", file=sys.stderr)  # one line, whatever the library said
+    return code
 
 
 def _score(settings: Settings, args: argparse.Namespace) -> int:
@@ -221,18 +227,18 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
     if args.cluster:
         from sentiment.services.distributed import score_file_on_cluster
 
-        on_cluster = _run_file_command(
+        on_cluster = _run(
             lambda: score_file_on_cluster(settings, request, args.cluster, args.threads, show_bar)
         )
-        if on_cluster is None:
-            return 1
+        if isinstance(on_cluster, int):
+            return on_cluster
         print(summary_line(on_cluster.scoring, request.target))
         memory = ", ".join(f"{mb:,.0f}" for mb in on_cluster.worker_peak_rss_mb)
         print(f"  on {on_cluster.workers} Dask workers; peak memory per worker (MB): {memory}")
         return 0
-    summary = _run_file_command(lambda: asyncio.run(score_file(settings, request, show_bar)))
-    if summary is None:
-        return 1
+    summary = _run(lambda: asyncio.run(score_file(settings, request, show_bar)))
+    if isinstance(summary, int):
+        return summary
     print(summary_line(summary, request.target))
     return 0
 
@@ -251,9 +257,9 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
         max(args.chunk_rows or settings.datasets.chunk_rows, 1),
         show_bar=not args.no_progress,
     )
-    summary = _run_file_command(lambda: asyncio.run(work), args.label_column)
-    if summary is None:
-        return 1
+    summary = _run(lambda: asyncio.run(work), args.label_column)
+    if isinstance(summary, int):
+        return summary
     if args.json:
         figures = msgspec.to_builtins(summary.figures)
         print(
@@ -288,9 +294,9 @@ def _import_scores(settings: Settings, args: argparse.Namespace) -> int:
         time_format=args.time_format,
     )
     work = import_scores(settings, Path(args.source), options, show_bar=not args.no_progress)
-    summary = _run_file_command(lambda: asyncio.run(work), args.gold_column)
-    if summary is None:
-        return 1
+    summary = _run(lambda: asyncio.run(work), args.gold_column)
+    if isinstance(summary, int):
+        return summary
     print(summary_line(summary))
     return 0
 
@@ -311,7 +317,6 @@ def _list_models(settings: Settings) -> int:
 def _pull_model(settings: Settings, key: str) -> int:
     from tqdm import tqdm
 
-    from sentiment.core.domain import SentimentError
     from sentiment.services.models import DownloadProgress, pull_model
 
     spec = settings.model(key)
@@ -320,7 +325,7 @@ def _pull_model(settings: Settings, key: str) -> int:
             f"sentiment: unknown model {key!r}; known models: {', '.join(settings.model_keys)}",
             file=sys.stderr,
         )
-        return 1
+        return USAGE
     bars: list[tqdm] = []  # opened on the first progress report, so a hub that cannot be reached shows no bar
 
     def progress(update: DownloadProgress) -> None:
@@ -329,13 +334,12 @@ def _pull_model(settings: Settings, key: str) -> int:
         bars[0].update(update.bytes_done - bars[0].n)
 
     try:
-        folder = pull_model(spec, progress)
-    except SentimentError as error:
-        print(f"sentiment: {error.detail}", file=sys.stderr)
-        return 1
+        folder = _run(lambda: pull_model(spec, progress))
     finally:
         for bar in bars:
             bar.close()
+    if isinstance(folder, int):
+        return folder
     print(folder)
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
@@ -178,6 +179,27 @@ class Upload:
         await asyncio.to_thread(shutil.rmtree, self.path.parent, True)
 
 
+def upload_name(filename: str) -> str:
+    """The name a data set is shown and exported by: the file name without its folders and without control
+    characters (a NUL, a line break), which no database column or header should hold."""
+    base = Path(filename.replace("\\", "/")).name
+    printable = "".join(character for character in base if unicodedata.category(character)[0] != "C")
+    return printable.strip()[:255] or "upload.csv"
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a job failed, as anyone who can list data sets reads it: one line, never SQL, its parameters (row
+    texts) or a server path; the log has the rest."""
+    if isinstance(error, SentimentError):
+        return first_line(error)
+    if isinstance(error, SQLAlchemyError):
+        cause = type(getattr(error, "orig", None) or error).__name__
+        return f"the database failed while storing the rows ({cause}); the service's log has the details"
+    if isinstance(error, OSError):
+        return f"the data folder could not be read or written ({error.strerror or type(error).__name__})"
+    return f"internal error ({type(error).__name__}); the service's log has the details"
+
+
 def export_path(folder: Path, dataset_id: UUID) -> Path:
     """Where a data set's scored rows are kept for export, as CSV."""
     return folder / str(dataset_id) / "scored.csv"
@@ -272,7 +294,7 @@ class DatasetService:
     def receive(self, filename: str) -> Upload:
         """Open the file an upload is streamed into; `create` (or `Upload.discard`) ends it."""
         dataset_id = uuid7()
-        name = Path(filename.replace("\\", "/")).name[:255] or "upload.csv"
+        name = upload_name(filename)
         path = self._source(dataset_id, name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -406,7 +428,12 @@ class DatasetService:
             )
             for name, counts in top
         ]
-        figures = {model: metrics(confusion) for model, confusion in dataset.confusion.items()}
+        # No gold rows, no figures (rather than an accuracy of 0): no gold column, or no usable gold label.
+        figures = {
+            model: metrics(confusion)
+            for model, confusion in dataset.confusion.items()
+            if any(map(any, confusion))
+        }
         return DatasetReport(
             progress=self._progress(dataset),
             distribution={label: distribution.get(label, 0) for label in LABELS},
@@ -455,21 +482,22 @@ class DatasetService:
                 )
             raise
         except (SentimentError, OSError, SQLAlchemyError) as error:
-            detail = error.detail if isinstance(error, SentimentError) else str(error)
-            log.warning("dataset_failed", dataset=str(dataset_id), error=detail)
+            log.warning("dataset_failed", dataset=str(dataset_id), error=first_line(error))
             with suppress(Exception):
-                await self._save(dataset_id, status="failed", error=detail, finished_at=self._clock())
+                await self._save(
+                    dataset_id, status="failed", error=failure_reason(error), finished_at=self._clock()
+                )
         except Exception as error:
             log.exception("dataset_failed", dataset=str(dataset_id))
             with suppress(Exception):
                 await self._save(
-                    dataset_id,
-                    status="failed",
-                    finished_at=self._clock(),
-                    error=f"internal error: {type(error).__name__}: {error}",
+                    dataset_id, status="failed", error=failure_reason(error), finished_at=self._clock()
                 )
         finally:
             self._jobs.pop(dataset_id, None)
+            # A job that did not finish leaves no half-written export behind.
+            with suppress(OSError):
+                self.export_file(dataset_id).with_suffix(".part").unlink(missing_ok=True)
 
     async def _wait_loaded(self, entry: ModelEntry) -> None:
         def settled() -> bool:
@@ -487,13 +515,14 @@ class DatasetService:
         # With gold labels VADER scores the rows too, for its
         # metrics side by side (not stored as predictions).
         compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
-        confusion = {entry.key: Confusion()} | ({VADER_KEY: Confusion()} if compare else {})
+        confusion = {} if gold is None else {entry.key: Confusion()}
+        confusion |= {VADER_KEY: Confusion()} if compare else {}
         state = JobTally()
         part = self.export_file(dataset_id).with_suffix(".part")
         chunks: Iterator[Chunk] = read_chunks(plan.table, plan.text, self._settings.chunk_rows)
         started = time.perf_counter()
         with part.open("w", encoding="utf-8", newline="") as out:
-            writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS)
+            writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS, for_spreadsheets=True)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 scored: list[Scored] = []
                 vader: list[Scored] = []

@@ -36,12 +36,14 @@ from sentiment.services.datasets import (
 from sentiment.services.offline import Report
 from sentiment.services.settings import DatasetSettings
 from sentiment.services.tabular import (
+    LINE_END,
     Chunk,
     Problem,
     Row,
     Table,
     TableError,
     inspect_rows,
+    neutralised,
     open_table,
     read_chunks,
     read_rows,
@@ -181,7 +183,7 @@ async def import_scores(
         inspection = await asyncio.to_thread(inspect_rows, table, plan.time, plan.gold)
         gold = plan.gold_labels(inspection)
         tally = JobTally()
-        confusion = {options.model: Confusion()}
+        confusion = {} if gold is None else {options.model: Confusion()}
         now = clock()
         if earlier is None:
             dataset = Dataset(
@@ -269,14 +271,14 @@ def _resume(tally: JobTally, confusion: dict[str, Confusion], earlier: Dataset, 
 
 
 def _write_export(table: Table, target: Path) -> None:
-    """The data set's CSV export: the imported rows as they are (their scores included), problem rows left
-    out; built aside and renamed into place."""
+    """The data set's CSV export: the imported rows (their scores included; cells neutralised against formula
+    injection), problem rows left out; built aside and renamed into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_suffix(".part")
     with part.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(table.columns)
-        writer.writerows(item.values for item in read_rows(table) if isinstance(item, Row))
+        writer = csv.writer(out, lineterminator=LINE_END)
+        writer.writerow(map(neutralised, table.columns))
+        writer.writerows(map(neutralised, item.values) for item in read_rows(table) if isinstance(item, Row))
     part.replace(target)
 
 

@@ -290,21 +290,40 @@ class ScoredSink(Protocol):
     def close(self) -> None: ...
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# RFC 4180's line end. With a bare "\n" the csv module leaves a field holding a lone carriage return unquoted,
+# and readers take that "\r" for the end of the row.
+LINE_END = "\r\n"
+
+
+def neutralised(cell: str) -> str:
+    """A cell a spreadsheet would run as a formula (OWASP's CSV injection rule: it starts with = + - @, a tab
+    or a carriage return) made inert with a leading apostrophe, which spreadsheets show as text."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
+
+
 class ScoredWriter:
-    """A CSV (or, with `delimiter="\\t"`, TSV) of the scored rows."""
+    """A CSV (or, with `delimiter="\\t"`, TSV) of the scored rows. `for_spreadsheets`: input cells are
+    neutralised against formula injection (a file others download, such as a data set's export)."""
 
     def __init__(
-        self, out: IO[str], columns: Sequence[str], labels: Sequence[str], delimiter: str = ","
+        self,
+        out: IO[str],
+        columns: Sequence[str],
+        labels: Sequence[str],
+        delimiter: str = ",",
+        for_spreadsheets: bool = False,
     ) -> None:
         self.added = added_columns(columns, labels)
         self._labels = tuple(labels)
-        self._writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
-        self._writer.writerow([*columns, *self.added])
+        self._cell = neutralised if for_spreadsheets else str
+        self._writer = csv.writer(out, delimiter=delimiter, lineterminator=LINE_END)
+        self._writer.writerow([*map(self._cell, columns), *self.added])
 
     def write(self, rows: Sequence[Row], scored: Sequence[Scored]) -> None:
         self._writer.writerows(
             [
-                *row.values,
+                *map(self._cell, row.values),
                 result.label,
                 f"{result.confidence:.6f}",
                 *(f"{result.scores.get(label, 0.0):.6f}" for label in self._labels),

@@ -243,7 +243,7 @@ def test_the_command_line_scores_on_a_local_cluster_and_refuses_a_bad_one(tmp_pa
     assert "on 2 Dask workers; peak memory per worker (MB):" in done.stdout
     assert pq.read_table(tmp_path / "out.parquet").num_rows == 299
     refused = sentiment("-o", "out.csv", "--cluster", "local:many")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert (
         refused.stderr.strip().splitlines()[-1]
         == "sentiment: --cluster 'local:many': say how many workers, e.g. local:2"

@@ -28,11 +28,27 @@ def test_predict_takes_a_model_folder(tmp_path: Path) -> None:
 
 def test_predict_with_an_unknown_model_says_so_in_one_line(tmp_path: Path) -> None:
     done = sentiment(tmp_path, "predict", "text", "--model", "nope")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stdout == ""
     message = done.stderr.strip()
     assert message.startswith("sentiment: unknown model 'nope': give a model key (distilbert-sst2")
     assert len(message.splitlines()) == 1
+
+
+def test_a_bad_command_line_exits_2_and_work_that_cannot_be_done_exits_1(tmp_path: Path) -> None:
+    missing = sentiment(tmp_path, "predict", "text", "--model", str(tmp_path / "no-such-model"))
+    assert missing.returncode == 2
+    assert "unknown model" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    failed = sentiment(tmp_path, "predict", "text", "--model", str(broken))
+    assert failed.returncode == 1
+    message = failed.stderr.strip().splitlines()[-1]
+    assert message.startswith("sentiment: model broken-model failed to load: Couldn't instantiate"), (
+        failed.stderr
+    )
+    assert message.endswith("to convert a slow tokenizer to a fast one.")  # the library's lines, as one
 
 
 def test_models_list_shows_every_catalogued_model_with_its_status(tmp_path: Path) -> None:
@@ -52,5 +68,5 @@ def test_models_pull_refuses_what_has_nothing_to_download(tmp_path: Path) -> Non
     expected = f"sentiment: sst2 is served from {SST2_MODEL}; there is nothing to download"
     assert local.stderr.strip() == expected
     unknown = sentiment(tmp_path, "models", "pull", "nope")
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert unknown.stderr.strip().startswith("sentiment: unknown model 'nope'; known models: distilbert-sst2")

@@ -25,6 +25,7 @@ from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.services.analytics import AnalyticsFilters
 from sentiment.services.settings import DatasetSettings
+from sentiment.services.tabular import neutralised
 from sentiment.storage.database import alembic_config, create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
 from sentiment.storage.tables import PredictionRow
@@ -136,7 +137,10 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
         "score_neutral",
         "score_positive",
     ]
-    assert [row[:15] for row in rows[1:]] == source_rows[1:]  # every input column, in input order
+    # Every input column, in input order; a cell a spreadsheet would run as a formula (a tweet starting with
+    # @) made inert with a leading apostrophe.
+    assert [row[:15] for row in rows[1:]] == [[neutralised(cell) for cell in row] for row in source_rows[1:]]
+    assert any(row[10].startswith("'@") for row in rows[1:])
     assert {row[15] for row in rows[1:]} <= {"negative", "neutral", "positive"}
 
     # Stored as predictions carrying the data set and the group, counted in the analytics of the data set.
@@ -191,6 +195,29 @@ async def test_rows_that_cannot_be_scored_are_listed_by_line_and_skipped(client:
     assert any("1 rows have no readable time" in note for note in body["notes"])
     export = (await client.get(f"/datasets/{body['id']}/export")).text
     assert [row[0] for row in csv.reader(io.StringIO(export))] == ["id", "1", "5", "6"]
+    report = (await client.get(f"/datasets/{body['id']}/report")).json()
+    assert report["metrics"] == {}  # no gold column: no figures, rather than an accuracy of 0
+    page = (await client.get(f"/ui/datasets/{body['id']}")).text
+    assert 'id="dataset-metrics"' not in page and "accuracy" not in page
+
+
+async def test_the_export_neutralises_every_cell_a_spreadsheet_would_run_as_a_formula(
+    client: AsyncTestClient,
+) -> None:
+    cells = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "=cmd|' /C calc'!A0"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerows([["note", "text"], *([cell, f"fine day {i}"] for i, cell in enumerate(cells))])
+    writer.writerow(["ok", "a = in the text"])
+    content = out.getvalue()
+    response = await upload(client, content.encode(), text_column="text", model="vader")
+    assert response.status_code == 202, response.text
+    body = await finished(client, response.json()["id"])
+    assert body["status"] == "done", body
+    raw = (await client.get(f"/datasets/{body['id']}/export")).text
+    export = list(csv.reader(io.StringIO(raw, newline="")))
+    assert [row[0] for row in export[1:]] == [*(f"'{cell}" for cell in cells), "ok"]
+    assert export[-1][1] == "a = in the text"  # only a cell's first character counts
 
 
 @pytest.mark.parametrize(
@@ -386,3 +413,43 @@ async def test_the_migration_goes_down_and_up_again(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0003")
     await asyncio.to_thread(upgrade, database_url)
+
+
+async def test_a_file_name_with_control_characters_is_kept_without_them(client: AsyncTestClient) -> None:
+    # Written by hand: HTTP clients percent-encode such a name; an attacker's raw request does not.
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="tweets\x00 of\x1bmay.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\ntext\nhello\n\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="text_column"\r\n\r\ntext\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\nvader\r\n'
+        b"--XyZ--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=XyZ"}
+    response = await client.post("/datasets", content=body, headers=headers)
+    assert response.status_code == 202, response.text
+    done = await finished(client, response.json()["id"])
+    assert (done["status"], done["name"]) == ("done", "tweets ofmay.csv")
+    export = await client.get(f"/datasets/{done['id']}/export")
+    assert export.headers["content-disposition"] == "attachment; filename*=utf-8''tweets%20ofmay-scored.csv"
+
+
+async def test_a_failed_job_says_why_in_one_line_without_sql_or_row_texts_and_leaves_no_partial_export(
+    client: AsyncTestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from sentiment.services import datasets
+
+    async def refused(*_args: object) -> None:
+        statement = "INSERT INTO predictions (id, text) VALUES (?, ?)"
+        raise IntegrityError(statement, ("0191", "my secret row"), Exception("NOT NULL constraint failed"))
+
+    monkeypatch.setattr(datasets, "store_chunk", refused)
+    response = await upload(client, b"text\nmy secret row\n", text_column="text", model="vader")
+    body = await finished(client, response.json()["id"])
+    assert body["status"] == "failed"
+    assert body["error"] == (
+        "the database failed while storing the rows (Exception); the service's log has the details"
+    )
+    assert not list((tmp_path / "data" / body["id"]).glob("*.part"))

@@ -69,7 +69,7 @@ def test_score_refuses_a_missing_column_or_model_in_one_line(tmp_path: Path) -> 
     missing = sentiment(
         tmp_path, "score", str(AIRLINE), "--text-column", "tweet", "-o", str(tmp_path / "o.csv")
     )
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.strip().endswith(
         "there is no column 'tweet' to use as the text column; the columns are: "
         "'tweet_id', 'airline_sentiment', 'airline_sentiment_confidence', "
@@ -80,20 +80,20 @@ def test_score_refuses_a_missing_column_or_model_in_one_line(tmp_path: Path) -> 
     unknown = sentiment(
         tmp_path, "score", str(AIRLINE), "--text-column", "text", "--model", "nope", "-o", "o.csv"
     )
-    assert unknown.returncode == 1 and "unknown model 'nope'" in unknown.stderr
+    assert unknown.returncode == 2 and "unknown model 'nope'" in unknown.stderr
 
 
 def test_eval_refuses_a_missing_file_or_a_gold_column_of_no_labels_in_one_line(tmp_path: Path) -> None:
     missing = sentiment(tmp_path, "eval", "nowhere.csv", "--model", "vader", "--no-progress")
     assert (missing.returncode, missing.stderr.strip()) == (
-        1,
+        2,
         "sentiment: No such file or directory: nowhere.csv",
     )
     (tmp_path / "rated.csv").write_text("text,stars\ngreat stay,five\nawful food,one\n", encoding="utf-8")
     unreadable = sentiment(
         tmp_path, "eval", "rated.csv", "--model", "vader", "--label-column", "stars", "--no-progress"
     )
-    assert unreadable.returncode == 1
+    assert unreadable.returncode == 2
     assert unreadable.stderr.strip().startswith(
         "sentiment: gold column 'stars': its values ('five', 'one') are not"
     )
@@ -199,5 +199,5 @@ def test_import_scores_loads_a_scored_file_once_and_refuses_an_unscored_one(tmp_
     again = sentiment(tmp_path, *command, env=env)
     assert again.returncode == 0 and "tweets: already imported as data set" in again.stdout
     unscored = sentiment(tmp_path, "import-scores", "in.tsv", "--name", "raw", env=env)
-    assert unscored.returncode == 1
+    assert unscored.returncode == 2
     assert unscored.stderr.strip().splitlines()[-1].startswith("sentiment: the file has no scored columns")
