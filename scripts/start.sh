@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/sentiment ]; then
-    python3 -m venv .venv
+# Installs again whenever pyproject.toml changed since the last install (new or updated dependencies).
+stamp=.venv/.installed-pyproject
+if [ ! -x .venv/bin/sentiment ] || ! cmp -s pyproject.toml "$stamp"; then
+    [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/pip install --quiet --upgrade pip
     .venv/bin/pip install --quiet -e .
+    cp pyproject.toml "$stamp"
 fi
 
 reference=../shared/models/minilm-sst2

@@ -18,8 +18,11 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
 fi
 
 # Browser tests drive Debian's chromium through playwright (never `playwright install`).
+# Another apt (an unattended upgrade) may hold its lock: wait for it, up to five minutes, and say so.
 if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "installing chromium for the browser tests (waits up to 300 s if another apt holds the lock)" >&2
+    apt-get -o DPkg::Lock::Timeout=300 update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium >/dev/null
 fi
 
 # The Dockerfile cannot be built here (no Docker engine): it is linted instead.

@@ -43,3 +43,7 @@ def configure_logging(level: str, json: bool) -> None:
         logging.getLogger(name).propagate = True
     # Alembic narrates every plugin it sets up; its warnings and errors still come through.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Noise at every model load, not faults: torchao (which transformers imports when it is installed) reports
+    # its optional GPU kernels and Triton missing on a CPU machine, and torch deprecates an API torchao calls.
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -11,6 +11,7 @@ Parquet values are read as text (a time as ISO 8601); a Parquet output keeps its
 
 from __future__ import annotations
 
+import codecs
 import csv
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ class Table(msgspec.Struct, frozen=True):
     kind: TableKind
     delimiter: str
     columns: list[str]
+    encoding: str = ENCODING
 
     @property
     def position(self) -> str:
@@ -91,15 +93,25 @@ def open_table(path: str | Path, kind: TableKind | None = None) -> Table:
         probe = raw.read(PROBE_BYTES)
     if not probe.strip():
         raise TableError("the file is empty")
-    if b"\x00" in probe:
-        raise TableError("the file is not text (it holds NUL bytes): upload a CSV file saved as UTF-8")
-    first_line = probe.split(b"\n", 1)[0]
-    try:
-        header_text = first_line.decode(ENCODING)
-    except UnicodeDecodeError:
-        if len(first_line) < len(probe) or len(probe) < PROBE_BYTES:  # a whole line, not cut by the probe
-            raise TableError("the header line is not valid UTF-8: save the file as UTF-8") from None
-        header_text = first_line.decode(ENCODING, "replace")
+    encoding = ENCODING
+    if probe.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Spreadsheets' "Unicode text": UTF-16 with a byte-order mark, read as it is.
+        encoding = "utf-16"
+        with _open_text(path, encoding, newline="\n") as text:
+            header_text = text.readline()
+    elif b"\x00" in probe:
+        raise TableError(
+            "the file is not text (it holds NUL bytes): upload a CSV file saved as UTF-8 (or UTF-16 with a "
+            "byte-order mark)"
+        )
+    else:
+        first_line = probe.split(b"\n", 1)[0]
+        try:
+            header_text = first_line.decode(ENCODING)
+        except UnicodeDecodeError:
+            if len(first_line) < len(probe) or len(probe) < PROBE_BYTES:  # a whole line, not cut by the probe
+                raise TableError("the header line is not valid UTF-8: save the file as UTF-8") from None
+            header_text = first_line.decode(ENCODING, "replace")
     if kind == "tsv":
         delimiter = "\t"
         columns = header_text.rstrip("\r\n").split("\t")
@@ -107,7 +119,7 @@ def open_table(path: str | Path, kind: TableKind | None = None) -> Table:
         delimiter = (
             max(DELIMITERS, key=header_text.count) if any(d in header_text for d in DELIMITERS) else ","
         )
-        with _open_text(path) as text:
+        with _open_text(path, encoding) as text:
             try:
                 columns = next(csv.reader(text, delimiter=delimiter), [])
             except csv.Error as error:
@@ -115,13 +127,13 @@ def open_table(path: str | Path, kind: TableKind | None = None) -> Table:
     columns = [column.strip() for column in columns]
     if not any(columns):
         raise TableError("the first line should name the columns, but it is blank")
-    return Table(str(path), kind, delimiter, columns)
+    return Table(str(path), kind, delimiter, columns, encoding)
 
 
-def _open_text(path: str | Path, newline: str = "") -> IO[str]:
+def _open_text(path: str | Path, encoding: str = ENCODING, newline: str = "") -> IO[str]:
     # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate, found per row and reported with the
     # row's line number, instead of one decoding error that ends the whole read.
-    return open(path, encoding=ENCODING, errors="surrogateescape", newline=newline)
+    return open(path, encoding=encoding, errors="surrogateescape", newline=newline)
 
 
 def _checked(line: int, values: list[str], width: int) -> Row | Problem:
@@ -182,7 +194,7 @@ def _read_parquet(table: Table) -> Iterator[Row | Problem]:
 
 def _read_csv(table: Table) -> Iterator[Row | Problem]:
     width = len(table.columns)
-    with _open_text(table.path) as text:
+    with _open_text(table.path, table.encoding) as text:
         # strict: a broken row (`"quoted"text`, a quote still open at the end of the file) raises, is reported
         # with its line number, and the reader starts afresh on the next line.
         reader = csv.reader(text, delimiter=table.delimiter, strict=True)
@@ -203,6 +215,14 @@ def _read_csv(table: Table) -> Iterator[Row | Problem]:
                         f"line {start}: a field is longer than {csv.field_size_limit():,} characters: "
                         "a quote that is never closed?"
                     ) from None
+                if "unexpected end of data" in str(error) and end > start:
+                    # The end of the file came inside quotes opened lines ago: those lines all read as one
+                    # field, and the rows in them would be lost without a word. (On the last line alone, it
+                    # is one broken row.)
+                    raise TableError(
+                        f"line {start}: a quote opened here is never closed, so the {end - start + 1:,} "
+                        "lines to the end of the file read as one field: fix the quoting"
+                    ) from None
                 yield Problem(start, f"not valid CSV: {error}")
                 continue
             start, end = end + 1, reader.line_num
@@ -213,7 +233,7 @@ def _read_csv(table: Table) -> Iterator[Row | Problem]:
 def _read_tsv(table: Table) -> Iterator[Row | Problem]:
     width = len(table.columns)
     # newline="\n": only a line feed ends a row; a stray carriage return inside a text stays in it.
-    with _open_text(table.path, newline="\n") as text:
+    with _open_text(table.path, table.encoding, newline="\n") as text:
         next(text, None)
         for line_number, line in enumerate(text, start=2):
             line = line.rstrip("\r\n")

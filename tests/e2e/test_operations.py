@@ -1,4 +1,5 @@
-"""Operations: the Docker image's own entry command and environment, and JSON logs with request ids."""
+"""Operations: the Docker image's own entry command and environment, JSON logs with request ids, and the
+scripts a newcomer runs."""
 
 import json
 import os
@@ -74,3 +75,29 @@ def test_json_log_line_carries_the_request_id_and_never_the_text(
     assert request_lines and request_lines[-1]["event"] == "http_request"
     assert request_lines[-1]["route"] == "/predict" and request_lines[-1]["status"] == 200
     assert secret_text not in log
+
+
+def test_start_script_installs_again_only_when_the_project_file_changed(tmp_path: Path) -> None:
+    """scripts/start.sh in a copy of the checkout whose .venv tools only record what they were asked."""
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "start.sh").write_bytes((ROOT / "scripts" / "start.sh").read_bytes())
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'sentiment'\n")
+    tools = tmp_path / ".venv" / "bin"
+    tools.mkdir(parents=True)
+    calls = tmp_path / "calls.log"
+    for tool in ("python", "pip", "sentiment"):
+        (tools / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        (tools / tool).chmod(0o755)
+
+    def start() -> list[str]:
+        calls.write_text("")
+        done = subprocess.run(
+            ["bash", "scripts/start.sh"], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return calls.read_text().splitlines()
+
+    assert start() == ["pip install --quiet --upgrade pip", "pip install --quiet -e .", "sentiment serve"]
+    assert start() == ["sentiment serve"]  # nothing changed: no install
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'sentiment'\ndependencies = ['dask']\n")
+    assert start()[:2] == ["pip install --quiet --upgrade pip", "pip install --quiet -e ."]

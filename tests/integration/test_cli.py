@@ -24,6 +24,8 @@ def test_predict_takes_a_model_folder(tmp_path: Path) -> None:
     answer = json.loads(done.stdout)
     assert (answer["sentiment"], answer["model_used"]) == ("negative", SST2_MODEL.name)
     assert set(answer["scores"]) == {"negative", "positive"}
+    # Loading a model says nothing at WARNING: no torchao kernels or torch deprecations reported as problems.
+    assert done.stderr == ""
 
 
 def test_predict_with_an_unknown_model_says_so_in_one_line(tmp_path: Path) -> None:

@@ -232,6 +232,12 @@ async def test_the_export_neutralises_every_cell_a_spreadsheet_would_run_as_a_fo
         ),
         (b"text\n", {"text_column": "text"}, 400, "header but no rows"),
         (
+            b'id,text\n1,fine\n2,"never closed\n3,more\n',
+            {"text_column": "text"},
+            400,
+            "line 3: a quote opened here is never closed",
+        ),
+        (
             b"text,when\nhi,someday\n",
             {"text_column": "text", "time_column": "when"},
             400,
@@ -413,6 +419,19 @@ async def test_the_migration_goes_down_and_up_again(database_url: str) -> None:
     await asyncio.to_thread(upgrade, database_url)
     await asyncio.to_thread(command.downgrade, alembic_config(database_url), "0003")
     await asyncio.to_thread(upgrade, database_url)
+
+
+async def test_a_utf16_upload_is_scored_and_exported_as_utf8(client: AsyncTestClient) -> None:
+    content = "text,airline\ncaf\u00e9 was great,United\nawful delay,Delta\n".encode("utf-16")
+    response = await upload(client, content, "unicode.csv", text_column="text", group_column="airline")
+    assert response.status_code == 202, response.text
+    body = await finished(client, response.json()["id"])
+    assert (body["status"], body["rows_scored"]) == ("done", 2), body
+    export = (await client.get(f"/datasets/{body['id']}/export")).content.decode("utf-8")
+    assert [row[:2] for row in csv.reader(io.StringIO(export))][1:] == [
+        ["caf\u00e9 was great", "United"],
+        ["awful delay", "Delta"],
+    ]
 
 
 async def test_a_file_name_with_control_characters_is_kept_without_them(client: AsyncTestClient) -> None:

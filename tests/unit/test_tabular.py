@@ -225,3 +225,26 @@ def test_a_csv_scored_into_parquet_or_tsv_keeps_its_columns_as_text(tmp_path: Pa
         "id\ttext\tlabel\tconfidence\tscore_positive",
         "1\tfine\tpositive\t0.750000\t0.750000",
     ]
+
+
+def test_a_quote_that_never_closes_refuses_the_file_naming_the_line(tmp_path: Path) -> None:
+    table = open_table(write(tmp_path, 'id,text\n1,fine\n2,"never closed\n3,more\n4,again\n'))
+    with pytest.raises(TableError, match=r"^line 3: a quote opened here is never closed"):
+        list(read_rows(table))
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_reads_as_spreadsheets_write_it(tmp_path: Path, codec: str) -> None:
+    # Excel's "Unicode text": UTF-16 with a byte-order mark, tab-separated, CRLF line ends.
+    content = '\ufefftext\tairline\r\ncaf\u00e9 \U0001f600 fine\tUnited\r\n"quoted\ttab"\tDelta\r\n'
+    table = open_table(write(tmp_path, content.encode(codec), "unicode.txt"))
+    assert (table.encoding, table.delimiter, table.columns) == ("utf-16", "\t", ["text", "airline"])
+    assert list(read_rows(table)) == [
+        Row(2, ["caf\u00e9 \U0001f600 fine", "United"]),
+        Row(3, ["quoted\ttab", "Delta"]),
+    ]
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match=r"holds NUL bytes\): upload a CSV file saved as UTF-8 \(or UTF-16"):
+        open_table(write(tmp_path, "text\nhello\n".encode("utf-16-le")))
