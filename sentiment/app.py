@@ -118,7 +118,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
 
             cache = ResultCache(settings.cache_size)
             recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
-            system = SystemService(registry, failsafe, cache, writer, engine, __version__)
+            system = SystemService(registry, models, failsafe, cache, writer, engine, __version__)
             analytics = AnalyticsService(engine)
             app.state.services = Services(
                 access=AccessService(settings.admin_token),
@@ -148,6 +148,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             monitor = AlertMonitor(settings.alert_rules, recent, alerts)
             background = [
                 asyncio.create_task(models.run_sync(), name="model-choices"),
+                asyncio.create_task(models.retire_alerts_of_removed_models(), name="removed-models-alerts"),
                 asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
             ]
             if settings.retention_days is not None:

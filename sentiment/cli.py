@@ -8,7 +8,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import msgspec
 import structlog
@@ -21,6 +21,12 @@ T = TypeVar("T")
 # work could not be done.
 USAGE = 2
 FAILED = 1
+
+
+class Failed(NamedTuple):
+    """A command's work that ended in an error already reported; `code` is the exit code."""
+
+    code: int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +133,15 @@ def main(argv: list[str] | None = None) -> int:
         "pull", help="download a hub model into the local cache, with a progress bar"
     )
     pull.add_argument("key")
+    default = models_actions.add_parser(
+        "default",
+        help="the default model chosen through the API, which is stored and wins over PRELOAD_MODEL",
+    )
+    default.add_argument(
+        "--clear",
+        action="store_true",
+        help="forget it (and the models loaded through the API): PRELOAD_MODEL rules at the next start",
+    )
 
     args = parser.parse_args(argv)
     try:
@@ -152,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "import-scores":
         return _import_scores(settings, args)
     if args.command == "models":
+        if args.action == "default":
+            return _stored_default(settings, args.clear)
         return _list_models(settings) if args.action == "list" else _pull_model(settings, args.key)
     from sentiment.storage.database import upgrade
 
@@ -183,17 +200,19 @@ def _predict(settings: Settings, text: str, model: str | None) -> int:
     from sentiment.services.offline import predict_text
 
     answer = _run(lambda: asyncio.run(predict_text(settings, text, model)))
-    if isinstance(answer, int):
-        return answer
+    if isinstance(answer, Failed):
+        return answer.code
     print(msgspec.json.format(msgspec.json.encode(answer)).decode())
     return 0
 
 
-def _run(work: Callable[[], T], label_column: str | None = None) -> T | int:
+def _run(work: Callable[[], T], label_column: str | None = None) -> T | Failed:
     """Run a command's work; a failure is one line on stderr and an exit code, not a traceback: USAGE for
     what the command line got wrong (a model key or folder, a file, a column, a setting), FAILED for work that
     could not be done (a model that does not load, a cluster that fails)."""
-    from sentiment.core.domain import InvalidInput, SentimentError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sentiment.core.domain import InvalidInput, SentimentError, first_line
     from sentiment.core.evaluation import UnreadableGold
 
     try:
@@ -208,8 +227,10 @@ def _run(work: Callable[[], T], label_column: str | None = None) -> T | int:
         message, code = f"{error.strerror}: {error.filename}", USAGE
     except OSError as error:
         message, code = f"{error.strerror}: {error.filename}", FAILED
+    except SQLAlchemyError as error:
+        message, code = f"the database failed: {first_line(error)}", FAILED
     print(f"sentiment: {' '.join(message.split())}", file=sys.stderr)  # one line, whatever the library said
-    return code
+    return Failed(code)
 
 
 def _score(settings: Settings, args: argparse.Namespace) -> int:
@@ -230,15 +251,15 @@ def _score(settings: Settings, args: argparse.Namespace) -> int:
         on_cluster = _run(
             lambda: score_file_on_cluster(settings, request, args.cluster, args.threads, show_bar)
         )
-        if isinstance(on_cluster, int):
-            return on_cluster
+        if isinstance(on_cluster, Failed):
+            return on_cluster.code
         print(summary_line(on_cluster.scoring, request.target))
         memory = ", ".join(f"{mb:,.0f}" for mb in on_cluster.worker_peak_rss_mb)
         print(f"  on {on_cluster.workers} Dask workers; peak memory per worker (MB): {memory}")
         return 0
     summary = _run(lambda: asyncio.run(score_file(settings, request, show_bar)))
-    if isinstance(summary, int):
-        return summary
+    if isinstance(summary, Failed):
+        return summary.code
     print(summary_line(summary, request.target))
     return 0
 
@@ -258,8 +279,8 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
         show_bar=not args.no_progress,
     )
     summary = _run(lambda: asyncio.run(work), args.label_column)
-    if isinstance(summary, int):
-        return summary
+    if isinstance(summary, Failed):
+        return summary.code
     if args.json:
         figures = msgspec.to_builtins(summary.figures)
         print(
@@ -295,9 +316,36 @@ def _import_scores(settings: Settings, args: argparse.Namespace) -> int:
     )
     work = import_scores(settings, Path(args.source), options, show_bar=not args.no_progress)
     summary = _run(lambda: asyncio.run(work), args.gold_column)
-    if isinstance(summary, int):
-        return summary
+    if isinstance(summary, Failed):
+        return summary.code
     print(summary_line(summary))
+    return 0
+
+
+def _stored_default(settings: Settings, clear: bool) -> int:
+    from sentiment.services.models import clear_stored_choices, stored_choice
+    from sentiment.storage.database import upgrade
+
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    if clear:
+        cleared = _run(lambda: asyncio.run(clear_stored_choices(settings.database_url)))
+        if isinstance(cleared, Failed):
+            return cleared.code
+        print(
+            "cleared: replicas use PRELOAD_MODEL when they next start"
+            if cleared
+            else "nothing stored: PRELOAD_MODEL rules"
+        )
+        return 0
+    choice = _run(lambda: asyncio.run(stored_choice(settings.database_url)))
+    if isinstance(choice, Failed):
+        return choice.code
+    if choice is None:
+        print(f"nothing stored: the default is PRELOAD_MODEL ({settings.default_model})")
+        return 0
+    where = choice.chosen_by or "a replica"
+    print(f"{choice.default_model}: chosen through the API on {where} at {choice.chosen_at}")
     return 0
 
 
@@ -338,8 +386,8 @@ def _pull_model(settings: Settings, key: str) -> int:
     finally:
         for bar in bars:
             bar.close()
-    if isinstance(folder, int):
-        return folder
+    if isinstance(folder, Failed):
+        return folder.code
     print(folder)
     return 0
 

@@ -108,6 +108,20 @@ AlertState = Literal["active", "resolved"]
 AlertSeverity = Literal["info", "warning", "critical"]
 
 
+# Alerts about one model are keyed "<kind>:<model>": one active alert per model and kind.
+MODEL_ALERT_KINDS = ("breaker_open", "model_load_failed", "fast_path_rejected", "model_download_failed")
+
+
+def model_alert_key(kind: str, model: str) -> str:
+    return f"{kind}:{model}"
+
+
+def alert_model(key: str) -> str | None:
+    """The model an alert key is about, or None for an alert about the service as a whole."""
+    kind, separator, model = key.partition(":")
+    return model if separator and kind in MODEL_ALERT_KINDS else None
+
+
 class Alert(msgspec.Struct, frozen=True):
     id: int
     key: str

@@ -12,7 +12,7 @@ import structlog
 
 from sentiment.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit, Transition
 from sentiment.breaker.breaker import Clock
-from sentiment.core.domain import VADER_KEY
+from sentiment.core.domain import VADER_KEY, model_alert_key
 from sentiment.inference.faults import Fault, FaultMode
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import ModelRegistry
@@ -95,7 +95,7 @@ class Failsafe:
             reason=transition.reason,
         )
         BREAKER_TRANSITIONS.labels(model=transition.name, state=transition.current.value).inc()
-        key = f"breaker_open:{transition.name}"
+        key = model_alert_key("breaker_open", transition.name)
         if transition.current is BreakerState.OPEN:
             message = (
                 f"circuit breaker for {transition.name} opened; "

@@ -4,9 +4,10 @@ dropping a request, and the shared choices every replica follows."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import structlog
@@ -14,7 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.core.domain import VADER_KEY, Conflict, ModelLoadError, first_line
+from sentiment.core.domain import (
+    VADER_KEY,
+    Conflict,
+    ModelLoadError,
+    alert_model,
+    first_line,
+    model_alert_key,
+)
 from sentiment.core.tasks import cancel_and_wait
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
@@ -23,6 +31,7 @@ from sentiment.inference.stats import ModelFigures
 from sentiment.services.alerts import AlertService
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.metrics import MODEL_LOAD_TIME
+from sentiment.storage.database import create_engine
 from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
 
 log = structlog.get_logger(__name__)
@@ -101,6 +110,48 @@ def pull_model(spec: ModelSpec, on_progress: Callable[[DownloadProgress], None])
         raise ModelLoadError(str(error)) from error
 
 
+REPLICA = socket.gethostname()
+
+
+class DefaultOrigin(msgspec.Struct, frozen=True):
+    """Where the default model came from: the configuration (PRELOAD_MODEL), or a choice made through the API,
+    which is stored and outlives restarts (`sentiment models default --clear` forgets it)."""
+
+    source: Literal["configuration", "api"] = "configuration"
+    chosen_at: datetime | None = None
+    replica: str | None = None  # the host whose API the choice was made on
+
+
+class StoredDefault(msgspec.Struct, frozen=True):
+    default_model: str
+    chosen_at: datetime | None
+    chosen_by: str | None
+
+
+async def stored_choice(database_url: str) -> StoredDefault | None:
+    """The default model chosen through the API and stored, if one was (`sentiment models default`)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            choices = await ModelChoiceRepository(connection).get()
+    finally:
+        await engine.dispose()
+    if choices.default_model is None:
+        return None
+    return StoredDefault(choices.default_model, choices.updated_at, choices.chosen_by)
+
+
+async def clear_stored_choices(database_url: str) -> bool:
+    """`sentiment models default --clear`: forget the choices made through the API; False when there were
+    none. Running replicas keep their models until they restart."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            return await ModelChoiceRepository(connection).clear()
+    finally:
+        await engine.dispose()
+
+
 class ModelService:
     def __init__(
         self,
@@ -124,6 +175,7 @@ class ModelService:
         # When the choices this process acts on were made: shared choices no newer than that are already
         # applied (or superseded by a local change that is being saved), so the follower leaves them alone.
         self._choices_at: datetime | None = None
+        self.default_origin = DefaultOrigin()
 
     # -- what operators see -------------------------------------------------------------------------------
 
@@ -160,7 +212,7 @@ class ModelService:
     async def load(self, key: str) -> ModelEntry:
         """Load (in the background when called from a request) and keep the load alert in step."""
         entry = await self._registry.load(key)
-        alert_key = f"model_load_failed:{key}"
+        alert_key = model_alert_key("model_load_failed", key)
         if entry.error is not None:
             self._alerts.post_raise(
                 alert_key, "model_load_failed", "critical", f"model {key} failed to load: {entry.error}"
@@ -170,7 +222,7 @@ class ModelService:
             # Failures counted while it was loading say nothing about the loaded model.
             self._failsafe.reset(key, reason="model loaded")
             self._alerts.post_resolve(alert_key)
-            path_key = f"fast_path_rejected:{key}"
+            path_key = model_alert_key("fast_path_rejected", key)
             if entry.fast_path_rejected is not None:
                 self._alerts.post_raise(
                     path_key, "fast_path_rejected", "warning", f"{key}: {entry.fast_path_rejected}"
@@ -210,6 +262,7 @@ class ModelService:
             raise Conflict(f'model {key} is not downloaded: POST /models/download {{"model": "{key}"}} first')
         self._switch_default(key)
         await self._save_choices()
+        self.default_origin = DefaultOrigin("api", self._choices_at, REPLICA)
         return self.overview()
 
     def start_download(self, key: str) -> ModelView:
@@ -230,7 +283,7 @@ class ModelService:
             state = DownloadState("downloading", update.bytes_done, update.bytes_total, update.percent)
             loop.call_soon_threadsafe(self._registry.set_download, entry.key, state)
 
-        alert_key = f"model_download_failed:{entry.key}"
+        alert_key = model_alert_key("model_download_failed", entry.key)
         log.info("model_download_started", model=entry.key, source=entry.spec.source)
         try:
             folder = await asyncio.to_thread(self._downloader, entry.spec.source, on_progress=progress)
@@ -273,7 +326,8 @@ class ModelService:
 
     def _choices(self) -> ModelChoices:
         loaded = tuple(e.key for e in self._registry.entries() if e.wanted and e.key != VADER_KEY)
-        return ModelChoices(default_model=self._pending_default or self._registry.default_key, loaded=loaded)
+        default = self._pending_default or self._registry.default_key
+        return ModelChoices(default_model=default, loaded=loaded, chosen_by=REPLICA)
 
     async def _save_choices(self) -> None:
         self._choices_at = now = self._clock()
@@ -300,6 +354,8 @@ class ModelService:
         for key in set(choices.loaded) - known | ({choices.default_model} - known):
             log.warning("model_choice_unknown_here", model=key)
         target = choices.default_model if choices.default_model in known else self._registry.default_key
+        if target == choices.default_model:
+            self.default_origin = DefaultOrigin("api", choices.updated_at, choices.chosen_by)
         for key in choices.loaded:
             entry = self._registry.entry(key) if key in known else None
             if entry is not None and not entry.loaded and not entry.loading and entry.error is None:
@@ -313,6 +369,20 @@ class ModelService:
                 and entry.key not in {VADER_KEY, target, self._registry.default_key}
             ):
                 await self._registry.unload(entry.key)
+
+    async def retire_alerts_of_removed_models(self) -> None:
+        """Resolve the active alerts of models no longer configured: nothing else would ever clear them."""
+        try:
+            active = await self._alerts.list(state="active", limit=1000)
+        except (SQLAlchemyError, OSError) as error:
+            log.warning("alerts_of_removed_models_not_checked", error=first_line(error))
+            return
+        known = set(self._registry.keys)
+        for alert in active:
+            model = alert_model(alert.key)
+            if model is not None and model not in known:
+                log.info("alert_of_removed_model_resolved", key=alert.key)
+                self._alerts.post_resolve(alert.key)
 
     async def run_sync(self) -> None:
         while True:

@@ -15,6 +15,7 @@ from sentiment.core.domain import VADER_KEY, NotReady
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import ModelRegistry
 from sentiment.services.failsafe import Failsafe
+from sentiment.services.models import DefaultOrigin, ModelService
 from sentiment.storage.database import ping
 from sentiment.storage.writer import PredictionWriter
 
@@ -49,6 +50,7 @@ class Status(msgspec.Struct):
     version: str
     uptime_s: float
     default_model: str
+    default_model_origin: DefaultOrigin
     serving: str
     fallback_reason: str | None
     models: list[ModelState]
@@ -86,6 +88,7 @@ class SystemService:
     def __init__(
         self,
         registry: ModelRegistry,
+        models: ModelService,
         failsafe: Failsafe,
         cache: ResultCache,
         writer: PredictionWriter,
@@ -93,6 +96,7 @@ class SystemService:
         version: str,
     ) -> None:
         self._registry = registry
+        self._models = models
         self._failsafe = failsafe
         self._cache = cache
         self._writer = writer
@@ -158,6 +162,7 @@ class SystemService:
             version=self._version,
             uptime_s=round(time.monotonic() - self._started, 3),
             default_model=default.key,
+            default_model_origin=self._models.default_origin,
             serving=default.key if default.loaded else VADER_KEY,
             fallback_reason=fallback_reason,
             models=self.models(),

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.clock import as_utc
@@ -127,6 +127,7 @@ class ModelChoices(msgspec.Struct, frozen=True):
     default_model: str | None = None
     loaded: tuple[str, ...] = ()
     updated_at: datetime | None = None
+    chosen_by: str | None = None  # the replica (host name) the choice was made on
 
 
 class ModelChoiceRepository:
@@ -146,12 +147,19 @@ class ModelChoiceRepository:
             default_model=rows["default_model"][0],
             loaded=tuple(rows.get("loaded_models", ((), None))[0] or ()),
             updated_at=as_utc(rows["default_model"][1]),
+            chosen_by=rows.get("chosen_by", (None, None))[0],
         )
+
+    async def clear(self) -> bool:
+        """Forget the stored choices (the configuration rules again at the next start); False if none."""
+        result = await self._connection.execute(delete(ModelChoiceRow))
+        return bool(result.rowcount)
 
     async def save(self, choices: ModelChoices, now: datetime) -> None:
         for name, value in (
             ("default_model", choices.default_model),
             ("loaded_models", list(choices.loaded)),
+            ("chosen_by", choices.chosen_by),
         ):
             statement = insert_for(self._connection, ModelChoiceRow).values(
                 name=name, value=value, updated_at=now

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sentiment.storage.database import create_engine
+from sentiment.storage.repositories import ModelChoiceRepository, ModelChoices
 from tests.conftest import SST2_MODEL
 from tests.integration.test_datasets_cli import sentiment
 
@@ -72,3 +76,28 @@ def test_models_pull_refuses_what_has_nothing_to_download(tmp_path: Path) -> Non
     unknown = sentiment(tmp_path, "models", "pull", "nope")
     assert unknown.returncode == 2
     assert unknown.stderr.strip().startswith("sentiment: unknown model 'nope'; known models: distilbert-sst2")
+
+
+def test_models_default_shows_and_clears_the_choice_stored_through_the_api(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    env = {"DATABASE_URL": url}
+    shown = sentiment(tmp_path, "models", "default", env=env)
+    assert (shown.returncode, shown.stdout) == (0, "nothing stored: the default is PRELOAD_MODEL (vader)\n")
+
+    async def choose() -> None:  # what PUT /models/default stores on a replica called "replica-2"
+        engine = create_engine(url)
+        async with engine.begin() as connection:
+            choices = ModelChoices("minilm-sst2", ("minilm-sst2",), chosen_by="replica-2")
+            await ModelChoiceRepository(connection).save(choices, datetime(2026, 12, 1, 9, 30, tzinfo=UTC))
+        await engine.dispose()
+
+    asyncio.run(choose())
+    shown = sentiment(tmp_path, "models", "default", env=env)
+    assert shown.stdout == "minilm-sst2: chosen through the API on replica-2 at 2026-12-01 09:30:00+00:00\n"
+    cleared = sentiment(tmp_path, "models", "default", "--clear", env=env)
+    assert (cleared.returncode, cleared.stdout) == (
+        0,
+        "cleared: replicas use PRELOAD_MODEL when they next start\n",
+    )
+    again = sentiment(tmp_path, "models", "default", "--clear", env=env)
+    assert again.stdout == "nothing stored: PRELOAD_MODEL rules\n"

@@ -193,3 +193,50 @@ async def test_a_model_whose_folder_is_missing_is_failed_and_says_so(sqlite_url:
     assert load.status_code == 202
     assert detail["status"] == "failed"
     assert detail["error"].startswith(f"model folder {gone} not found")
+
+
+async def test_status_says_where_the_default_came_from_and_a_stored_choice_can_be_cleared(
+    sqlite_url: str, loader: Callable[[ModelSpec], Backend]
+) -> None:
+    import socket
+
+    from sentiment.services.models import clear_stored_choices, stored_choice
+
+    settings = make_settings(sqlite_url, default_model="minilm-sst2", admin_token="adm", sync_interval_s=0.05)
+    app = create_app(settings, loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        status = (await client.get("/status")).json()
+        assert status["default_model_origin"] == {
+            "source": "configuration",
+            "chosen_at": None,
+            "replica": None,
+        }
+        await client.put("/models/default", json={"model": "vader"}, headers=ADMIN)
+        origin = (await client.get("/status")).json()["default_model_origin"]
+        assert (origin["source"], origin["replica"]) == ("api", socket.gethostname())
+    stored = await stored_choice(sqlite_url)
+    assert stored is not None and (stored.default_model, stored.chosen_by) == ("vader", socket.gethostname())
+    # After a restart the stored choice wins over PRELOAD_MODEL, and /status says so.
+    app = create_app(settings, loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        for _ in range(100):
+            status = (await client.get("/status")).json()
+            if status["default_model"] == "vader":
+                break
+            await asyncio.sleep(0.05)
+        assert status["default_model"] == "vader"
+        assert status["default_model_origin"]["source"] == "api"
+        assert status["default_model_origin"]["chosen_at"] is not None
+    assert await clear_stored_choices(sqlite_url)
+    assert await stored_choice(sqlite_url) is None
+    assert not await clear_stored_choices(sqlite_url)
+    app = create_app(settings, loader=loader)
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        await asyncio.sleep(0.2)  # a few sync rounds: nothing stored to follow
+        status = (await client.get("/status")).json()
+    assert (status["default_model"], status["default_model_origin"]["source"]) == (
+        "minilm-sst2",
+        "configuration",
+    )

@@ -185,3 +185,29 @@ async def test_alerts_are_keyed_raised_once_resolved_and_raised_again(database_u
     assert history[1].resolved_at == t0 + timedelta(minutes=1)
     assert acknowledged is not None and acknowledged.acknowledged_at == t0 + timedelta(minutes=4)
     assert rows == 0
+
+
+async def test_alerts_of_models_no_longer_configured_are_resolved_at_start(database_url: str) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    async with engine.begin() as connection:
+        alerts = AlertRepository(connection)
+        for key, kind in [
+            ("breaker_open:removed-model", "breaker_open"),
+            ("model_load_failed:removed-model", "model_load_failed"),
+            ("breaker_open:vader", "breaker_open"),  # still configured: its own breaker will clear it
+            ("database_down", "database_down"),  # about the service, not a model
+        ]:
+            await alerts.raise_alert(key, kind, "critical", "raised by an earlier configuration", t0)
+    await engine.dispose()
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        for _ in range(100):
+            active = {
+                alert["key"] for alert in (await client.get("/alerts", params={"state": "active"})).json()
+            }
+            if "breaker_open:removed-model" not in active:
+                break
+            await asyncio.sleep(0.05)
+    assert active == {"breaker_open:vader", "database_down"}
