@@ -204,7 +204,7 @@ class ModelService:
             figures=entry.stats.figures(),
             load_seconds=entry.load_seconds,
             memory_mb=round(entry.memory_bytes / 2**20, 1) if entry.memory_bytes is not None else None,
-            queue_depth=entry.queue.depth if entry.queue is not None else None,
+            queue_depth=entry.depth if entry.queue is not None else None,
         )
 
     # -- actions ------------------------------------------------------------------------------------------

@@ -188,4 +188,4 @@ class SystemService:
         }
 
     def _queue_depths(self) -> dict[str, int]:
-        return {e.key: e.queue.depth for e in self._registry.entries() if e.queue is not None}
+        return {e.key: e.depth for e in self._registry.entries() if e.queue is not None}
