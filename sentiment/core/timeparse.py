@@ -15,7 +15,7 @@ from typing import Literal
 
 import msgspec
 
-from sentiment.core.buckets import bucket_key, bucket_starts, choose_width, key_start
+from sentiment.core.buckets import bucket_count, bucket_key, bucket_starts, choose_width, key_start
 from sentiment.core.clock import as_utc
 
 Parse = Callable[[str], datetime]
@@ -157,6 +157,16 @@ def trend_width(first_key: str, last_key: str) -> TrendWidth:
     return choose_width(key_start(last_key) - key_start(first_key), TREND_WIDTHS, "month")
 
 
-def trend_starts(first: datetime, last: datetime, width: TrendWidth) -> list[datetime]:
-    """Every bucket start from the bucket of `first` to that of `last`, both included."""
-    return bucket_starts(first, last, width, until_included=True)
+# A hundred years of months. Past it (rows dated centuries apart, year 1 and 9999: typos, placeholders) a
+# trend that listed every bucket would be megabytes for a handful of rows.
+MAX_TREND_POINTS = 1200
+
+
+def trend_starts(
+    first: datetime, last: datetime, width: TrendWidth, filled: Iterable[datetime]
+) -> tuple[list[datetime], bool]:
+    """The buckets a trend draws, and whether they are all of them: every bucket from that of `first` to that
+    of `last`, or, when they would be more than MAX_TREND_POINTS, only the `filled` ones (holding rows)."""
+    if bucket_count(first, last, width) < MAX_TREND_POINTS:
+        return bucket_starts(first, last, width, until_included=True), True
+    return sorted(filled), False

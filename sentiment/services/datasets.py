@@ -140,6 +140,8 @@ class DatasetReport(msgspec.Struct, frozen=True):
     distribution: dict[str, int]
     trend_width: Literal["hour", "day", "month"] | None
     trend: list[TrendPoint]
+    # False when the rows' times span so long that only the buckets holding rows are listed.
+    trend_complete: bool
     groups: list[GroupCounts]
     group_count: int
     metrics: dict[str, Metrics]
@@ -411,15 +413,16 @@ class DatasetService:
                 return None
             distribution = await repository.label_counts(dataset_id)
             span = await repository.time_span(dataset_id)
-            width, trend = None, []
+            width, trend, every_bucket = None, [], True
             if span is not None:
                 width = trend_width(*span)
                 counts: dict[datetime, dict[str, int]] = {}
                 for key, sentiment, count in await repository.time_counts(dataset_id, width):
                     counts.setdefault(key_start(key), {})[sentiment] = count
+                starts, every_bucket = trend_starts(key_start(span[0]), key_start(span[1]), width, counts)
                 trend = [
                     TrendPoint(start, {label: counts.get(start, {}).get(label, 0) for label in LABELS})
-                    for start in trend_starts(key_start(span[0]), key_start(span[1]), width)
+                    for start in starts
                 ]
             top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
         groups = [
@@ -439,6 +442,7 @@ class DatasetService:
             distribution={label: distribution.get(label, 0) for label in LABELS},
             trend_width=width,
             trend=trend,
+            trend_complete=every_bucket,
             groups=groups,
             group_count=group_count,
             metrics=figures,

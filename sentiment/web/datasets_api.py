@@ -145,6 +145,13 @@ class ReportOut(msgspec.Struct):
         str | None, msgspec.Meta(description="hour, day or month; null without a time column")
     ]
     trend: Annotated[list[TrendPointOut], msgspec.Meta(description="rows per label by the rows' own time")]
+    trend_complete: Annotated[
+        bool,
+        msgspec.Meta(
+            description="false when the rows' times span more than 1,200 buckets (a century of months): "
+            "then only the buckets holding rows are listed"
+        ),
+    ]
     groups: Annotated[list[GroupOut], msgspec.Meta(description="the largest groups, largest first")]
     group_count: int
     metrics: Annotated[
@@ -162,6 +169,7 @@ class ReportOut(msgspec.Struct):
             distribution=report.distribution,
             trend_bucket=report.trend_width,
             trend=[TrendPointOut(point.start, point.counts) for point in report.trend],
+            trend_complete=report.trend_complete,
             groups=[GroupOut(group.name, group.total, group.counts) for group in report.groups],
             group_count=report.group_count,
             metrics=report.metrics,

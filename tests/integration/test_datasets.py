@@ -472,3 +472,20 @@ async def test_a_failed_job_says_why_in_one_line_without_sql_or_row_texts_and_le
         "the database failed while storing the rows (Exception); the service's log has the details"
     )
     assert not list((tmp_path / "data" / body["id"]).glob("*.part"))
+
+
+async def test_rows_dated_centuries_apart_give_a_short_trend_not_every_month_between(
+    client: AsyncTestClient,
+) -> None:
+    content = (
+        b"text,when\ngreat,0001-01-01T10:00:00Z\nawful,5000-06-15T10:00:00Z\nfine,9999-12-31T10:00:00Z\n"
+    )
+    response = await upload(client, content, text_column="text", time_column="when", model="vader")
+    body = await finished(client, response.json()["id"])
+    assert body["status"] == "done", body
+    report = await client.get(f"/datasets/{body['id']}/report")
+    trend = report.json()["trend"]
+    assert [point["start"][:7] for point in trend] == ["0001-01", "5000-06", "9999-12"]
+    assert report.json()["trend_complete"] is False and len(report.content) < 10_000
+    page = await client.get(f"/ui/datasets/{body['id']}")
+    assert 'id="dataset-trend-gaps"' in page.text and len(page.content) < 200_000

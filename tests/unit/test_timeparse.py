@@ -96,20 +96,29 @@ def test_trend_is_hourly_up_to_ten_days_then_daily_then_monthly() -> None:
 
 
 def test_trend_starts_cover_both_ends_with_no_gap() -> None:
-    assert trend_starts(utc(2015, 2, 24, 22), utc(2015, 2, 25, 1), "hour") == [
+    assert trend_starts(utc(2015, 2, 24, 22), utc(2015, 2, 25, 1), "hour", ())[0] == [
         utc(2015, 2, 24, 22),
         utc(2015, 2, 24, 23),
         utc(2015, 2, 25, 0),
         utc(2015, 2, 25, 1),
     ]
-    assert trend_starts(utc(2015, 2, 27, 5), utc(2015, 3, 1, 2), "day") == [
+    assert trend_starts(utc(2015, 2, 27, 5), utc(2015, 3, 1, 2), "day", ())[0] == [
         utc(2015, 2, 27),
         utc(2015, 2, 28),
         utc(2015, 3, 1),
     ]
-    assert trend_starts(utc(2014, 11, 1), utc(2015, 2, 1), "month") == [
+    assert trend_starts(utc(2014, 11, 1), utc(2015, 2, 1), "month", ())[0] == [
         utc(2014, 11, 1),
         utc(2014, 12, 1),
         utc(2015, 1, 1),
         utc(2015, 2, 1),
     ]
+
+
+def test_a_trend_over_centuries_lists_only_the_buckets_holding_rows() -> None:
+    filled = [utc(9999, 12, 1), utc(1, 1, 1), utc(2015, 2, 1)]
+    assert trend_starts(utc(1, 1, 1), utc(9999, 12, 1), "month", filled) == (sorted(filled), False)
+    starts, complete = trend_starts(utc(1915, 3, 1), utc(2015, 2, 1), "month", filled)
+    assert (len(starts), complete) == (1200, True)  # a century of months is still drawn whole
+    starts, complete = trend_starts(utc(1915, 2, 1), utc(2015, 2, 1), "month", filled)
+    assert (starts, complete) == (sorted(filled), False)
