@@ -43,6 +43,7 @@ from sentiment.storage.retention import purge_forever
 from sentiment.storage.writer import PredictionWriter
 from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
+from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
 
@@ -173,6 +174,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         lifespan=[lifespan],
         middleware=[
             RequestContextMiddleware(),
+            CancelWhenClientGoes(),
             PROMETHEUS.middleware,
             session_config(settings).middleware,
             *([rate_limit(settings.rate_limit).middleware] if settings.rate_limit else []),

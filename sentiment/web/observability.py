@@ -56,7 +56,8 @@ class RequestContextMiddleware(ASGIMiddleware):
         supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        failed = False
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -71,7 +72,12 @@ class RequestContextMiddleware(ASGIMiddleware):
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_with_headers)
+            except BaseException:
+                failed = True
+                raise
             finally:
+                # No answer and no error: the client left first (nginx's 499, "client closed request").
+                status = status if status is not None else 500 if failed else 499
                 log.info(
                     "http_request",
                     method=scope.get("method"),

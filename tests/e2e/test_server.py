@@ -116,3 +116,29 @@ async def test_full_queue_answers_503_with_retry_after_at_once(
     assert refused.headers["retry-after"] == "1"
     assert refused.elapsed.total_seconds() < 0.5
     assert "at capacity" in refused.json()["detail"]
+
+
+async def test_clients_that_leave_mid_batch_leave_no_queued_work_behind(
+    tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    """16 clients send batches of long texts (minutes of VADER's work in all) and leave after a second: the
+    texts they left queued are dropped, and the next caller is answered at once."""
+    server = start_server({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'left.db'}"})
+    # About 80 ms of VADER each, so no client's batch can finish within its one second.
+    texts = [f"{i} " + "😀" * 5000 for i in range(32)]
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=1.0) as client:
+        leaving = [client.post("/predict/batch", json={"texts": texts}) for _ in range(16)]
+        outcomes = await asyncio.gather(*leaving, return_exceptions=True)
+    assert all(isinstance(outcome, httpx.TimeoutException) for outcome in outcomes)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        for _ in range(100):
+            depth = (await client.get("/status")).json()["queue_depths"]["vader"]
+            if depth == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert depth == 0  # without the drop, 2,048 long texts would still be queued here
+        answer = await client.post("/predict", json={"text": "the next caller", "model": "vader"})
+    assert answer.status_code == 200
+    log = server.log_path.read_text()
+    assert log.count("client_gone") == 16
+    assert log.count("status=499") == 16  # logged as nginx's "client closed request", not as a server error
