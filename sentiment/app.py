@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -61,13 +62,18 @@ def session_config(settings: Settings) -> CookieBackendConfig:
     )
 
 
+# Every request that makes the service score text: the JSON predictions, the analyze page, data-set uploads
+# and starts (API and pages). The rest is cheap or admin-only.
+SCORING_PATHS = re.compile(r"^/(predict(/batch)?|ui/analyze|datasets|ui/datasets(/[^/]+/start)?)$")
+
+
 def rate_limit(limit: tuple[RateUnit, int]) -> RateLimitConfig:
-    """Per client address, on the prediction endpoints only (the rest is cheap or admin-only)."""
-    return RateLimitConfig(rate_limit=limit, check_throttle_handler=_is_prediction)
+    """Per client address, one budget over every request that scores text."""
+    return RateLimitConfig(rate_limit=limit, check_throttle_handler=_scores_text)
 
 
-def _is_prediction(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.startswith("/predict")
+def _scores_text(request: Request[Any, Any, Any]) -> bool:
+    return request.method == "POST" and SCORING_PATHS.match(request.url.path) is not None
 
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:

@@ -1,5 +1,6 @@
 """Limits and privacy: rate limit, body size, retention."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,27 @@ from sentiment.storage.database import create_engine
 from sentiment.storage.retention import delete_predictions_before
 from sentiment.storage.tables import PredictionRow
 from tests.conftest import in_app, make_settings
+
+
+async def test_one_rate_limit_covers_every_path_that_scores_text(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, rate_limit=("minute", 4)))
+    async with AsyncTestClient(app=app) as client:
+        page = (await client.get("/ui/analyze")).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        answers = [
+            await client.post("/predict", json={"text": "one"}),
+            await client.post("/predict/batch", json={"texts": ["two"]}),
+            await client.post("/ui/analyze", data={"text": "three", "csrf_token": token}),
+            await client.post(
+                "/datasets",
+                files={"file": ("a.csv", b"text\nfour\n", "text/csv")},
+                data={"text_column": "text"},
+            ),
+            await client.post("/ui/analyze", data={"text": "five", "csrf_token": token}),
+        ]
+        reads = [await client.get("/datasets") for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 202, 429]
+    assert all(r.status_code == 200 for r in reads)  # reading is not scoring
 
 
 async def test_rate_limit_answers_429_with_retry_after_on_predictions_only(sqlite_url: str) -> None:
