@@ -99,6 +99,19 @@ class _Item(msgspec.Struct, array_like=True):
     tokens: int
 
 
+def forward_passes(
+    backend: Backend, texts: Sequence[str], tokens: Sequence[int], policy: BatchPolicy
+) -> list[Scored]:
+    """One model call's texts run in micro-batches (similar lengths together), answers in input order. Offline
+    scoring on a cluster runs its batches through this too: an int8 path quantizes activations per pass, so
+    the same passes give the same scores."""
+    scored: list[Scored | None] = [None] * len(texts)
+    for indices in plan_micro_batches(tokens, policy):
+        for index, result in zip(indices, backend.predict([texts[i] for i in indices]), strict=True):
+            scored[index] = result
+    return scored  # type: ignore[return-value]  # the passes cover every index once
+
+
 class BatchQueue:
     def __init__(
         self,
@@ -208,17 +221,11 @@ class BatchQueue:
             if request.first_start is None:
                 request.first_start = started
 
-        passes = plan_micro_batches([item.tokens for item in batch], self.policy)
+        tokens = [item.tokens for item in batch]
 
         def forward() -> list[Scored]:
             self._before_call()
-            scored: list[Scored | None] = [None] * len(texts)
-            for indices in passes:
-                for index, result in zip(
-                    indices, self._backend.predict([texts[i] for i in indices]), strict=True
-                ):
-                    scored[index] = result
-            return scored  # type: ignore[return-value]  # the passes cover every index once
+            return forward_passes(self._backend, texts, tokens, self.policy)
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)

@@ -38,10 +38,11 @@ from sentiment.core.domain import (
     is_blank,
 )
 from sentiment.inference.backend import Backend
-from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens, plan_micro_batches
+from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.memory import peak_rss_mb
 from sentiment.inference.paths import ExecutionPath
+from sentiment.inference.queue import forward_passes
 from sentiment.inference.registry import load_backend, policy_for_device
 from sentiment.services.offline import ModelSettings, Report, ScoreRequest, ScoreSummary, resolve_model
 from sentiment.services.scoring import length_order, restore_order, slices
@@ -103,8 +104,7 @@ def worker_backend(model: WorkerModel) -> Backend:
 
 def score_texts(model: WorkerModel, texts: Sequence[str]) -> ScoredTexts:
     """Score texts on a worker as the service would: sorted by length, handed over in slices of a batch,
-    each batch run in the queue's forward passes. Passes of the same texts matter beyond speed: an int8 path
-    quantizes activations per pass, so its scores depend on which texts share one."""
+    each batch run in the queue's forward passes (`forward_passes`: the same passes give the same scores)."""
     backend = worker_backend(model)
     policy = policy_for_device(model.policy, backend.device)
     order = length_order(texts)
@@ -116,18 +116,16 @@ def score_texts(model: WorkerModel, texts: Sequence[str]) -> ScoredTexts:
 
 
 def _forward(backend: Backend, texts: Sequence[str], policy: BatchPolicy) -> list[Scored]:
-    """What the batching queue does with a slice: batches within the token budget, each in micro-batches."""
+    """What the batching queue does with a slice: batches within the token budget, each in forward passes."""
     tokens = [estimate_tokens(text, policy) for text in texts]
-    scored: list[Scored | None] = [None] * len(texts)
+    scored: list[Scored] = []
     start = 0
     while start < len(texts):
         count = batch_length(islice(tokens, start, None), policy)
-        for indices in plan_micro_batches(tokens[start : start + count], policy):
-            answers = backend.predict([texts[start + index] for index in indices])
-            for index, answer in zip(indices, answers, strict=True):
-                scored[start + index] = answer
+        batch = slice(start, start + count)
+        scored.extend(forward_passes(backend, texts[batch], tokens[batch], policy))
         start += count
-    return scored  # type: ignore[return-value]  # the passes cover every index once
+    return scored
 
 
 def worker_model(
