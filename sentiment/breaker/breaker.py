@@ -28,8 +28,8 @@ class InvalidBreakerSetting(ValueError):
 # msgspec still encodes it in the failsafe report.
 @dataclass(frozen=True, slots=True)
 class BreakerSettings:
-    """Open after `max_failures` failures within `window_s`; stay open `open_s`; a call slower than
-    `call_timeout_s` counts as a failure."""
+    """Open after `max_failures` failures within `window_s`; stay open `open_s`; a call that makes no progress
+    for `call_timeout_s` (no forward pass finished) counts as a failure; callers wait that long at most."""
 
     max_failures: int = 3
     window_s: float = 300.0

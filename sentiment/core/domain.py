@@ -20,6 +20,8 @@ class Scored(msgspec.Struct, frozen=True):
     label: Label
     confidence: float
     scores: dict[str, float]
+    # The model saw only part of the text (longer than its window).
+    truncated: bool = False
 
 
 class Prediction(msgspec.Struct, frozen=True):
@@ -37,6 +39,7 @@ class Prediction(msgspec.Struct, frozen=True):
     timestamp: datetime
     dataset_id: UUID | None = None
     group: str | None = None
+    truncated: bool = False
 
 
 # Characters that show nothing: whitespace, zero-width spaces and joiners, the BOM, the soft hyphen,
@@ -102,6 +105,20 @@ class NotReady(SentimentError):
 
 class Conflict(SentimentError):
     """The request contradicts the service's current state (unloading the default model, for one)."""
+
+
+class StorageFull(SentimentError):
+    """The data folder holds its quota, or its disk is nearly full: nothing more is written there until data
+    sets are deleted."""
+
+
+class RateLimited(SentimentError):
+    """The caller is over a limit (its address's or its API key's rate, or too many wrong tokens from it); it
+    may retry after `retry_after_s` seconds."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 AlertState = Literal["active", "resolved"]

@@ -18,6 +18,8 @@ class Backend(Protocol):
     execution_path: str
     # Why a faster execution path that was asked for was refused, when it was.
     fast_path_rejected: str | None
+    # True when a long text costs a forward pass per window (SENTIMENT_LONG_TEXTS=windows), not one.
+    scores_every_window: bool
 
     def predict(self, texts: Sequence[str]) -> list[Scored]: ...
 
@@ -32,6 +34,7 @@ class BaseBackend:
     device: str = "cpu"
     execution_path: str = "fp32"
     fast_path_rejected: str | None = None
+    scores_every_window: bool = False
 
     def close(self) -> None:
         return None

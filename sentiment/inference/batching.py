@@ -22,13 +22,16 @@ class BatchPolicy(msgspec.Struct, frozen=True):
     micro_batch_tokens: AtLeastOne = 384
     max_wait_s: NonNegative = 0.01
     max_queue: AtLeastOne = 2048
-    max_tokens_per_text: int = 512
+    # What one text costs at most: the model's window, as texts are cut to it; None when every window of a
+    # long text is scored.
+    max_tokens_per_text: int | None = 512
 
 
 def estimate_tokens(text: str, policy: BatchPolicy) -> int:
     """A cheap upper-bound-ish token count (no tokenizer on
     the event loop), capped at the model's truncation."""
-    return min(len(text) // CHARS_PER_TOKEN + 2, policy.max_tokens_per_text)
+    tokens = len(text) // CHARS_PER_TOKEN + 2
+    return tokens if policy.max_tokens_per_text is None else min(tokens, policy.max_tokens_per_text)
 
 
 def batch_length(queued_tokens: Iterable[int], policy: BatchPolicy) -> int:

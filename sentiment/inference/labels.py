@@ -54,10 +54,12 @@ def _map_one(name: str, class_count: int) -> Label | None:
     return None
 
 
-def scored_from_probabilities(class_labels: Sequence[Label], probabilities: Sequence[float]) -> Scored:
+def scored_from_probabilities(
+    class_labels: Sequence[Label], probabilities: Sequence[float], truncated: bool = False
+) -> Scored:
     """Sum class probabilities per service label (two star classes make one label) and pick the largest."""
     scores: dict[str, float] = {}
     for label, probability in zip(class_labels, probabilities, strict=True):
         scores[label] = scores.get(label, 0.0) + float(probability)
     best = cast(Label, max(scores, key=scores.__getitem__))  # every key is one of class_labels
-    return Scored(label=best, confidence=scores[best], scores=scores)
+    return Scored(label=best, confidence=scores[best], scores=scores, truncated=truncated)

@@ -15,7 +15,8 @@ import numpy as np
 
 from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
-from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
+from sentiment.inference.labels import UnmappableLabels, map_labels
+from sentiment.inference.long_texts import LongTextEncoder, LongTexts
 
 MAX_SEQUENCE_LENGTH = 512
 
@@ -81,7 +82,14 @@ def quantize(folder: Path) -> None:
 
 
 class OnnxBackend(BaseBackend):
-    def __init__(self, source: str, int8: bool, cache_dir: Path, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        int8: bool,
+        cache_dir: Path,
+        threads: int | None = None,
+        long_texts: LongTexts = "head",
+    ) -> None:
         import onnxruntime
         from transformers import AutoConfig, AutoTokenizer
 
@@ -114,14 +122,17 @@ class OnnxBackend(BaseBackend):
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)
+        self._encoder = LongTextEncoder(
+            self._tokenizer, min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH), long_texts
+        )
+        self.scores_every_window = long_texts == "windows"
 
     def predict(self, texts: Sequence[str]) -> list[Scored]:
-        encoded = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self._max_length, return_tensors="np"
-        )
-        feeds = {name: value.astype(np.int64) for name, value in encoded.items() if name in self._inputs}
+        encoded = self._encoder.encode(texts)
+        feeds = {
+            name: value.astype(np.int64) for name, value in encoded.inputs.items() if name in self._inputs
+        }
         logits = self._session.run(["logits"], feeds)[0]
         exponent = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probabilities = exponent / exponent.sum(axis=-1, keepdims=True)
-        return [scored_from_probabilities(self.labels, row) for row in probabilities.tolist()]
+        return self._encoder.scored(self.labels, probabilities, encoded)

@@ -11,6 +11,7 @@ import structlog
 
 from sentiment.core.domain import ModelLoadError
 from sentiment.inference.backend import Backend
+from sentiment.inference.long_texts import LongTexts
 
 log = structlog.get_logger(__name__)
 
@@ -80,18 +81,19 @@ def build(
     cache_dir: Path,
     make_fast: Callable[[str, ExecutionPath], Backend] | None = None,
     device: str = "cpu",
+    long_texts: LongTexts = "head",
 ) -> Backend:
     """The backend for `path`, or fp32 (with `fast_path_rejected` saying why) when the fast path fails its
     check. On a GPU the model runs in half precision and the CPU paths do not apply."""
     from sentiment.inference.transformers_backend import TransformersBackend
 
     if resolve_device(device) == "cuda":
-        return TransformersBackend(source, threads, device="cuda")
-    reference = TransformersBackend(source, threads)
+        return TransformersBackend(source, threads, device="cuda", long_texts=long_texts)
+    reference = TransformersBackend(source, threads, long_texts=long_texts)
     if path == "fp32":
         return reference
     try:
-        fast = (make_fast or _fast_backend(threads, cache_dir))(source, path)
+        fast = (make_fast or _fast_backend(threads, cache_dir, long_texts))(source, path)
         reason = checked(fast, reference)
     except Exception as error:  # noqa: BLE001 - a fast path that cannot even be built leaves the model on fp32
         reason = f"it could not be built: {type(error).__name__}: {error}"
@@ -102,14 +104,18 @@ def build(
     return reference
 
 
-def _fast_backend(threads: int | None, cache_dir: Path) -> Callable[[str, ExecutionPath], Backend]:
+def _fast_backend(
+    threads: int | None, cache_dir: Path, long_texts: LongTexts
+) -> Callable[[str, ExecutionPath], Backend]:
     def make(source: str, path: ExecutionPath) -> Backend:
         if path == "int8":
             from sentiment.inference.transformers_backend import TransformersBackend
 
-            return TransformersBackend(source, threads, int8=True)
+            return TransformersBackend(source, threads, int8=True, long_texts=long_texts)
         from sentiment.inference.onnx_backend import OnnxBackend
 
-        return OnnxBackend(source, int8=path == "onnx-int8", cache_dir=cache_dir, threads=threads)
+        return OnnxBackend(
+            source, int8=path == "onnx-int8", cache_dir=cache_dir, threads=threads, long_texts=long_texts
+        )
 
     return make

@@ -85,6 +85,18 @@ class _Request:
         self.inference_s = 0.0
 
 
+class _Progress:
+    """When the model last finished a forward pass (written on the model's thread, read on the loop)."""
+
+    __slots__ = ("last",)
+
+    def __init__(self, started: float) -> None:
+        self.last = started
+
+    def mark(self) -> None:
+        self.last = time.perf_counter()
+
+
 class _ClosedBackend(BaseBackend):
     def predict(self, texts: Sequence[str]) -> list[Scored]:
         raise RuntimeError("the model's queue is closed")
@@ -100,15 +112,20 @@ class _Item(msgspec.Struct, array_like=True):
 
 
 def forward_passes(
-    backend: Backend, texts: Sequence[str], tokens: Sequence[int], policy: BatchPolicy
+    backend: Backend,
+    texts: Sequence[str],
+    tokens: Sequence[int],
+    policy: BatchPolicy,
+    on_pass: Callable[[], None] = lambda: None,
 ) -> list[Scored]:
     """One model call's texts run in micro-batches (similar lengths together), answers in input order. Offline
     scoring on a cluster runs its batches through this too: an int8 path quantizes activations per pass, so
-    the same passes give the same scores."""
+    the same passes give the same scores. `on_pass` hears of each finished pass: the sign of a live model."""
     scored: list[Scored | None] = [None] * len(texts)
     for indices in plan_micro_batches(tokens, policy):
         for index, result in zip(indices, backend.predict([texts[i] for i in indices]), strict=True):
             scored[index] = result
+        on_pass()
     return scored  # type: ignore[return-value]  # the passes cover every index once
 
 
@@ -222,19 +239,19 @@ class BatchQueue:
                 request.first_start = started
 
         tokens = [item.tokens for item in batch]
+        progress = _Progress(started)
 
         def forward() -> list[Scored]:
             self._before_call()
-            return forward_passes(self._backend, texts, tokens, self.policy)
+            return forward_passes(self._backend, texts, tokens, self.policy, on_pass=progress.mark)
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
-            async with asyncio.timeout(self._call_timeout_s):
-                scored = await work
+            scored = await self._while_alive(work, progress)
         except Exception as error:  # noqa: BLE001 - any model failure is a verdict for the breaker, not a crash
             seconds = time.perf_counter() - started
             reason = (
-                f"no answer within {self._call_timeout_s:g} s"
+                f"no forward pass finished within {self._call_timeout_s:g} s"
                 if isinstance(error, TimeoutError)
                 else f"{type(error).__name__}: {error}"
             )
@@ -258,3 +275,16 @@ class BatchQueue:
                     TimedResult(request.results, queue_s * 1000, request.inference_s * 1000)  # type: ignore[arg-type]
                 )
         self._on_outcome(CallOutcome(True, trial, len(batch), seconds))
+
+    async def _while_alive(self, work: asyncio.Future[list[Scored]], progress: _Progress) -> list[Scored]:
+        """The call's answers, however long it takes while its forward passes keep finishing: a long call is
+        slow, not failed (its callers have their own deadline). TimeoutError when no pass finished within the
+        call timeout: the model is stuck."""
+        if self._call_timeout_s is None:
+            return await work
+        while not work.done():
+            stalled_for = time.perf_counter() - progress.last
+            if stalled_for >= self._call_timeout_s:
+                raise TimeoutError
+            await asyncio.wait([work], timeout=self._call_timeout_s - stalled_for)
+        return work.result()

@@ -18,6 +18,7 @@ from sentiment.inference.backend import Backend
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.faults import Fault
+from sentiment.inference.long_texts import LongTexts
 from sentiment.inference.memory import anonymous_memory_bytes, release_freed_memory
 from sentiment.inference.queue import BatchQueue, CallOutcome, TimedResult
 from sentiment.inference.stats import ModelStats
@@ -43,6 +44,7 @@ def load_backend(
     remote_timeout_s: float = 10.0,
     cache_dir: str | None = None,
     device: str = "cpu",
+    long_texts: LongTexts = "head",
 ) -> Backend:
     """Build the backend a spec names; imported lazily so VADER-only use never imports torch."""
     if spec.kind == "vader":
@@ -63,6 +65,7 @@ def load_backend(
         threads,
         Path(cache_dir or DEFAULT_CACHE_DIR),
         device=device,
+        long_texts=long_texts,
     )
 
 
@@ -70,9 +73,12 @@ def folder_not_found(spec: ModelSpec) -> str:
     return f"model folder {spec.source} not found (a volume not mounted, or a typo in its path?)"
 
 
-def policy_for_device(policy: BatchPolicy, device: str) -> BatchPolicy:
-    """A GPU is fed larger batches: padding costs little there, and each call has a fixed launch cost."""
-    if device != "cuda":
+def policy_for(policy: BatchPolicy, backend: Backend) -> BatchPolicy:
+    """A GPU is fed larger batches: padding costs little there, and each call has a fixed launch cost. A model
+    that scores every window of a long text costs its whole length, not one window: calls are sized by it."""
+    if backend.scores_every_window:
+        policy = msgspec.structs.replace(policy, max_tokens_per_text=None)
+    if backend.device != "cuda":
         return policy
     return msgspec.structs.replace(
         policy,
@@ -286,9 +292,7 @@ class ModelRegistry:
             entry.error = str(error) or type(error).__name__
             log.error("model_load_failed", model=key, error=entry.error)
         else:
-            self._attach(
-                entry, backend, policy_for_device(self._policy, backend.device), self._call_timeout_s
-            )
+            self._attach(entry, backend, policy_for(self._policy, backend), self._call_timeout_s)
             entry.load_seconds = time.perf_counter() - started
             memory_after = anonymous_memory_bytes()
             if memory_before is not None and memory_after is not None:

@@ -11,7 +11,8 @@ from transformers.utils import logging as transformers_logging
 
 from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
-from sentiment.inference.labels import UnmappableLabels, map_labels, scored_from_probabilities
+from sentiment.inference.labels import UnmappableLabels, map_labels
+from sentiment.inference.long_texts import LongTextEncoder, LongTexts
 
 MAX_SEQUENCE_LENGTH = 512
 
@@ -21,7 +22,12 @@ transformers_logging.disable_progress_bar()
 
 class TransformersBackend(BaseBackend):
     def __init__(
-        self, source: str, threads: int | None = None, int8: bool = False, device: str = "cpu"
+        self,
+        source: str,
+        threads: int | None = None,
+        int8: bool = False,
+        device: str = "cpu",
+        long_texts: LongTexts = "head",
     ) -> None:
         """Load from a local folder or the local hub cache;
         never reaches a hub (downloads are a separate step)."""
@@ -54,15 +60,17 @@ class TransformersBackend(BaseBackend):
             from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
             quantize_(self._model, Int8DynamicActivationInt8WeightConfig())
-        self._max_length = min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH)
+        self._encoder = LongTextEncoder(
+            self._tokenizer, min(int(self._tokenizer.model_max_length), MAX_SEQUENCE_LENGTH), long_texts
+        )
+        self.scores_every_window = long_texts == "windows"
         # One pass at load pays for lazy initialisation, so the first user request is not the slow one.
         self.predict(["warm-up pass"] * 2)
 
     def predict(self, texts: Sequence[str]) -> list[Scored]:
-        encoded = self._tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self._max_length, return_tensors="pt"
-        )
+        encoded = self._encoder.encode(texts)
+        inputs = {name: torch.from_numpy(value).to(self.device) for name, value in encoded.inputs.items()}
         with torch.inference_mode():
-            logits = self._model(**encoded.to(self.device)).logits.float()
-            probabilities = torch.softmax(logits, dim=-1).cpu().tolist()
-        return [scored_from_probabilities(self.labels, row) for row in probabilities]
+            logits = self._model(**inputs).logits.float()
+            probabilities = torch.softmax(logits, dim=-1).cpu().numpy()
+        return self._encoder.scored(self.labels, probabilities, encoded)

@@ -40,10 +40,11 @@ from sentiment.core.domain import (
 from sentiment.inference.backend import Backend
 from sentiment.inference.batching import BatchPolicy, batch_length, estimate_tokens
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.inference.long_texts import LongTexts
 from sentiment.inference.memory import peak_rss_mb
 from sentiment.inference.paths import ExecutionPath
 from sentiment.inference.queue import forward_passes
-from sentiment.inference.registry import load_backend, policy_for_device
+from sentiment.inference.registry import load_backend, policy_for
 from sentiment.services.offline import ModelSettings, Report, ScoreRequest, ScoreSummary, resolve_model
 from sentiment.services.scoring import length_order, restore_order, slices
 from sentiment.services.tabular import (
@@ -79,6 +80,7 @@ class WorkerModel(msgspec.Struct, frozen=True):
     threads: int | None = None
     cache_dir: str | None = None
     device: str = "cpu"
+    long_texts: LongTexts = "head"
 
 
 class ScoredTexts(msgspec.Struct, frozen=True):
@@ -93,7 +95,13 @@ _loading = threading.Lock()
 
 @lru_cache(maxsize=4)
 def _loaded(model: WorkerModel) -> Backend:
-    return load_backend(model.spec, threads=model.threads, cache_dir=model.cache_dir, device=model.device)
+    return load_backend(
+        model.spec,
+        threads=model.threads,
+        cache_dir=model.cache_dir,
+        device=model.device,
+        long_texts=model.long_texts,
+    )
 
 
 def worker_backend(model: WorkerModel) -> Backend:
@@ -106,7 +114,7 @@ def score_texts(model: WorkerModel, texts: Sequence[str]) -> ScoredTexts:
     """Score texts on a worker as the service would: sorted by length, handed over in slices of a batch,
     each batch run in the queue's forward passes (`forward_passes`: the same passes give the same scores)."""
     backend = worker_backend(model)
-    policy = policy_for_device(model.policy, backend.device)
+    policy = policy_for(model.policy, backend)
     order = length_order(texts)
     ordered = [texts[index] for index in order]
     results: list[Scored] = []
@@ -137,7 +145,12 @@ def worker_model(
     """The model a key or a folder names, as workers will load it."""
     _, spec = resolve_model(settings, model, execution_path)
     return WorkerModel(
-        spec, settings.batching, threads or settings.torch_threads, settings.cache_dir, settings.device
+        spec,
+        settings.batching,
+        threads or settings.torch_threads,
+        settings.cache_dir,
+        settings.device,
+        settings.long_texts,
     )
 
 

@@ -16,6 +16,7 @@ from sentiment.core.domain import VADER_KEY, InvalidInput, ModelLoadError
 from sentiment.core.evaluation import Confusion, Metrics, metrics, missing_classes_note, read_gold_values
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import ModelSpec, spec_from_source
+from sentiment.inference.long_texts import LongTexts
 from sentiment.inference.memory import peak_rss_mb
 from sentiment.inference.paths import ExecutionPath
 from sentiment.inference.registry import ModelRegistry, load_backend
@@ -48,6 +49,8 @@ class ModelSettings(Protocol):
     def torch_threads(self) -> int | None: ...
     @property
     def cache_dir(self) -> str: ...
+    @property
+    def long_texts(self) -> LongTexts: ...
     @property
     def device(self) -> str: ...
 
@@ -109,7 +112,11 @@ async def open_model(
     specs, spec = resolve_model(settings, model, execution_path)
     key = spec.key
     loader = partial(
-        load_backend, threads=settings.torch_threads, cache_dir=settings.cache_dir, device=settings.device
+        load_backend,
+        threads=settings.torch_threads,
+        cache_dir=settings.cache_dir,
+        device=settings.device,
+        long_texts=settings.long_texts,
     )
     # No call deadline offline: a slow machine is not a failing model.
     registry = ModelRegistry(specs, key, loader, settings.batching, None)
@@ -128,6 +135,7 @@ class TextPrediction(msgspec.Struct, frozen=True):
     scores: dict[str, float]
     model_used: str
     processing_time_ms: float
+    truncated: bool
 
 
 async def predict_text(settings: ModelSettings, text: str, model: str | None) -> TextPrediction:
@@ -145,6 +153,7 @@ async def predict_text(settings: ModelSettings, text: str, model: str | None) ->
         scores=scored.scores,
         model_used=registry.default_key,
         processing_time_ms=round(result.inference_ms, 3),
+        truncated=scored.truncated,
     )
 
 

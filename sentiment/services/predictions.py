@@ -87,6 +87,7 @@ class PredictionService:
                 fallback_used=answer.fallback_used,
                 processing_time_ms=total_ms,
                 timestamp=now,
+                truncated=scored.truncated,
             )
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]

@@ -57,6 +57,13 @@ class PredictionOut(msgspec.Struct):
     processing_time_ms: float
     fallback_used: bool
     timestamp: datetime
+    truncated: Annotated[
+        bool,
+        msgspec.Meta(
+            description="the text was longer than the model's window and the model saw only part of it "
+            "(which part: SENTIMENT_LONG_TEXTS)"
+        ),
+    ] = False
 
     @classmethod
     def from_domain(cls, prediction: Prediction) -> PredictionOut:
@@ -69,6 +76,7 @@ class PredictionOut(msgspec.Struct):
             processing_time_ms=prediction.processing_time_ms,
             fallback_used=prediction.fallback_used,
             timestamp=prediction.timestamp,
+            truncated=prediction.truncated,
         )
 
 

@@ -21,6 +21,7 @@ PREDICTION_FIELDS = {
     "processing_time_ms",
     "fallback_used",
     "timestamp",
+    "truncated",
 }
 
 

@@ -1,3 +1,4 @@
+from sentiment.inference.backend import BaseBackend
 from sentiment.inference.batching import (
     BatchPolicy,
     batch_length,
@@ -65,10 +66,25 @@ def test_a_text_longer_than_the_budget_runs_alone() -> None:
 
 
 def test_a_gpu_gets_larger_batches_and_a_cpu_keeps_its_policy() -> None:
-    from sentiment.inference.registry import policy_for_device
+    from sentiment.inference.registry import policy_for
 
     cpu = BatchPolicy()
-    assert policy_for_device(cpu, "cpu") is cpu
-    gpu = policy_for_device(cpu, "cuda")
+    assert policy_for(cpu, BaseBackend()) is cpu
+    gpu = policy_for(cpu, Device("cuda"))
     assert (gpu.max_batch_size, gpu.micro_batch_size) == (256, 256)
     assert gpu.max_queue == cpu.max_queue and gpu.max_wait_s == cpu.max_wait_s
+
+
+def test_a_model_scoring_every_window_is_charged_a_long_text_s_whole_length() -> None:
+    from sentiment.inference.registry import policy_for
+
+    policy = policy_for(BatchPolicy(), Device("cpu", scores_every_window=True))
+    assert estimate_tokens("x" * 10_000, policy) == 2502
+    assert estimate_tokens("x" * 10_000, BatchPolicy()) == 512
+    assert batch_length([2502] * 10, policy) == 6  # 16,384 padded tokens per call
+
+
+class Device(BaseBackend):
+    def __init__(self, device: str, scores_every_window: bool = False) -> None:
+        self.device = device
+        self.scores_every_window = scores_every_window

@@ -122,11 +122,29 @@ async def test_a_call_past_the_timeout_fails_its_callers_and_counts_once(backend
     outcomes: list[CallOutcome] = []
     queue = BatchQueue("m", backend, POLICY, call_timeout_s=0.05, on_outcome=outcomes.append)
     backend.gate.clear()
-    with pytest.raises(ModelCallFailed, match="no answer within 0.05 s"):
+    with pytest.raises(ModelCallFailed, match="no forward pass finished within 0.05 s"):
         await asyncio.gather(queue.submit(["slow", "also slow"]))
     backend.gate.set()
     await queue.close()
     assert [(o.ok, o.size) for o in outcomes] == [(False, 2)]
+
+
+async def test_a_long_call_whose_passes_keep_finishing_is_slow_not_failed() -> None:
+    """Four passes of 40 ms under a 60 ms call timeout: 160 ms in all, yet the model never stalled."""
+
+    class SteadyBackend(RecordingBackend):
+        def predict(self, texts: Sequence[str]) -> list[Scored]:
+            threading.Event().wait(0.04)
+            return super().predict(texts)
+
+    outcomes: list[CallOutcome] = []
+    one_per_pass = BatchPolicy(max_batch_size=4, micro_batch_size=1, max_wait_s=0.0, max_queue=10)
+    queue = BatchQueue("m", SteadyBackend(), one_per_pass, call_timeout_s=0.06, on_outcome=outcomes.append)
+    result = await queue.submit(["a", "bb", "ccc", "dddd"])
+    await queue.close()
+    assert [scored.confidence for scored in result.scored] == [1.0, 2.0, 3.0, 4.0]
+    assert [(o.ok, o.size) for o in outcomes] == [(True, 4)]
+    assert outcomes[0].seconds >= 0.16
 
 
 async def test_timing_splits_queue_wait_from_inference(backend: RecordingBackend) -> None:
