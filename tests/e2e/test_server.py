@@ -142,3 +142,26 @@ async def test_clients_that_leave_mid_batch_leave_no_queued_work_behind(
     log = server.log_path.read_text()
     assert log.count("client_gone") == 16
     assert log.count("status=499") == 16  # logged as nginx's "client closed request", not as a server error
+
+
+async def test_the_server_cuts_off_heads_that_never_complete_and_caps_connections(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'slow.db'}",
+            "SENTIMENT_HEADER_TIMEOUT_SECONDS": "0.5",
+            "SENTIMENT_MAX_CONNECTIONS": "3",
+        }
+    )
+    slow = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+    for _, writer in slow:
+        writer.write(b"GET /health HTTP/1.1\r\nhost: x\r\n")  # the blank line never comes
+    refused = httpx.get(f"{server.base_url}/health", timeout=5)
+    answers = [await asyncio.wait_for(reader.read(1000), 5) for reader, _ in slow]
+    for _, writer in slow:
+        writer.close()
+    served = httpx.get(f"{server.base_url}/health", timeout=5)
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
+    assert all(answer.startswith(b"HTTP/1.1 408") for answer in answers)
+    assert served.status_code == 200
