@@ -1,10 +1,12 @@
 """The one admin check, shared by every endpoint that changes the service's state, and the CSRF check of page
-forms. API clients send `Authorization: Bearer <token>`; pages log in once with the same token, which sets a
-signed, HttpOnly, SameSite=Strict session cookie, and every page form carries the session's CSRF token."""
+forms. API clients send `Authorization: Bearer <token>`; pages log in once with the same token, which starts a
+server-side session (an HttpOnly, SameSite=Strict cookie holds its id), and every page form carries the
+session's CSRF token. Wrong tokens are throttled per client address, on both paths."""
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 
 from litestar.connection import ASGIConnection
@@ -12,6 +14,8 @@ from litestar.exceptions import ClientException, NotAuthorizedException, Permiss
 from litestar.handlers import BaseRouteHandler
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
+from sentiment.core.domain import RateLimited
+from sentiment.services.access import AccessService
 from sentiment.web.dependencies import access_of
 
 CSRF_HEADER = "x-csrf-token"
@@ -27,6 +31,20 @@ def csrf_token(session: dict[str, object]) -> str:
     if not isinstance(token, str):
         token = session["csrf"] = secrets.token_urlsafe(32)
     return token
+
+
+def client_of(connection: ASGIConnection) -> str:
+    """Whom wrong tokens count against: the client's address, as the rate limit counts requests."""
+    return connection.client.host if connection.client else "127.0.0.1"
+
+
+def throttled(access: AccessService, client: str) -> RateLimited | None:
+    """The refusal for a client that must still wait after its wrong tokens; None when it may try."""
+    wait_s = access.throttle.wait_s(client)
+    if wait_s <= 0:
+        return None
+    seconds = math.ceil(wait_s)
+    return RateLimited(f"too many wrong admin tokens from this address: try again in {seconds} s", seconds)
 
 
 def is_admin_session(connection: ASGIConnection) -> bool:
@@ -62,8 +80,12 @@ async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | 
             "admin actions are disabled: no admin token is configured; set SENTIMENT_ADMIN_TOKEN and restart"
         )
     scheme, _, supplied = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and access.accepts(supplied.strip()):
-        return
+    if scheme.lower() == "bearer":
+        client = client_of(connection)
+        if refusal := throttled(access, client):
+            raise refusal
+        if access.verify(supplied.strip(), client):
+            return
     if is_admin_session(connection):
         await require_csrf(connection, handler)
         return

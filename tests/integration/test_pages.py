@@ -69,6 +69,7 @@ async def test_login_sets_a_strict_httponly_session_that_admin_page_actions_acce
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie
     in_app(client, raise_alert, client.app.state.services.alerts)
+    token = await page_csrf(client, "/ui/alerts")  # login gave the session a new CSRF token
     no_csrf = await client.post("/ui/alerts/1/acknowledge")
     assert no_csrf.status_code == 403
     acknowledged = await client.post("/ui/alerts/1/acknowledge", headers={"x-csrf-token": token})

@@ -71,6 +71,22 @@ def test_obsolete_settings_are_accepted_with_a_warning_each() -> None:
     assert any("REDIS_HOST" in w for w in settings.warnings)
 
 
+def test_the_session_secret_of_cookie_sessions_is_ignored_with_a_warning_saying_why() -> None:
+    (warning,) = Settings.from_env({"SENTIMENT_SESSION_SECRET": "x"}).warnings
+    assert warning == (
+        "SENTIMENT_SESSION_SECRET is set but means nothing now that page sessions are kept in the database; "
+        "it is ignored"
+    )
+
+
+def test_session_idle_minutes_is_unset_by_default_and_bounded_by_the_12_hours_of_a_session() -> None:
+    assert Settings.from_env({}).session_idle_minutes is None
+    assert Settings.from_env({"SENTIMENT_SESSION_IDLE_MINUTES": "30"}).session_idle_minutes == 30
+    for refused in ("0", "721", "half an hour"):
+        with pytest.raises(SettingsError, match="SENTIMENT_SESSION_IDLE_MINUTES"):
+            Settings.from_env({"SENTIMENT_SESSION_IDLE_MINUTES": refused})
+
+
 def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("PORT=9000\nLOG_LEVEL=debug\n")
@@ -84,6 +100,15 @@ def test_device_defaults_to_auto_and_refuses_unknown_ones() -> None:
     assert Settings.from_env({"SENTIMENT_DEVICE": "CUDA"}).device == "cuda"
     with pytest.raises(SettingsError, match="SENTIMENT_DEVICE='tpu'"):
         Settings.from_env({"SENTIMENT_DEVICE": "tpu"})
+
+
+def test_long_texts_default_to_the_head_and_refuse_unknown_modes() -> None:
+    assert Settings.from_env({}).long_texts == "head"
+    assert Settings.from_env({"SENTIMENT_LONG_TEXTS": "Head-Tail"}).long_texts == "head_tail"
+    with pytest.raises(
+        SettingsError, match="SENTIMENT_LONG_TEXTS='middle' is not a mode; use head, head_tail, windows"
+    ):
+        Settings.from_env({"SENTIMENT_LONG_TEXTS": "middle"})
 
 
 def test_every_environment_name_lands_on_a_field_of_its_own() -> None:
