@@ -21,6 +21,7 @@ RUN groupadd --gid 10001 sentiment \
     && mkdir -p /data /models \
     && chown 10001:10001 /data /models
 COPY --from=build /opt/venv /opt/venv
+# SENTIMENT_UPLOADS=admin: the image takes data-set uploads from admins and API-key holders only (a laptop: anyone).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HOST=0.0.0.0 \
@@ -29,6 +30,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/models/hf-cache \
     SENTIMENT_DATA_DIR=/data/datasets \
     SENTIMENT_CACHE_DIR=/data/cache \
+    SENTIMENT_UPLOADS=admin \
     LOG_JSON=true
 # Only the working directory (where a mounted .env is read): the installed venv needs no sources here.
 WORKDIR /app

@@ -10,6 +10,7 @@ from sentiment.inference.registry import ModelRegistry
 from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import AnalyticsService
+from sentiment.services.api_keys import ApiKeyService
 from sentiment.services.datasets import DatasetService
 from sentiment.services.failsafe import FailsafeService
 from sentiment.services.history import HistoryService
@@ -25,6 +26,7 @@ class Services:
     """One field per service the web layer may ask for, by the field's name."""
 
     access: AccessService
+    api_keys: ApiKeyService
     predictions: PredictionService
     models: ModelService
     failsafe: FailsafeService

@@ -34,6 +34,18 @@ BATCH_SIZE = Histogram(
     "sentiment_batch_size", "Texts per model call", ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
 )
 MODEL_LOAD_TIME = Gauge("sentiment_model_load_seconds", "How long the model's last load took", ["model"])
+# Labelled by the key's name and display prefix: never the key.
+API_KEY_REQUESTS = Counter(
+    "sentiment_api_key_requests", "Requests made with an API key", ["key_name", "key_prefix"]
+)
+API_KEY_TEXTS = Counter(
+    "sentiment_api_key_texts", "Texts scored for requests made with an API key", ["key_name", "key_prefix"]
+)
+API_KEY_RATE_LIMITED = Counter(
+    "sentiment_api_key_rate_limited",
+    "Requests refused because their API key was over its own rate limit",
+    ["key_name", "key_prefix"],
+)
 
 
 def observe_call(model: str, outcome: CallOutcome) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
@@ -16,6 +16,7 @@ from sentiment.services.predictions import PredictionBatch, PredictionService
 from sentiment.services.system import DatabaseHealth, Readiness, Status, SystemService
 from sentiment.web.errors import error_responses
 from sentiment.web.guard import require_admin, require_json
+from sentiment.web.key_guard import count_texts
 from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
 
 
@@ -36,9 +37,12 @@ AlertId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="an alert
     responses=PREDICTION_ERRORS,
 )
 async def predict(
-    data: JSONBody[PredictIn], predictions: NamedDependency[PredictionService]
+    request: Request[Any, Any, Any],
+    data: JSONBody[PredictIn],
+    predictions: NamedDependency[PredictionService],
 ) -> Response[PredictionOut]:
     batch = await predictions.predict([data.text], model=data.model)
+    count_texts(request, 1)
     return Response(PredictionOut.from_domain(batch.predictions[0]), headers=_timing_headers(batch))
 
 
@@ -51,9 +55,10 @@ async def predict(
     responses=PREDICTION_ERRORS,
 )
 async def predict_batch(
-    data: JSONBody[BatchIn], predictions: NamedDependency[PredictionService]
+    request: Request[Any, Any, Any], data: JSONBody[BatchIn], predictions: NamedDependency[PredictionService]
 ) -> Response[BatchOut]:
     batch = await predictions.predict(data.texts, model=data.model)
+    count_texts(request, len(batch.predictions))
     out = BatchOut(
         results=[PredictionOut.from_domain(p) for p in batch.predictions],
         model_used=batch.model_requested,

@@ -19,17 +19,27 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ControllerRouterHandler
 
 from sentiment.core.analytics_math import parse_moment
+from sentiment.core.api_keys import key_digest
 from sentiment.core.domain import LABELS, InvalidInput, SentimentError
 from sentiment.core.resources import bundled_dir
 from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
+from sentiment.services.api_keys import ApiKeyService
 from sentiment.services.history import HistoryFilters, HistoryService
 from sentiment.services.models import ModelService, ModelView
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.web.api import AlertId
 from sentiment.web.charts import bar_chart
-from sentiment.web.guard import csrf_token, is_admin_session, require_admin, require_csrf
+from sentiment.web.guard import (
+    client_of,
+    csrf_token,
+    is_admin_session,
+    require_admin,
+    require_csrf,
+    throttled,
+)
+from sentiment.web.key_guard import SESSION_KEY, api_keys_of
 from sentiment.web.overview import overview_values
 
 STATIC = Path(__file__).parent / "static"
@@ -44,6 +54,7 @@ def context(request: Request[Any, Any, Any], active: str, **values: object) -> d
     return {
         "csrf": csrf_token(request.session),
         "is_admin": is_admin_session(request),
+        "signed_in": isinstance(request.session.get(SESSION_KEY), str),
         "active": active,
         "title": active.rsplit("/", 1)[-1].capitalize() if active != "/ui" else "Overview",
         **values,
@@ -98,13 +109,18 @@ class AnalyzeForm(msgspec.Struct):
 
 @get("/ui/analyze", include_in_schema=False)
 async def analyze_page(
-    request: Request[Any, Any, Any], predictions: NamedDependency[PredictionService]
+    request: Request[Any, Any, Any],
+    predictions: NamedDependency[PredictionService],
+    api_keys: NamedDependency[ApiKeyService],
 ) -> Template:
     offered = predictions.offered()
     values = {
         "models": offered.keys,
         "default_model": offered.default_model,
         "max_text_length": predictions.max_text_length,
+        # SENTIMENT_UPLOADS=admin: the upload form is offered to admins and key holders only.
+        "uploads_closed": api_keys.uploads == "admin"
+        and not (is_admin_session(request) or isinstance(request.session.get(SESSION_KEY), str)),
     }
     return Template(template_name="analyze.html", context=context(request, "/ui/analyze", **values))
 
@@ -281,31 +297,63 @@ class LoginForm(msgspec.Struct):
     csrf_token: str = ""
 
 
+def login_context(
+    request: Request[Any, Any, Any], access: AccessService, **values: object
+) -> dict[str, object]:
+    keys_required = api_keys_of(request).required
+    return context(
+        request, "/ui/login", token_configured=access.configured, keys_required=keys_required, **values
+    )
+
+
 @get("/ui/login", include_in_schema=False)
 async def login_page(request: Request[Any, Any, Any], access: NamedDependency[AccessService]) -> Template:
-    return Template(
-        template_name="login.html", context=context(request, "/ui/login", token_configured=access.configured)
-    )
+    return Template(template_name="login.html", context=login_context(request, access))
 
 
 @post("/ui/login", guards=[require_csrf], status_code=200, include_in_schema=False)
 async def login(
     request: Request[Any, Any, Any], data: URLEncodedBody[LoginForm], access: NamedDependency[AccessService]
 ) -> Response[Any]:
+    client = client_of(request)
+    if refusal := throttled(access, client):
+        return Template(
+            template_name="login.html",
+            context=login_context(request, access, error=refusal.detail),
+            status_code=429,
+            headers={"retry-after": str(refusal.retry_after_s)},
+        )
+    keys = api_keys_of(request)
     if access.accepts(data.token):
-        request.session["admin"] = access.session_mark()
+        access.throttle.succeeded(client)
+        start_session(request, {"admin": access.session_mark()})
         return Redirect("/ui/alerts")
-    error = "wrong token" if access.configured else "no admin token is configured on the service"
+    if keys.required and (key := await keys.verify(data.token)) is not None and key.revoked_at is None:
+        access.throttle.succeeded(client)
+        start_session(request, {SESSION_KEY: key_digest(data.token)})
+        return Redirect("/ui")
+    if not access.configured and not keys.required:
+        error, status = "no admin token is configured on the service", 403
+    else:
+        access.throttle.failed(client)
+        error, status = ("wrong token or API key" if keys.required else "wrong token"), 401
     return Template(
-        template_name="login.html",
-        context=context(request, "/ui/login", token_configured=access.configured, error=error),
-        status_code=401 if access.configured else 403,
+        template_name="login.html", context=login_context(request, access, error=error), status_code=status
     )
+
+
+def start_session(request: Request[Any, Any, Any], values: dict[str, object]) -> None:
+    """A new session: a new id (one planted or copied before login is worth nothing after it) and a new CSRF
+    token (one read before login no longer works)."""
+    request.clear_session()
+    request.set_session(values)
+    csrf_token(request.session)
 
 
 @post("/ui/logout", guards=[require_csrf], include_in_schema=False)
 async def logout(request: Request[Any, Any, Any]) -> Redirect:
-    request.session.pop("admin", None)
+    """Deletes the session on the server: a copy of its cookie opens nothing afterwards."""
+    request.clear_session()
     return Redirect("/ui")
 
 

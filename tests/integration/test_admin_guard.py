@@ -1,11 +1,13 @@
 """The admin guard, on the alert acknowledgement endpoint (every admin endpoint shares it)."""
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
+from sentiment.core.throttle import AttemptThrottle
 from sentiment.services.alerts import AlertService
 from tests.conftest import in_app, make_settings
 
@@ -54,9 +56,17 @@ async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(
     401 without the token and with a wrong one, and changes nothing."""
     app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
     async with AsyncTestClient(app=app) as client:
+        # Wrong tokens are throttled past a few per client (test_sessions.py): here each must reach the guard
+        app.state.services.access.throttle = AttemptThrottle(time.monotonic, free_attempts=1_000)
         spec = (await client.get("/schema/openapi.json")).json()
         guarded = [
-            (method, path.replace("{key}", "vader").replace("{alert_id}", "1"))
+            (
+                method,
+                path.replace("{key}", "vader")
+                .replace("{alert_id}", "1")
+                .replace("{dataset_id}", "0190f4d2-0000-7000-8000-000000000000")
+                .replace("{key_id}", "0190f4d2-0000-7000-8000-000000000000"),
+            )
             for path, item in spec["paths"].items()
             for method, operation in item.items()
             if isinstance(operation, dict) and "401" in operation.get("responses", {})
@@ -69,6 +79,8 @@ async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(
                 )
                 results.append((method, path, response.status_code))
         default = (await client.get("/models")).json()["default_model"]
-    assert len(guarded) == 7  # acknowledge, failsafe reset and faults, model download, load, unload, default
+    # acknowledge, failsafe reset and faults, model download, load, unload, default, data-set cancel and
+    # delete, API keys list, create and revoke
+    assert len(guarded) == 12
     assert [r for r in results if r[2] != 401] == []
     assert default == "vader"

@@ -387,6 +387,23 @@ def test_image_installs_the_package_not_editable_and_runs_from_the_venv_alone() 
     assert copies == ["COPY --from=build /opt/venv /opt/venv"]
 
 
+def test_the_image_takes_uploads_from_admins_and_key_holders_only_with_settings_that_start() -> None:
+    *_, final = dockerfile_stages()
+    env = dict(re.findall(r"(\w+)=(\S+)", " ".join(line for line in final if line.startswith("ENV "))))
+    assert env["SENTIMENT_UPLOADS"] == "admin"
+    assert Settings.from_env(env).uploads == "admin"
+
+
+SCRIPTS = ROOT / "scripts"
+
+
+def test_the_test_script_waits_for_the_apt_lock_and_says_so() -> None:
+    script = (SCRIPTS / "test.sh").read_text()
+    calls = re.findall(r"\bapt-get\s+(-o\s+\S+|\w+)", script)  # what follows each call of apt-get
+    assert len(calls) >= 2 and all(call.startswith("-o DPkg::Lock::Timeout=") for call in calls), calls
+    assert re.search(r"echo .*lock.*>&2", script)
+
+
 # --- Grafana --------------------------------------------------------------------------------------
 
 
