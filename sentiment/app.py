@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from typing import Any
 
-from litestar import Litestar, Request
-from litestar.middleware.rate_limit import RateLimitConfig
-from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar import Litestar
+from litestar.middleware.base import DefineMiddleware
+from litestar.middleware.rate_limit import DURATION_VALUES
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from sentiment import __version__
 from sentiment.core.domain import VADER_KEY
+from sentiment.core.rate_budget import RateBudget
 from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.throttle import AttemptThrottle
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
 from sentiment.inference.registry import BackendLoader, ModelRegistry, load_backend
@@ -29,6 +27,7 @@ from sentiment.services.access import AccessService
 from sentiment.services.alert_rules import AlertMonitor
 from sentiment.services.alerts import AlertService
 from sentiment.services.analytics import AnalyticsService
+from sentiment.services.api_keys import ApiKeyService
 from sentiment.services.container import Resources, Services
 from sentiment.services.datasets import DatasetService  # data sets
 from sentiment.services.failsafe import Failsafe, FailsafeService
@@ -41,39 +40,41 @@ from sentiment.services.system import SystemService
 from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
+from sentiment.storage.sessions import DatabaseStore
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import analytics_api, api, datasets_api, failsafe_api, models_api, pages
+from sentiment.web import analytics_api, api, datasets_api, failsafe_api, keys_api, models_api, pages
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
+from sentiment.web.key_guard import require_api_key, scores_text
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
+from sentiment.web.rate_limit import AddressRateLimit
+from sentiment.web.sessions import PageSessionConfig
 
 
-def session_config(settings: Settings) -> CookieBackendConfig:
-    """Signed and encrypted, HttpOnly, SameSite=Strict. The key comes from SENTIMENT_SESSION_SECRET, else from
-    the admin token (so replicas sharing the token share sessions), else it is random per process."""
-    seed = settings.session_secret or settings.admin_token or secrets.token_hex(32)
-    return CookieBackendConfig(
-        secret=hashlib.sha256(b"sentiment-session:" + seed.encode()).digest(),
+def session_config(settings: Settings) -> PageSessionConfig:
+    """Kept in the database, the cookie holding only a random id: HttpOnly, SameSite=Strict. A session ends
+    after 12 h unused, or SENTIMENT_SESSION_IDLE_MINUTES: row and cookie expire together, renewed by use."""
+    idle_s = settings.session_idle_minutes * 60 if settings.session_idle_minutes else None
+    return PageSessionConfig(
+        store="sessions",
         samesite="strict",
         httponly=True,
         secure=settings.secure_cookies,
-        max_age=12 * 3600,
+        max_age=idle_s or 12 * 3600,
+        renew_on_access=True,
+        exclude="^/static/",  # assets need no session: no database read for each of them
     )
 
 
-# Every request that makes the service score text: the JSON predictions, the analyze page, data-set uploads
-# and starts (API and pages). The rest is cheap or admin-only.
-SCORING_PATHS = re.compile(r"^/(predict(/batch)?|ui/analyze|datasets|ui/datasets(/[^/]+/start)?)$")
-
-
-def rate_limit(limit: tuple[RateUnit, int]) -> RateLimitConfig:
-    """Per client address, one budget over every request that scores text."""
-    return RateLimitConfig(rate_limit=limit, check_throttle_handler=_scores_text)
-
-
-def _scores_text(request: Request[Any, Any, Any]) -> bool:
-    return request.method == "POST" and SCORING_PATHS.match(request.url.path) is not None
+def rate_limit(limit: tuple[RateUnit, int], batch_size: int) -> DefineMiddleware:
+    """Per client address, one budget over every request that scores text; a data-set start is charged for
+    its rows, as the /predict/batch requests they would take."""
+    unit, count = limit
+    budget = RateBudget(count, DURATION_VALUES[unit], time.monotonic)
+    return DefineMiddleware(
+        AddressRateLimit, budget=budget, applies=scores_text, batch_size=batch_size, unit=unit
+    )
 
 
 def create_app(settings: Settings, loader: BackendLoader | None = None) -> Litestar:
@@ -85,7 +86,9 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         remote_timeout_s=settings.breaker.call_timeout_s,
         cache_dir=settings.cache_dir,
         device=settings.device,
+        long_texts=settings.long_texts,
     )
+    sessions = DatabaseStore()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -95,6 +98,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 await asyncio.to_thread(upgrade, settings.database_url)
             engine = create_engine(settings.database_url)
             stack.push_async_callback(engine.dispose)
+            sessions.attach(engine)
             alerts = AlertService(engine)
             failsafe = Failsafe(settings.breaker, alerts)
 
@@ -120,15 +124,25 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             stack.push_async_callback(alerts.close)
             models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
             stack.push_async_callback(models.close)
-            datasets = DatasetService(engine, registry, settings.datasets, settings.store_text)
+            datasets = DatasetService(
+                engine,
+                registry,
+                settings.datasets,
+                settings.store_text,
+                max_text_length=settings.max_text_length,
+            )
             stack.push_async_callback(datasets.close)  # data-set jobs stop before the models and the database
+            api_keys = ApiKeyService(engine, settings.api_keys, settings.uploads)
+            api_keys.start()
+            stack.push_async_callback(api_keys.close)  # its last usage is written before the engine goes
 
             cache = ResultCache(settings.cache_size)
             recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
             system = SystemService(registry, models, failsafe, cache, writer, engine, __version__)
             analytics = AnalyticsService(engine)
             app.state.services = Services(
-                access=AccessService(settings.admin_token),
+                access=AccessService(settings.admin_token, AttemptThrottle(time.monotonic)),
+                api_keys=api_keys,
                 predictions=PredictionService(
                     registry,
                     failsafe,
@@ -157,6 +171,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 asyncio.create_task(models.run_sync(), name="model-choices"),
                 asyncio.create_task(models.retire_alerts_of_removed_models(), name="removed-models-alerts"),
                 asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
+                asyncio.create_task(datasets.expire_forever(), name="upload-expiry"),
             ]
             if settings.retention_days is not None:
                 background.append(
@@ -173,8 +188,10 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             *analytics_api.ROUTES,
             *pages.ROUTES,
             *datasets_api.ROUTES,
+            *keys_api.ROUTES,
             metrics,
         ],
+        guards=[require_api_key],  # only where SENTIMENT_API_KEYS=on, and never on probes, scrape or pages
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
@@ -183,8 +200,9 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             CancelWhenClientGoes(),
             PROMETHEUS.middleware,
             session_config(settings).middleware,
-            *([rate_limit(settings.rate_limit).middleware] if settings.rate_limit else []),
+            *([rate_limit(settings.rate_limit, settings.max_batch_size)] if settings.rate_limit else []),
         ],
+        stores={"sessions": sessions},
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,  # logging is the process's: sentiment.logging sets it up once
         template_config=pages.TEMPLATE_CONFIG,

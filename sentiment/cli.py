@@ -1,5 +1,5 @@
 """`sentiment`: serve the API, score a text or a whole file and evaluate a model without a server, upgrade the
-database schema."""
+database schema, manage API keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -143,6 +144,24 @@ def main(argv: list[str] | None = None) -> int:
         help="forget it (and the models loaded through the API): PRELOAD_MODEL rules at the next start",
     )
 
+    keys = commands.add_parser(
+        "keys",
+        help="API keys: create (the key is printed once), list with usage, revoke",
+        description="Keys live in the database every replica shares; a revoked key is refused everywhere "
+        "within 5 seconds.",
+    )
+    keys_actions = keys.add_subparsers(dest="action", required=True)
+    create = keys_actions.add_parser("create", help="make a key and print it: it is never shown again")
+    create.add_argument("name", help="who the key is for (a team, a client)")
+    create.add_argument(
+        "--rate-per-minute",
+        type=int,
+        help="requests that score text per minute for this key (default: the service-wide limit only)",
+    )
+    keys_actions.add_parser("list", help="every key with its prefix, limit, usage and state")
+    revoke = keys_actions.add_parser("revoke", help="revoke a key by its id or its prefix")
+    revoke.add_argument("key", metavar="ID_OR_PREFIX", help="as `sentiment keys list` shows them")
+
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -166,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(settings, args)
     if args.command == "import-scores":
         return _import_scores(settings, args)
+    if args.command == "keys":
+        return _keys(settings, args)
     if args.command == "models":
         if args.action == "default":
             return _stored_default(settings, args.clear)
@@ -182,6 +203,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     from sentiment.app import create_app
     from sentiment.inference.memory import limit_malloc_arenas
+    from sentiment.web.server import GuardedH11Protocol
 
     limit_malloc_arenas()
     log.info(
@@ -192,7 +214,15 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         database=_safe_url(settings.database_url),
     )
     # log_config=None: uvicorn logs through the handler configure_logging installed.
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        http=partial(GuardedH11Protocol, limits=settings.server),  # type: ignore[arg-type]  # a protocol factory
+        timeout_keep_alive=settings.server.keep_alive_s,  # type: ignore[arg-type]  # uvicorn reads a float
+    )
     return 0
 
 
@@ -346,6 +376,50 @@ def _stored_default(settings: Settings, clear: bool) -> int:
         return 0
     where = choice.chosen_by or "a replica"
     print(f"{choice.default_model}: chosen through the API on {where} at {choice.chosen_at}")
+    return 0
+
+
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    from sentiment.services.api_keys import create_key, list_keys, revoke_key
+    from sentiment.storage.database import upgrade
+
+    if settings.auto_migrate:
+        upgrade(settings.database_url)
+    url = settings.database_url
+    if args.action == "create":
+        created = _run(lambda: asyncio.run(create_key(url, args.name, args.rate_per_minute)))
+        if isinstance(created, Failed):
+            return created.code
+        print(created.key)
+        record = created.record
+        print(f"key {record.id} for {record.name!r}: store it now, it is not shown again", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        revoked = _run(lambda: asyncio.run(revoke_key(url, args.key)))
+        if isinstance(revoked, Failed):
+            return revoked.code
+        if revoked is None:
+            print(
+                f"sentiment: no API key has the id or prefix {args.key!r}; see `sentiment keys list`",
+                file=sys.stderr,
+            )
+            return USAGE
+        when = f"{revoked.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+        print(f"revoked {revoked.id} ({revoked.name}, {revoked.prefix}…) at {when}")
+        return 0
+    stored = _run(lambda: asyncio.run(list_keys(url)))
+    if isinstance(stored, Failed):
+        return stored.code
+    rows = [("ID", "NAME", "PREFIX", "LIMIT/MIN", "REQUESTS", "TEXTS", "LAST USED", "STATE")]
+    for key in stored:
+        state = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        last = f"{key.last_used_at:%Y-%m-%d %H:%M:%S}" if key.last_used_at else "never"
+        limit = str(key.rate_per_minute) if key.rate_per_minute is not None else "-"
+        usage = (f"{key.requests:,}", f"{key.texts:,}")
+        rows.append((str(key.id), key.name, key.prefix, limit, *usage, last, state))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
     return 0
 
 

@@ -25,14 +25,23 @@ from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
 from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
+from sentiment.inference.long_texts import LONG_TEXT_MODES, LongTexts
 from sentiment.inference.paths import DEFAULT_CACHE_DIR, EXECUTION_PATHS, ExecutionPath
-from sentiment.services.settings import AlertRules, DatasetSettings
+from sentiment.services.settings import AlertRules, DatasetSettings, UploadPolicy
 from sentiment.storage.settings import WriterSettings
+from sentiment.web.settings import ServerLimits
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
-# Settings of the original multi-process system that mean nothing in one process.
-OBSOLETE_SETTINGS = ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS")
+# Settings that mean nothing here, with why: those of the original multi-process system, and the key of the
+# signed session cookie of old (a page session is now a row in the database, its cookie only a random id).
+OBSOLETE_SETTINGS = {
+    **dict.fromkeys(
+        ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS"),
+        "means nothing in the single-process service",
+    ),
+    "SENTIMENT_SESSION_SECRET": "means nothing now that page sessions are kept in the database",
+}
 
 
 RateUnit = Literal["second", "minute", "hour", "day"]
@@ -56,12 +65,17 @@ class Settings(msgspec.Struct, frozen=True):
     datasets: DatasetSettings = DatasetSettings()
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     device: Device = "auto"
+    long_texts: LongTexts = "head"
     cache_dir: str = str(DEFAULT_CACHE_DIR)
     sync_interval_s: Positive = 2.0
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
+    server: ServerLimits = ServerLimits()
     admin_token: str | None = None
-    session_secret: str | None = None
+    # A page session unused this long ends; at most (and when unset) 12 h.
+    session_idle_minutes: Annotated[int, msgspec.Meta(ge=1, le=720)] | None = None
+    api_keys: bool = False  # the JSON endpoints need an API key (or the admin token)
+    uploads: UploadPolicy = "open"
     secure_cookies: bool = False
     torch_threads: AtLeastOne | None = None
     store_text: bool = True
@@ -109,8 +123,8 @@ class Settings(msgspec.Struct, frozen=True):
         database_url = values[("database_url",)] = _database_url(env)
         values.setdefault(("auto_migrate",), make_url(database_url).get_backend_name() == "sqlite")
         values[("warnings",)] = tuple(
-            f"{name} is set but means nothing in the single-process service; it is ignored"
-            for name in OBSOLETE_SETTINGS
+            f"{name} is set but {why}; it is ignored"
+            for name, why in OBSOLETE_SETTINGS.items()
             if name in env
         )
         tree = _nested(values)
@@ -136,6 +150,24 @@ def _device(raw: str) -> str:
     if device not in get_args(Device):
         raise SettingsError(f"SENTIMENT_DEVICE={device!r} is not a device; use cpu, cuda or auto")
     return device
+
+
+def _long_texts(raw: str) -> str:
+    mode = raw.lower().replace("-", "_")
+    if mode not in LONG_TEXT_MODES:
+        raise SettingsError(
+            f"SENTIMENT_LONG_TEXTS={raw!r} is not a mode; use {', '.join(LONG_TEXT_MODES)} (see the README)"
+        )
+    return mode
+
+
+def _uploads(raw: str) -> str:
+    policy = raw.lower()
+    if policy not in get_args(UploadPolicy):
+        raise SettingsError(
+            f"SENTIMENT_UPLOADS={raw!r} is not a policy; use open (anyone) or admin (an admin or an API key)"
+        )
+    return policy
 
 
 def _log_level(raw: str) -> str:
@@ -183,14 +215,23 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_DATA_DIR": EnvField(("datasets", "data_dir")),
     "SENTIMENT_MAX_UPLOAD_BYTES": EnvField(("datasets", "max_upload_bytes")),
     "SENTIMENT_DATASET_CHUNK_ROWS": EnvField(("datasets", "chunk_rows")),
+    "SENTIMENT_DATA_QUOTA_MB": EnvField(("datasets", "quota_mb")),
+    "SENTIMENT_DATA_MIN_FREE_MB": EnvField(("datasets", "min_free_mb")),
+    "SENTIMENT_UPLOAD_EXPIRY_HOURS": EnvField(("datasets", "upload_expiry_hours")),
     "SENTIMENT_CACHE_SIZE": EnvField(("cache_size",)),
     "SENTIMENT_DEVICE": EnvField(("device",), _device),
+    "SENTIMENT_LONG_TEXTS": EnvField(("long_texts",), _long_texts),
     "SENTIMENT_CACHE_DIR": EnvField(("cache_dir",)),
     "SENTIMENT_SYNC_INTERVAL_SECONDS": EnvField(("sync_interval_s",)),
     "HOST": EnvField(("host",)),
     "PORT": EnvField(("port",)),
+    "SENTIMENT_HEADER_TIMEOUT_SECONDS": EnvField(("server", "header_timeout_s")),
+    "SENTIMENT_KEEP_ALIVE_SECONDS": EnvField(("server", "keep_alive_s")),
+    "SENTIMENT_MAX_CONNECTIONS": EnvField(("server", "max_connections")),
     "SENTIMENT_ADMIN_TOKEN": EnvField(("admin_token",)),
-    "SENTIMENT_SESSION_SECRET": EnvField(("session_secret",)),
+    "SENTIMENT_SESSION_IDLE_MINUTES": EnvField(("session_idle_minutes",)),
+    "SENTIMENT_API_KEYS": EnvField(("api_keys",)),
+    "SENTIMENT_UPLOADS": EnvField(("uploads",), _uploads),
     "SENTIMENT_SECURE_COOKIES": EnvField(("secure_cookies",)),
     "OMP_NUM_THREADS": EnvField(("torch_threads",)),
     "SENTIMENT_STORE_TEXT": EnvField(("store_text",)),

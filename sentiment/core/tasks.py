@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import suppress
+from typing import Any, TypeVar
 
 import structlog
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 async def wait_until(condition: asyncio.Condition, done: Callable[[], bool], timeout_s: float | None) -> bool:
@@ -38,6 +40,20 @@ async def poll_until(
             return False
         await sleep(every_s)
     return True
+
+
+async def to_the_end(step: Awaitable[T]) -> T:
+    """Run a step that must not stop halfway, a database transaction above all, to its end even when the task
+    running it is cancelled meanwhile; the cancellation is raised after it. (A transaction cancelled in the
+    middle of a statement can give its SQLite connection back to the pool still holding the write lock: every
+    other writer then waits out the lock timeout.)"""
+    running = asyncio.ensure_future(step)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        with suppress(Exception):
+            await running
+        raise
 
 
 async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout_s: float = 10.0) -> None:

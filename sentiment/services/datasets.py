@@ -8,18 +8,23 @@ progress in one transaction -> append the scored rows to the export file, in inp
 Every row is accounted for: a row that cannot be scored (not UTF-8, wrong number of fields, empty text) is
 counted, listed with its line number and skipped; a row whose time cannot be read is scored and listed, and
 left out of the time trend only.
+
+The folder is bounded (services/quota.py): every upload and every scored chunk is counted against the quota
+before (or as) it is written. An upload nobody starts is deleted after SENTIMENT_UPLOAD_EXPIRY_HOURS; an admin
+cancels a job or deletes a data set with everything stored of it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Literal
 from uuid import UUID
@@ -52,7 +57,7 @@ from sentiment.core.evaluation import (
     read_gold_values,
 )
 from sentiment.core.retry import retry
-from sentiment.core.tasks import cancel_and_wait, poll_until
+from sentiment.core.tasks import cancel_and_wait, poll_until, to_the_end
 from sentiment.core.timeparse import (
     NoTimeFormat,
     TimeFormat,
@@ -64,6 +69,7 @@ from sentiment.core.timeparse import (
 )
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.services.models import OfferedModels, offered_models
+from sentiment.services.quota import MB, DiskQuota
 from sentiment.services.scoring import ChunkScorer, ScoringFailed
 from sentiment.services.settings import DatasetSettings
 from sentiment.services.tabular import (
@@ -79,13 +85,12 @@ from sentiment.services.tabular import (
     read_chunks,
 )
 from sentiment.storage.database import OUTAGE_BACKOFF
-from sentiment.storage.datasets import CountKey, Dataset, DatasetRepository, DatasetStatus
+from sentiment.storage.datasets import RUNNING, CountKey, Dataset, DatasetRepository, DatasetStatus
 from sentiment.storage.repositories import PredictionRepository
 
 log = structlog.get_logger(__name__)
 
 
-RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")
 MAX_PROBLEMS_KEPT = 1000
 QUICK_LOOK_ROWS = 2000
 HEARTBEAT_S = 10.0
@@ -94,6 +99,11 @@ MODEL_LOAD_WAIT_S = 600.0
 DATABASE_PATIENCE_S = 120.0
 GROUP_LENGTH = 200
 TOP_GROUPS = 12
+EXPIRY_SWEEP_S = 300.0
+
+# Told the rows a start amounts to, as they become known (the first look's, then the full count), so that a
+# rate limit can charge them.
+RowsCharge = Callable[[int], None]
 
 
 class UploadTooLarge(SentimentError):
@@ -101,6 +111,13 @@ class UploadTooLarge(SentimentError):
         super().__init__(
             f"the file is larger than the upload limit of {limit:,} bytes (SENTIMENT_MAX_UPLOAD_BYTES)"
         )
+
+
+class DatasetStopped(SentimentError):
+    """The data set was cancelled or deleted while a job worked on it (here or on another replica)."""
+
+    def __init__(self, dataset_id: UUID) -> None:
+        super().__init__(f"data set {dataset_id} was cancelled or deleted while it was being scored")
 
 
 class DatasetOptions(msgspec.Struct, frozen=True):
@@ -150,12 +167,13 @@ class DatasetReport(msgspec.Struct, frozen=True):
 class Upload:
     """A file being received: written to the data folder as it arrives, never held in memory."""
 
-    def __init__(self, dataset_id: UUID, name: str, path: Path, limit: int) -> None:
+    def __init__(self, dataset_id: UUID, name: str, path: Path, limit: int, quota: DiskQuota) -> None:
         self.id = dataset_id
         self.name = name
         self.path = path
         self.size = 0
         self._limit = limit
+        self._quota = quota
         self._file: IO[bytes] = path.open("wb")
         self._buffer = bytearray()
 
@@ -163,17 +181,27 @@ class Upload:
         self.size += len(data)
         if self.size > self._limit:
             raise UploadTooLarge(self._limit)
+        self._quota.take(len(data))
         self._buffer += data
         if len(self._buffer) >= 1 << 20:
             await self._flush()
 
     async def _flush(self) -> None:
         data, self._buffer = bytes(self._buffer), bytearray()
-        await asyncio.to_thread(self._file.write, data)
+        await self._on_disk(self._file.write, data)
 
     async def close(self) -> None:
         await self._flush()
-        await asyncio.to_thread(self._file.close)
+        await self._on_disk(self._file.close)
+
+    async def _on_disk(self, write: Callable[..., object], *args: object) -> None:
+        """A write in a thread; a disk that is full is a 507 saying so, not a 500."""
+        try:
+            await asyncio.to_thread(write, *args)
+        except OSError as error:
+            if (full := self._quota.full_disk(error)) is not None:
+                raise full from error
+            raise
 
     async def discard(self) -> None:
         with suppress(OSError):
@@ -216,6 +244,8 @@ class ReadPlan(msgspec.Struct):
     group: int | None
     gold: int | None
     time_format: TimeFormat | None
+    # Rows the first look read: all of them in a file of up to QUICK_LOOK_ROWS rows.
+    rows_seen: int
 
     def gold_labels(self, inspection: Inspection) -> GoldLabels | None:
         """How the gold column's values read as labels, from all of them (a whole-file count)."""
@@ -258,7 +288,12 @@ def plan_reading(table: Table, options: DatasetOptions) -> ReadPlan:
             read_gold_values(look.gold_values)
         except UnreadableGold as error:
             raise InvalidInput(f"gold column {options.gold_column!r}: {error}") from None
-    return ReadPlan(table, text, time_i, group, gold, time_format)
+    return ReadPlan(table, text, time_i, group, gold, time_format, look.rows)
+
+
+def expired_uploads(datasets: Iterable[Dataset], now: datetime, max_age: timedelta) -> list[UUID]:
+    """The uploads nobody started that are older than `max_age` at `now`."""
+    return [d.id for d in datasets if d.status == "uploaded" and now - d.created_at > max_age]
 
 
 class DatasetService:
@@ -269,13 +304,17 @@ class DatasetService:
         settings: DatasetSettings,
         store_text: bool,
         clock: WallClock = utc_now,
+        max_text_length: int | None = None,
     ) -> None:
         self._engine = engine
         self._registry = registry
         self._settings = settings
         self._store_text = store_text
+        # The API's limit on a text holds for rows too: a row past it is reported, not scored.
+        self._max_text_length = max_text_length
         self._clock = clock
         self._folder = Path(settings.data_dir)
+        self._quota = DiskQuota(self._folder, int(settings.quota_mb * MB), int(settings.min_free_mb * MB))
         self._jobs: dict[UUID, asyncio.Task[None]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -293,14 +332,17 @@ class DatasetService:
 
     # -- upload and start ---------------------------------------------------------------------------------
 
-    def receive(self, filename: str) -> Upload:
-        """Open the file an upload is streamed into; `create` (or `Upload.discard`) ends it."""
+    async def receive(self, filename: str) -> Upload:
+        """Open the file an upload is streamed into, unless the folder is full; `create` (or
+        `Upload.discard`) ends it."""
+        await self._quota.measure()
+        self._quota.check()
         dataset_id = uuid7()
         name = upload_name(filename)
         path = self._source(dataset_id, name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return Upload(dataset_id, name, path, self._settings.max_upload_bytes)
+            return Upload(dataset_id, name, path, self._settings.max_upload_bytes, self._quota)
         except OSError as error:
             raise SentimentError(
                 f"the data folder {self._folder} cannot be written ({error.strerror}): set "
@@ -328,19 +370,24 @@ class DatasetService:
         log.info("dataset_uploaded", dataset=str(dataset.id), bytes=upload.size, columns=len(table.columns))
         return dataset
 
-    async def submit(self, upload: Upload, options: DatasetOptions) -> Progress:
+    async def submit(
+        self, upload: Upload, options: DatasetOptions, charge: RowsCharge | None = None
+    ) -> Progress:
         """Keep the file and start scoring it in one step (the API); a refused start leaves nothing behind."""
         dataset = await self.create(upload)
         try:
-            progress = await self.start(dataset.id, options)
+            progress = await self.start(dataset.id, options, charge)
         except BaseException:
             await self.forget(dataset.id)
             raise
         assert progress is not None  # created just above
         return progress
 
-    async def start(self, dataset_id: UUID, options: DatasetOptions) -> Progress | None:
-        """Check the columns and the model on a first look at the rows, then score in the background."""
+    async def start(
+        self, dataset_id: UUID, options: DatasetOptions, charge: RowsCharge | None = None
+    ) -> Progress | None:
+        """Check the columns and the model on a first look at the rows, and that the folder has room for the
+        scored file, then score in the background. `charge` is told the rows seen so far, then the count."""
         dataset = await self._get(dataset_id)
         if dataset is None:
             return None
@@ -349,6 +396,8 @@ class DatasetService:
                 f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it"
             )
         entry = self._registry.select(options.model)
+        await self._quota.measure()
+        self._quota.check()
         table_path = self._source(dataset.id, dataset.name)
         plan = await asyncio.to_thread(lambda: plan_reading(open_table(table_path), options))
         values = {
@@ -364,19 +413,86 @@ class DatasetService:
         async with self._engine.begin() as connection:
             if not await DatasetRepository(connection).claim(dataset_id, **values):
                 raise Conflict(f"data set {dataset_id} was started by another request")
+        if charge is not None:
+            charge(plan.rows_seen)
         self._jobs[dataset_id] = asyncio.create_task(
-            self._run(dataset_id, plan, entry), name=f"dataset-{dataset_id}"
+            self._run(dataset_id, plan, entry, charge), name=f"dataset-{dataset_id}"
         )
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
         log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
         return await self.progress(dataset_id)
 
-    async def forget(self, dataset_id: UUID) -> None:
-        """Delete a data set that was never started (an upload whose columns were refused)."""
+    async def forget(self, dataset_id: UUID) -> bool:
+        """Delete a data set that was never started (an upload whose columns were refused, or that expired);
+        False, and its files left alone, when somebody started it meanwhile."""
         async with self._engine.begin() as connection:
-            await DatasetRepository(connection).delete_unstarted(dataset_id)
+            if not await DatasetRepository(connection).delete_unstarted(dataset_id):
+                return False
         await asyncio.to_thread(shutil.rmtree, self._folder / str(dataset_id), True)
+        return True
+
+    async def expire_uploads(self) -> int:
+        """Delete the uploads nobody started within SENTIMENT_UPLOAD_EXPIRY_HOURS; how many were deleted."""
+        async with self._engine.connect() as connection:
+            uploads = await DatasetRepository(connection).unstarted()
+        max_age = timedelta(hours=self._settings.upload_expiry_hours)
+        deleted = [d for d in expired_uploads(uploads, self._clock(), max_age) if await self.forget(d)]
+        if deleted:
+            log.info(
+                "uploads_expired", count=len(deleted), older_than_hours=self._settings.upload_expiry_hours
+            )
+        return len(deleted)
+
+    async def expire_forever(self) -> None:
+        """Every few minutes, delete the expired uploads; a database error waits for the next round."""
+        while True:
+            try:
+                await self.expire_uploads()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("upload_expiry_failed", error=first_line(error))
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+
+    async def cancel(self, dataset_id: UUID) -> Progress | None:
+        """Stop a running job: its status becomes cancelled, its progress stays for the record and its partial
+        export is removed. Conflict when no job is at work on the data set."""
+        progress = await self.progress(dataset_id)
+        if progress is None:
+            return None
+        if progress.status not in RUNNING or not await self._stop(dataset_id):
+            raise Conflict(
+                f"data set {dataset_id} is {progress.status}, not being scored: there is no job to cancel"
+            )
+        log.info("dataset_cancelled", dataset=str(dataset_id))
+        return await self.progress(dataset_id)
+
+    async def delete(self, dataset_id: UUID) -> bool:
+        """Delete a data set with its files and everything stored of it (predictions, their rollups, its
+        counts), cancelling its job first; False when there is no such data set."""
+        dataset = await self._get(dataset_id)
+        if dataset is None:
+            return False
+        if dataset.status in RUNNING:
+            await self._stop(dataset_id)
+        async with self._engine.begin() as connection:
+            deleted = await DatasetRepository(connection).delete(dataset_id)
+        await asyncio.to_thread(shutil.rmtree, self._folder / str(dataset_id), True)
+        log.info("dataset_deleted", dataset=str(dataset_id), status=dataset.status)
+        return deleted
+
+    async def _stop(self, dataset_id: UUID) -> bool:
+        """Mark the data set cancelled, then stop its job: here at once, on another replica at its next write
+        or heartbeat (each finds the data set no longer running). False when it was not running."""
+        async with self._engine.begin() as connection:
+            stopped = await DatasetRepository(connection).update_running(
+                dataset_id, status="cancelled", finished_at=self._clock()
+            )
+        job = self._jobs.get(dataset_id)
+        if job is not None:
+            await cancel_and_wait(job)
+        with suppress(OSError):
+            self.export_file(dataset_id).with_suffix(".part").unlink(missing_ok=True)
+        return stopped
 
     # -- reading ------------------------------------------------------------------------------------------
 
@@ -467,10 +583,14 @@ class DatasetService:
 
     # -- the job ------------------------------------------------------------------------------------------
 
-    async def _run(self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry) -> None:
+    async def _run(
+        self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None
+    ) -> None:
         try:
             await self._save(dataset_id, status="counting", started_at=self._clock())
             inspection = await asyncio.to_thread(inspect_rows, plan.table, plan.time, plan.gold)
+            if charge is not None:
+                charge(inspection.rows)
             gold = plan.gold_labels(inspection)
             await self._wait_loaded(entry)
             await self._save(dataset_id, status="scoring", rows_total=inspection.rows)
@@ -485,6 +605,8 @@ class DatasetService:
                     )
                 )
             raise
+        except DatasetStopped:
+            log.info("dataset_job_stopped", dataset=str(dataset_id))
         except (SentimentError, OSError, SQLAlchemyError) as error:
             log.warning("dataset_failed", dataset=str(dataset_id), error=first_line(error))
             with suppress(Exception):
@@ -523,7 +645,10 @@ class DatasetService:
         confusion |= {VADER_KEY: Confusion()} if compare else {}
         state = JobTally()
         part = self.export_file(dataset_id).with_suffix(".part")
-        chunks: Iterator[Chunk] = read_chunks(plan.table, plan.text, self._settings.chunk_rows)
+        written = 0
+        chunks: Iterator[Chunk] = read_chunks(
+            plan.table, plan.text, self._settings.chunk_rows, max_length=self._max_text_length
+        )
         started = time.perf_counter()
         with part.open("w", encoding="utf-8", newline="") as out:
             writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS, for_spreadsheets=True)
@@ -544,9 +669,13 @@ class DatasetService:
                 state.rows_done += chunk.consumed
                 state.rate = state.rows_done / max(time.perf_counter() - started, 1e-6)
                 progress = state.progress(confusion, self._clock())
-                await store_chunk(self._engine, dataset_id, predictions, counts, progress, self._store_text)
+                await to_the_end(
+                    store_chunk(self._engine, dataset_id, predictions, counts, progress, self._store_text)
+                )
                 if chunk.rows:
-                    await asyncio.to_thread(writer.write, chunk.rows, scored)
+                    size = await asyncio.to_thread(append_rows, writer, out, chunk.rows, scored)
+                    self._quota.take(size - written)
+                    written = size
         part.replace(self.export_file(dataset_id))
         notes = state.notes(plan, gold, entry.key, entry.labels, confusion)
         await self._save(dataset_id, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
@@ -559,17 +688,24 @@ class DatasetService:
         )
 
     async def _save(self, dataset_id: UUID, **values: object) -> None:
+        if not await to_the_end(self._update_running(dataset_id, **values)):
+            raise DatasetStopped(dataset_id)
+
+    async def _update_running(self, dataset_id: UUID, **values: object) -> bool:
         async with self._engine.begin() as connection:
-            await DatasetRepository(connection).update(dataset_id, heartbeat_at=self._clock(), **values)
+            return await DatasetRepository(connection).update_running(
+                dataset_id, heartbeat_at=self._clock(), **values
+            )
 
     async def _beat(self) -> None:
-        """Keep the heartbeat of this process's jobs fresh, also through long steps (counting a huge file)."""
+        """Keep the heartbeat of this process's jobs fresh, also through long steps (counting a huge file),
+        and stop those whose data set was cancelled or deleted on another replica."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
-            for dataset_id in list(self._jobs):
+            for dataset_id, job in list(self._jobs.items()):
                 with suppress(SQLAlchemyError, OSError):
-                    async with self._engine.begin() as connection:
-                        await DatasetRepository(connection).update(dataset_id, heartbeat_at=self._clock())
+                    if not await to_the_end(self._update_running(dataset_id)):
+                        job.cancel()
 
     async def close(self) -> None:
         """Stop every job (each records that it was interrupted)."""
@@ -608,6 +744,13 @@ def chunk_predictions(
     ]
 
 
+def append_rows(writer: ScoredWriter, out: IO[str], rows: Sequence[Row], scored: Sequence[Scored]) -> int:
+    """Append scored rows to the export file; its size after them, to count against the quota."""
+    writer.write(rows, scored)
+    out.flush()
+    return os.fstat(out.fileno()).st_size
+
+
 async def store_chunk(
     engine: AsyncEngine,
     dataset_id: UUID,
@@ -625,7 +768,9 @@ async def store_chunk(
                 await PredictionRepository(connection).add_many(predictions, store_text)
             repository = DatasetRepository(connection)
             await repository.add_counts(dataset_id, counts)
-            await repository.update(dataset_id, **progress)
+            # Raising rolls the chunk back: a cancelled or deleted data set gets no more rows.
+            if not await repository.update_running(dataset_id, **progress):
+                raise DatasetStopped(dataset_id)
 
     def failed(error: BaseException, _failures: int) -> None:
         log.warning("dataset_write_failed", dataset=str(dataset_id), error=first_line(error))

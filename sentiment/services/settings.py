@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
-from sentiment.core.bounds import AtLeastOne, Positive
+from sentiment.core.bounds import AtLeastOne, NonNegative, Positive
 
 
 class AlertRules(msgspec.Struct, frozen=True):
@@ -20,8 +20,16 @@ class AlertRules(msgspec.Struct, frozen=True):
 
 
 class DatasetSettings(msgspec.Struct, frozen=True):
-    """Data-set uploads: where files are kept, how big one may be, rows per chunk."""
+    """Data-set uploads: where files are kept, how big one may be, rows per chunk; how much the folder may
+    hold, the free space its disk keeps, and how long an upload nobody started is kept."""
 
     data_dir: str = "./datasets"
     max_upload_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1 << 30
     chunk_rows: AtLeastOne = 1024
+    quota_mb: Positive = 2048.0
+    min_free_mb: NonNegative = 100.0
+    upload_expiry_hours: Positive = 24.0
+
+
+# Who may upload and start data sets: anyone (a laptop), or only an admin or an API-key holder (a deployment).
+UploadPolicy = Literal["open", "admin"]

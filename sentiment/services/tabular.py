@@ -453,9 +453,12 @@ class Chunk(NamedTuple):
         return len(self.rows) + len(self.problems)
 
 
-def read_chunks(table: Table, text_index: int, size: int, skip: int = 0) -> Iterator[Chunk]:
+def read_chunks(
+    table: Table, text_index: int, size: int, skip: int = 0, max_length: int | None = None
+) -> Iterator[Chunk]:
     """The file's rows in chunks of `size` usable rows, after the first `skip` rows (problem rows included); a
-    row whose text is empty is a problem, not a row."""
+    row whose text is empty, or longer than `max_length` characters (the service's own limit on a text), is a
+    problem, not a row."""
     rows: list[Row] = []
     problems: list[Problem] = []
     column = table.columns[text_index]
@@ -464,6 +467,13 @@ def read_chunks(table: Table, text_index: int, size: int, skip: int = 0) -> Iter
             problems.append(item)
         elif is_blank(item.values[text_index]):
             problems.append(Problem(item.line, f"the text ({column!r}) is empty"))
+        elif max_length is not None and len(item.values[text_index]) > max_length:
+            length = len(item.values[text_index])
+            problems.append(
+                Problem(
+                    item.line, f"the text ({column!r}) is {length:,} characters; the limit is {max_length:,}"
+                )
+            )
         else:
             rows.append(item)
             if len(rows) >= size:

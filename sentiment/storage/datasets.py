@@ -15,9 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sentiment.core.buckets import KEY_LENGTH, Width
 from sentiment.core.clock import as_utc
 from sentiment.storage.dialects import insert_for
-from sentiment.storage.tables import DatasetCountRow, DatasetRow
+from sentiment.storage.tables import DatasetCountRow, DatasetRow, PredictionRollupRow, PredictionRow
 
-DatasetStatus = Literal["uploaded", "queued", "counting", "scoring", "done", "failed", "interrupted"]
+DatasetStatus = Literal[
+    "uploaded", "queued", "counting", "scoring", "done", "failed", "interrupted", "cancelled"
+]
+# A job is at work on the data set (or its process ended without saying so: the heartbeat tells).
+RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")
 Dimension = Literal["label", "time", "group"]
 CountKey = tuple[Dimension, str, str]  # (dimension, key, sentiment)
 
@@ -90,10 +94,39 @@ class DatasetRepository:
         )
         return result.rowcount == 1
 
-    async def delete_unstarted(self, dataset_id: UUID) -> None:
-        await self._connection.execute(
+    async def update_running(self, dataset_id: UUID, **values: object) -> bool:
+        """Update a data set while a job is at work on it; False once it was cancelled or deleted, so that
+        a job (on any replica) stops instead of writing over that."""
+        result = await self._connection.execute(
+            update(DatasetRow)
+            .where(DatasetRow.id == dataset_id, DatasetRow.status.in_(RUNNING))
+            .values(**values)
+        )
+        return result.rowcount == 1
+
+    async def delete_unstarted(self, dataset_id: UUID) -> bool:
+        """Delete a data set nobody has started; False when somebody has (or it is gone)."""
+        result = await self._connection.execute(
             delete(DatasetRow).where(DatasetRow.id == dataset_id, DatasetRow.status == "uploaded")
         )
+        return result.rowcount == 1
+
+    async def unstarted(self) -> list[Dataset]:
+        query = select(DatasetRow.__table__).where(DatasetRow.status == "uploaded")
+        return [_dataset(row) for row in await self._connection.execute(query)]
+
+    async def delete(self, dataset_id: UUID) -> bool:
+        """The data set with everything stored of it: its predictions, their hourly rollups (keyed by data
+        set, so none holds another's rows) and its counts. False when there was no such data set."""
+        await self._connection.execute(delete(PredictionRow).where(PredictionRow.dataset_id == dataset_id))
+        await self._connection.execute(
+            delete(PredictionRollupRow).where(PredictionRollupRow.dataset_key == dataset_id)
+        )
+        await self._connection.execute(
+            delete(DatasetCountRow).where(DatasetCountRow.dataset_id == dataset_id)
+        )
+        result = await self._connection.execute(delete(DatasetRow).where(DatasetRow.id == dataset_id))
+        return result.rowcount == 1
 
     async def add_counts(self, dataset_id: UUID, counts: Mapping[CountKey, int]) -> None:
         """Add `counts` to the stored ones (rows are created on first use)."""

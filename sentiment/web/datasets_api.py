@@ -1,5 +1,5 @@
-"""Data sets over HTTP: the JSON API (upload, progress, report, export) and the pages (upload form on Analyze,
-column picker, htmx progress bar, the data set's report).
+"""Data sets over HTTP: the JSON API (upload, progress, report, export; an admin's cancel and delete) and the
+pages (upload form on Analyze, column picker, htmx progress bar, the data set's report, admins' buttons).
 
 Uploads are parsed here as a stream (multipart/form-data): the file part goes straight to the data folder,
 chunk by chunk, so neither the request nor the file is ever held in memory and the upload limit
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException, PermissionDeniedException
@@ -27,7 +27,7 @@ from litestar.response import File, Template
 from litestar.types import ControllerRouterHandler
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
-from sentiment.core.domain import LABELS, InvalidInput, SentimentError
+from sentiment.core.domain import LABELS, Conflict, InvalidInput, SentimentError
 from sentiment.core.evaluation import Metrics
 from sentiment.services.datasets import (
     DatasetOptions,
@@ -40,8 +40,10 @@ from sentiment.services.datasets import (
 from sentiment.web.charts import bar_chart, line_chart
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
-from sentiment.web.guard import CSRF_HEADER, require_csrf
+from sentiment.web.guard import CSRF_HEADER, require_admin, require_csrf
+from sentiment.web.key_guard import require_uploader
 from sentiment.web.pages import context
+from sentiment.web.rate_limit import row_charge
 
 MAX_FIELD_BYTES = 4096
 DatasetId = Annotated[UUID, FromPath]
@@ -62,8 +64,8 @@ class DatasetOut(msgspec.Struct):
     status: Annotated[
         str,
         msgspec.Meta(
-            description="uploaded, queued, counting, scoring, done, failed or interrupted (its process "
-            "stopped while scoring)"
+            description="uploaded, queued, counting, scoring, done, failed, interrupted (its process "
+            "stopped while scoring) or cancelled (by an admin)"
         ),
     ]
     created_at: datetime
@@ -246,7 +248,7 @@ async def receive_form(
                                 raise InvalidInput("send one file, in the field 'file'")
                             if not event.filename:
                                 raise InvalidInput("choose a CSV file to upload")
-                            upload = datasets.receive(event.filename)
+                            upload = await datasets.receive(event.filename)
                     elif event and segment is not None:
                         if segment.filename is not None and upload is not None:
                             await upload.write(event)
@@ -309,9 +311,10 @@ EXPORT = ResponseSpec(
         "by line number and skipped."
     ),
     tags=["datasets"],
+    guards=[require_uploader],
     request_max_body_size=None,  # streamed to disk; the upload limit is checked as bytes arrive
     operation_class=UploadOperation,
-    responses={**error_responses(400, 404, 409), 413: TOO_LARGE},
+    responses={**error_responses(400, 404, 409, 507), 413: TOO_LARGE},
 )
 async def upload_dataset(
     request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
@@ -324,7 +327,7 @@ async def upload_dataset(
     except InvalidInput:
         await upload.discard()
         raise
-    progress = await datasets.submit(upload, options)
+    progress = await datasets.submit(upload, options, row_charge(request))
     return Response(
         DatasetOut.from_progress(progress),
         status_code=202,
@@ -381,6 +384,35 @@ async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
     return File(path=path, filename=f"{Path(dataset.name).stem}-scored.csv", media_type="text/csv")
 
 
+@delete(
+    "/datasets/{dataset_id:uuid}",
+    guards=[require_admin],
+    summary="Delete a data set with its files, its scored rows and its figures (admin); a running job is "
+    "cancelled first",
+    tags=["datasets"],
+    responses=error_responses(401, 403, 404),
+)
+async def delete_dataset(dataset_id: DatasetId, datasets: NamedDependency[DatasetService]) -> None:
+    if not await datasets.delete(dataset_id):
+        raise NotFoundException(f"no data set {dataset_id}")
+
+
+@post(
+    "/datasets/{dataset_id:uuid}/cancel",
+    guards=[require_admin],
+    status_code=200,
+    summary="Stop a data set's running job (admin): it becomes cancelled, its progress is kept and its "
+    "partial export removed",
+    tags=["datasets"],
+    responses=error_responses(401, 403, 404, 409),
+)
+async def cancel_dataset(dataset_id: DatasetId, datasets: NamedDependency[DatasetService]) -> DatasetOut:
+    progress = await datasets.cancel(dataset_id)
+    if progress is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return DatasetOut.from_progress(progress)
+
+
 # -- pages ---------------------------------------------------------------------------------------------------
 
 TEXT_NAMES = ("text", "tweet", "review", "sentence", "content", "body", "message")
@@ -432,7 +464,7 @@ def _columns_form(
 
 @post(
     "/ui/datasets",
-    guards=[require_csrf_header],
+    guards=[require_csrf_header, require_uploader],
     status_code=200,
     request_max_body_size=None,
     include_in_schema=False,
@@ -464,7 +496,12 @@ class StartForm(msgspec.Struct):
     csrf_token: str = ""
 
 
-@post("/ui/datasets/{dataset_id:uuid}/start", guards=[require_csrf], status_code=200, include_in_schema=False)
+@post(
+    "/ui/datasets/{dataset_id:uuid}/start",
+    guards=[require_csrf, require_uploader],
+    status_code=200,
+    include_in_schema=False,
+)
 async def start_from_page(
     request: Request[Any, Any, Any],
     dataset_id: DatasetId,
@@ -479,7 +516,7 @@ async def start_from_page(
         "model": data.model,
     }
     try:
-        progress = await datasets.start(dataset_id, _options(fields))
+        progress = await datasets.start(dataset_id, _options(fields), row_charge(request))
     except SentimentError as error:
         found = await datasets.progress(dataset_id)
         if found is None or found.status != "uploaded":
@@ -506,6 +543,35 @@ def _progress_template(request: Request[Any, Any, Any], progress: Progress) -> T
     return Template(
         template_name="partials/dataset_progress.html",
         context=context(request, "/ui/analyze", **progress_values(progress)),
+    )
+
+
+@post(
+    "/ui/datasets/{dataset_id:uuid}/cancel", guards=[require_admin], status_code=200, include_in_schema=False
+)
+async def cancel_from_page(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
+) -> Template:
+    try:
+        progress = await datasets.cancel(dataset_id)
+    except Conflict:
+        progress = await datasets.progress(dataset_id)  # it ended meanwhile: show how
+    if progress is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return _progress_template(request, progress)
+
+
+@post(
+    "/ui/datasets/{dataset_id:uuid}/delete", guards=[require_admin], status_code=200, include_in_schema=False
+)
+async def delete_from_page(
+    request: Request[Any, Any, Any], dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
+) -> Template:
+    progress = await _progress(datasets, dataset_id)
+    await datasets.delete(dataset_id)
+    return Template(
+        template_name="partials/dataset_deleted.html",
+        context=context(request, "/ui/analyze", name=progress.dataset.name),
     )
 
 
@@ -610,8 +676,12 @@ ROUTES: list[ControllerRouterHandler] = [
     get_dataset,
     dataset_report,
     export_dataset,
+    delete_dataset,
+    cancel_dataset,
     upload_from_page,
     start_from_page,
+    cancel_from_page,
+    delete_from_page,
     progress_fragment,
     dataset_page,
     report_fragment,

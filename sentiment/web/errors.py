@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import TooManyRequestsException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,9 +20,12 @@ from sentiment.core.domain import (
     ModelNotLoaded,
     NotReady,
     QueueFull,
+    RateLimited,
     SentimentError,
+    StorageFull,
     UnknownModel,
 )
+from sentiment.web.key_guard import LoginRequired
 
 log = structlog.get_logger(__name__)
 
@@ -31,13 +35,17 @@ STATUS_OF: dict[type[SentimentError], int] = {
     ModelNotLoaded: 409,
     Conflict: 409,
     QueueFull: 503,
+    RateLimited: 429,
+    StorageFull: 507,
     NotReady: 503,
 }
 
 
 def domain_error_response(_: Request, error: SentimentError) -> Response[dict[str, object]]:
     status = next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
-    headers = {"retry-after": str(error.retry_after_s)} if isinstance(error, QueueFull) else None
+    headers = (
+        {"retry-after": str(error.retry_after_s)} if isinstance(error, QueueFull | RateLimited) else None
+    )
     body: dict[str, object] = {"status_code": status, "detail": error.detail}
     if error.extra is not None:
         body["extra"] = error.extra
@@ -76,7 +84,16 @@ def too_many_requests_response(_: Request, error: TooManyRequestsException) -> R
     return Response({"status_code": 429, "detail": detail}, status_code=429, headers=headers)
 
 
+def login_redirect(request: Request, _: LoginRequired) -> Response[Any]:
+    """A page asked for without a session while keys are on goes to the login page (htmx, asking for a part
+    of a page, follows HX-Redirect)."""
+    if request.headers.get("hx-request"):
+        return Response(None, status_code=401, headers={"hx-redirect": "/ui/login"})
+    return Redirect("/ui/login", status_code=303)
+
+
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    LoginRequired: login_redirect,
     TooManyRequestsException: too_many_requests_response,
     SentimentError: domain_error_response,
     UnicodeDecodeError: invalid_utf8_response,
@@ -100,6 +117,8 @@ _ERROR_MEANING = {
     409: "the model is catalogued but not loaded, or the action contradicts the current state",
     415: "the body is labelled as a form or plain text: send it as application/json",
     503: "not ready, or the model's queue is full (then Retry-After says when to retry)",
+    507: "the data sets' files hold their quota (SENTIMENT_DATA_QUOTA_MB) or the disk is nearly full: delete "
+    "data sets to make room",
 }
 
 

@@ -201,6 +201,18 @@ async def test_rows_that_cannot_be_scored_are_listed_by_line_and_skipped(client:
     assert 'id="dataset-metrics"' not in page and "accuracy" not in page
 
 
+async def test_a_row_longer_than_the_limit_on_a_text_is_reported_not_scored(client: AsyncTestClient) -> None:
+    """The API's 10,000 characters hold for rows too: an 80 KB row would hold up VADER for everyone."""
+    at_limit, past_it = "good " * 2000, "bad " * 2500 + "!"
+    content = f"text\nfine day\n{at_limit}\n{past_it}\nlast one\n".encode()
+    response = await upload(client, content, text_column="text", model="vader")
+    body = await finished(client, response.json()["id"])
+    assert (body["status"], body["rows_scored"], body["rows_skipped"]) == ("done", 3, 1)
+    assert body["problems"] == [
+        {"line": 4, "reason": "the text ('text') is 10,001 characters; the limit is 10,000"}
+    ]
+
+
 async def test_the_export_neutralises_every_cell_a_spreadsheet_would_run_as_a_formula(
     client: AsyncTestClient,
 ) -> None:

@@ -5,8 +5,10 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import pytest
+
 import sentiment
-from sentiment.core.tasks import cancel_and_wait, poll_until, wait_until
+from sentiment.core.tasks import cancel_and_wait, poll_until, to_the_end, wait_until
 
 
 async def test_wait_until_returns_true_once_a_notification_finds_the_predicate_holding() -> None:
@@ -116,3 +118,24 @@ def test_no_module_uses_asyncio_wait_for() -> None:
         if "asyncio.wait_for(" in path.read_text()
     ]
     assert offenders == []
+
+
+async def test_a_step_run_to_the_end_finishes_when_its_task_is_cancelled_and_the_cancel_comes_after() -> None:
+    """What a database transaction needs: cancelled halfway, its connection could keep the write lock."""
+    steps: list[str] = []
+
+    async def transaction() -> None:
+        steps.append("begun")
+        await asyncio.sleep(0.05)
+        steps.append("committed")
+
+    async def job() -> None:
+        await to_the_end(transaction())
+        steps.append("went on")  # never: the cancellation is raised once the step is done
+
+    task = asyncio.create_task(job())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["begun", "committed"]
