@@ -136,7 +136,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             api_keys.start()
             stack.push_async_callback(api_keys.close)  # its last usage is written before the engine goes
 
-            cache = ResultCache(settings.cache_size)
+            cache = ResultCache(settings.cache_size, int(settings.cache_mb * 1024 * 1024))
             recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
             system = SystemService(registry, models, failsafe, cache, writer, engine, __version__)
             analytics = AnalyticsService(engine)

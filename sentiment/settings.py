@@ -64,6 +64,7 @@ class Settings(msgspec.Struct, frozen=True):
     batching: BatchPolicy = BatchPolicy()
     datasets: DatasetSettings = DatasetSettings()
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    cache_mb: Positive = 64.0
     device: Device = "auto"
     long_texts: LongTexts = "head"
     cache_dir: str = str(DEFAULT_CACHE_DIR)
@@ -205,6 +206,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_ALERT_CHECK_SECONDS": EnvField(("alert_rules", "check_interval_s")),
     "SENTIMENT_WRITE_BATCH_SIZE": EnvField(("writer", "batch_size")),
     "SENTIMENT_MAX_PENDING_WRITES": EnvField(("writer", "max_pending")),
+    "SENTIMENT_MAX_PENDING_MB": EnvField(("writer", "max_pending_mb")),
     "SENTIMENT_WRITE_INTERVAL_SECONDS": EnvField(("writer", "flush_interval_s")),
     "SENTIMENT_BATCH_SIZE": EnvField(("batching", "max_batch_size")),
     "SENTIMENT_BATCH_TOKENS": EnvField(("batching", "max_batch_tokens")),
@@ -219,6 +221,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_DATA_MIN_FREE_MB": EnvField(("datasets", "min_free_mb")),
     "SENTIMENT_UPLOAD_EXPIRY_HOURS": EnvField(("datasets", "upload_expiry_hours")),
     "SENTIMENT_CACHE_SIZE": EnvField(("cache_size",)),
+    "SENTIMENT_CACHE_MB": EnvField(("cache_mb",)),
     "SENTIMENT_DEVICE": EnvField(("device",), _device),
     "SENTIMENT_LONG_TEXTS": EnvField(("long_texts",), _long_texts),
     "SENTIMENT_CACHE_DIR": EnvField(("cache_dir",)),

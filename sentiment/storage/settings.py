@@ -9,9 +9,10 @@ from sentiment.core.bounds import AtLeastOne, Positive
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
-    """Rows per insert, rows held while the database is away (beyond that new ones are dropped), and seconds
-    between flushes."""
+    """Rows per insert, rows and megabytes held while the database is away (beyond either, new ones are
+    dropped), and seconds between flushes."""
 
     batch_size: AtLeastOne = 500
     max_pending: AtLeastOne = 100_000
+    max_pending_mb: Positive = 256.0
     flush_interval_s: Positive = 0.2

@@ -4,6 +4,7 @@ path, in batches, and patient while the database is down."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
@@ -34,7 +35,8 @@ def refused_for_content(error: WriteError) -> bool:
 class PredictionWriter:
     """Buffers answered predictions and inserts them in batches on a background task.
 
-    The buffer is bounded by `max_pending`: when the database stays down long enough to fill it, new rows are
+    The buffer is bounded by `max_pending` rows and `max_pending_mb` of memory (10,000-character texts make a
+    row 40 times the size of a tweet's): when the database stays down long enough to fill it, new rows are
     dropped (and counted in `dropped`) rather than letting memory grow without bound or stalling answers.
     """
 
@@ -43,6 +45,8 @@ class PredictionWriter:
         self._settings = settings
         self._store_text = store_text
         self._pending: deque[Prediction] = deque()
+        self._pending_bytes = 0
+        self._max_pending_bytes = int(settings.max_pending_mb * 1024 * 1024)
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._progress = asyncio.Condition()
@@ -60,9 +64,19 @@ class PredictionWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="prediction-writer")
 
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
+
     def submit(self, predictions: Sequence[Prediction]) -> None:
         room = self._settings.max_pending - len(self._pending)
-        accepted = predictions[: max(room, 0)]
+        accepted = []
+        for prediction in predictions[: max(room, 0)]:
+            size = row_bytes(prediction)
+            if self._pending_bytes + size > self._max_pending_bytes:
+                break
+            self._pending_bytes += size
+            accepted.append(prediction)
         self._pending.extend(accepted)
         self.submitted += len(predictions)
         if len(accepted) < len(predictions):
@@ -116,7 +130,7 @@ class PredictionWriter:
             else:
                 settled = 0
             for _ in range(settled):
-                self._pending.popleft()
+                self._pending_bytes -= row_bytes(self._pending.popleft())
             if settled:
                 async with self._progress:
                     self._progress.notify_all()
@@ -158,6 +172,15 @@ class PredictionWriter:
         self.failed_attempts = 0
         self.last_error = None
         return None
+
+
+# What a pending row holds besides its text (its id, time, scores, names), measured with tracemalloc.
+ROW_OVERHEAD_BYTES = 480
+
+
+def row_bytes(prediction: Prediction) -> int:
+    """The memory a pending row takes, near enough to bound the buffer by bytes."""
+    return sys.getsizeof(prediction.text) + ROW_OVERHEAD_BYTES
 
 
 def _describe(error: WriteError) -> str:
