@@ -69,10 +69,17 @@ class PredictionService:
         return offered_models(self._registry)
 
     async def predict(self, texts: Sequence[str], model: str | None = None) -> PredictionBatch:
+        """Answer and store: the rows' room in the writer is taken first, so that a prediction answered 200 is
+        never one the writer drops for want of room (StorageBehind, a 503, instead)."""
         self._validate(texts)
         started = time.perf_counter()
         entry = self._registry.select(model)
-        answers = await self._answer(entry, texts)
+        reservation = self._writer.reserve(texts)
+        try:
+            answers = await self._answer(entry, texts)
+        except BaseException:
+            self._writer.release(reservation)
+            raise
         total_ms = (time.perf_counter() - started) * 1000
         now = self._clock()
         predictions = [
@@ -91,7 +98,7 @@ class PredictionService:
             )
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
-        self._writer.submit(predictions)
+        self._writer.submit(predictions, reservation)
         fallback_texts = sum(prediction.fallback_used for prediction in predictions)
         entry.stats.record_request(len(predictions), total_ms, fallback_texts)
         self._recent.record(len(predictions), fallback_texts, total_ms)

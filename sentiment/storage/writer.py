@@ -8,12 +8,13 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
+from typing import NamedTuple
 
 import structlog
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sentiment.core.domain import Prediction
+from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.core.tasks import cancel_and_wait, wait_until
 from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.repositories import PredictionRepository
@@ -36,8 +37,9 @@ class PredictionWriter:
     """Buffers answered predictions and inserts them in batches on a background task.
 
     The buffer is bounded by `max_pending` rows and `max_pending_mb` of memory (10,000-character texts make a
-    row 40 times the size of a tweet's): when the database stays down long enough to fill it, new rows are
-    dropped (and counted in `dropped`) rather than letting memory grow without bound or stalling answers.
+    row 40 times the size of a tweet's). Predictions reserve their rows' room before they are scored and are
+    refused (StorageBehind) when there is none, so that no answered row is dropped for want of room; rows
+    submitted without a reservation are dropped (and counted in `dropped`) past the bounds.
     """
 
     def __init__(self, engine: AsyncEngine, settings: WriterSettings, store_text: bool) -> None:
@@ -46,6 +48,7 @@ class PredictionWriter:
         self._store_text = store_text
         self._pending: deque[Prediction] = deque()
         self._pending_bytes = 0
+        self._reserved = Reservation(0, 0)  # room promised to requests being answered
         self._max_pending_bytes = int(settings.max_pending_mb * 1024 * 1024)
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
@@ -68,12 +71,33 @@ class PredictionWriter:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
-    def submit(self, predictions: Sequence[Prediction]) -> None:
-        room = self._settings.max_pending - len(self._pending)
+    def reserve(self, texts: Sequence[str]) -> Reservation:
+        """Room for the rows these texts will make, taken before they are scored: StorageBehind when the
+        buffer (with the room already promised) cannot hold them, so that a request is refused rather than
+        answered with rows that would be dropped. `submit` with the reservation, or `release` it."""
+        wanted = Reservation(len(texts), sum(text_bytes(text) for text in texts))
+        rows = len(self._pending) + self._reserved.rows + wanted.rows
+        size = self._pending_bytes + self._reserved.bytes + wanted.bytes
+        if rows > self._settings.max_pending or size > self._max_pending_bytes:
+            raise StorageBehind(len(self._pending))
+        self._reserved = Reservation(self._reserved.rows + wanted.rows, self._reserved.bytes + wanted.bytes)
+        return wanted
+
+    def release(self, reservation: Reservation) -> None:
+        self._reserved = Reservation(
+            self._reserved.rows - reservation.rows, self._reserved.bytes - reservation.bytes
+        )
+
+    def submit(self, predictions: Sequence[Prediction], reservation: Reservation | None = None) -> None:
+        """Queue rows for the database. Rows with a reservation always fit (their room was kept for them);
+        others are dropped, and counted, past the buffer's bounds."""
+        if reservation is not None:
+            self.release(reservation)
+        room = self._settings.max_pending - len(self._pending) - self._reserved.rows
         accepted = []
         for prediction in predictions[: max(room, 0)]:
             size = row_bytes(prediction)
-            if self._pending_bytes + size > self._max_pending_bytes:
+            if self._pending_bytes + self._reserved.bytes + size > self._max_pending_bytes:
                 break
             self._pending_bytes += size
             accepted.append(prediction)
@@ -178,9 +202,18 @@ class PredictionWriter:
 ROW_OVERHEAD_BYTES = 480
 
 
+class Reservation(NamedTuple):
+    rows: int
+    bytes: int
+
+
+def text_bytes(text: str) -> int:
+    """The memory a pending row of this text takes, near enough to bound the buffer by bytes."""
+    return sys.getsizeof(text) + ROW_OVERHEAD_BYTES
+
+
 def row_bytes(prediction: Prediction) -> int:
-    """The memory a pending row takes, near enough to bound the buffer by bytes."""
-    return sys.getsizeof(prediction.text) + ROW_OVERHEAD_BYTES
+    return text_bytes(prediction.text)
 
 
 def _describe(error: WriteError) -> str:

@@ -22,6 +22,7 @@ from sentiment.core.domain import (
     QueueFull,
     RateLimited,
     SentimentError,
+    StorageBehind,
     StorageFull,
     UnknownModel,
 )
@@ -37,6 +38,7 @@ STATUS_OF: dict[type[SentimentError], int] = {
     QueueFull: 503,
     RateLimited: 429,
     StorageFull: 507,
+    StorageBehind: 503,
     NotReady: 503,
 }
 
@@ -44,7 +46,9 @@ STATUS_OF: dict[type[SentimentError], int] = {
 def domain_error_response(_: Request, error: SentimentError) -> Response[dict[str, object]]:
     status = next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
     headers = (
-        {"retry-after": str(error.retry_after_s)} if isinstance(error, QueueFull | RateLimited) else None
+        {"retry-after": str(error.retry_after_s)}
+        if isinstance(error, QueueFull | RateLimited | StorageBehind)
+        else None
     )
     body: dict[str, object] = {"status_code": status, "detail": error.detail}
     if error.extra is not None:

@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from uuid_utils import uuid7
 
 from sentiment.app import create_app
-from sentiment.core.domain import Prediction
+from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.storage.database import create_engine, upgrade
@@ -156,6 +157,55 @@ async def test_rows_held_for_the_database_are_bounded_by_bytes_not_only_by_count
     await writer.close()
     await engine.dispose()
     assert (writer.written, writer.pending, writer.pending_bytes) == (3, 0, 0)
+
+
+def test_room_is_reserved_before_the_work_and_a_reserved_row_is_never_dropped() -> None:
+    writer = PredictionWriter(create_engine("sqlite+aiosqlite://"), WriterSettings(max_pending=5), True)
+    first = writer.reserve(["a", "b", "c"])
+    with pytest.raises(StorageBehind):
+        writer.reserve(["d", "e", "f"])  # 3 promised + 3 would pass 5
+    writer.submit([answered(text) for text in "abc"], first)
+    assert (writer.pending, writer.dropped) == (3, 0)
+    second = writer.reserve(["d", "e"])
+    with pytest.raises(StorageBehind, match="storage is behind: 3 predictions are waiting for the database"):
+        writer.reserve(["f"])
+    writer.release(second)
+    writer.reserve(["f"])
+
+
+async def test_when_storage_falls_behind_predictions_are_refused_not_answered_and_dropped(
+    database_url: str,
+) -> None:
+    """The buffer full (the database down, or slower than the answers): a 503 with Retry-After before any
+    work; every prediction answered 200 is stored once the database takes rows again."""
+    settings = make_settings(database_url, writer=WriterSettings(max_pending=4, flush_interval_s=0.01))
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as client:
+        writer = app.state.resources.writer
+        write = writer._write
+
+        async def database_down(batch: list[Prediction]) -> OSError:
+            return OSError("connection refused")
+
+        writer._write = database_down
+        answers = [
+            await client.post("/predict/batch", json={"texts": ["one", "two", "three"]}),
+            await client.post("/predict/batch", json={"texts": ["four", "five"]}),
+            await client.post("/predict", json={"text": "four"}),
+            await client.post("/predict", json={"text": "five"}),
+        ]
+        writer._write = write
+        assert in_app(client, writer.flush, 10)
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [200, 503, 200, 503]
+    assert answers[1].headers["retry-after"] == "1"
+    assert "storage is behind" in answers[1].json()["detail"]
+    answered = {r["id"] for r in answers[0].json()["results"]} | {answers[2].json()["id"]}
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+    await engine.dispose()
+    assert stored == answered and writer.dropped == 0
 
 
 async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_it_are_written(
