@@ -3,10 +3,11 @@
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from sentiment.settings import Settings
-from sentiment.storage.database import create_engine
+from sentiment.storage.database import MIGRATION_LOCK, create_engine
 from sentiment.storage.tables import Base
 
 config = context.config
@@ -26,6 +27,10 @@ def _run(connection: Connection) -> None:
 async def _run_online() -> None:
     engine = create_engine(_url())
     async with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together migrate one after the other; the later ones find nothing to do.
+            await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            await connection.commit()
         await connection.run_sync(_run)
         await connection.commit()
     await engine.dispose()

@@ -16,7 +16,7 @@ from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import ModelRegistry
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.models import DefaultOrigin, ModelService
-from sentiment.storage.database import ping
+from sentiment.storage.database import head_revision, missing_schema, ping, schema_problem
 from sentiment.storage.writer import PredictionWriter
 
 
@@ -38,6 +38,13 @@ class DatabaseHealth(msgspec.Struct):
     written: int
     dropped: int
     last_write_error: str | None
+    # What is wrong with the schema (not migrated, or behind the code) and how to fix it; None when current.
+    schema: str | None = None
+
+
+def missing_schema_error(error: BaseException) -> bool:
+    """For the error table: a database error that means the schema is missing or behind, not an outage."""
+    return missing_schema(error)
 
 
 class Readiness(msgspec.Struct):
@@ -103,13 +110,16 @@ class SystemService:
         self._engine = engine
         self._version = version
         self._started = time.monotonic()
+        self._expected_schema = head_revision()
 
     async def database_health(self) -> DatabaseHealth:
         latency_ms: float | None = None
         error: str | None = None
+        schema: str | None = None
         try:
             async with asyncio.timeout(self.PING_TIMEOUT_S):
                 latency_ms = await ping(self._engine)
+                schema = await schema_problem(self._engine, self._expected_schema)
         except (SQLAlchemyError, OSError) as failure:
             error = (
                 f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
@@ -123,6 +133,7 @@ class SystemService:
             written=self._writer.written,
             dropped=self._writer.dropped,
             last_write_error=self._writer.last_error,
+            schema=schema,
         )
 
     async def database_error(self) -> str | None:
@@ -139,6 +150,8 @@ class SystemService:
             )
         if not database.reachable:
             reasons.append(f"database does not answer: {database.error}")
+        elif database.schema is not None:
+            reasons.append(f"database {database.schema}; predictions are answered and wait to be stored")
         if reasons:
             raise NotReady("; ".join(reasons))
         return Readiness(True, default.key, database.latency_ms or 0.0)

@@ -7,8 +7,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from sentiment.core.resources import bundled_dir
@@ -33,6 +35,47 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+# SQLSTATEs of a schema that is missing or behind the code: an undefined table, an undefined column.
+MISSING_SCHEMA_STATES = frozenset({"42P01", "42703"})
+# Postgres advisory lock held while migrating, so that replicas starting together migrate one at a time.
+MIGRATION_LOCK = 745_011_501
+
+
+def missing_schema(error: BaseException) -> bool:
+    """The database answered, but lacks a table or column the code uses: not migrated (or behind). Rows wait
+    for `sentiment db upgrade` rather than being refused for their content."""
+    cause = getattr(error, "orig", None) or error
+    if getattr(cause, "sqlstate", None) in MISSING_SCHEMA_STATES:
+        return True
+    message = str(cause)
+    return message.startswith(("no such table", "no such column")) or " has no column named " in message
+
+
+def head_revision() -> str:
+    """The schema revision this code expects (the newest migration)."""
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations under {MIGRATIONS}")
+    return head
+
+
+async def schema_problem(engine: AsyncEngine, expected: str) -> str | None:
+    """What is wrong with the database's schema, said with its fix; None when it is at `expected`."""
+    try:
+        async with engine.connect() as connection:
+            found = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except DBAPIError as error:
+        if not missing_schema(error):
+            raise
+        found = None
+    if found == expected:
+        return None
+    return (
+        f"schema at revision {found or 'none (not migrated)'}, expected {expected}: "
+        "run `sentiment db upgrade`"
+    )
 
 
 def alembic_config(url: str) -> Config:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.core.tasks import cancel_and_wait, wait_until
-from sentiment.storage.database import OUTAGE_BACKOFF
+from sentiment.storage.database import OUTAGE_BACKOFF, missing_schema
 from sentiment.storage.repositories import PredictionRepository
 from sentiment.storage.settings import WriterSettings
 
@@ -28,7 +28,7 @@ WriteError = SQLAlchemyError | OSError
 def refused_for_content(error: WriteError) -> bool:
     """The database answered and refused the rows themselves (a constraint, a value it cannot hold): retrying
     the same rows cannot help. Unreachable, restarting, locked or busy databases take the same rows later."""
-    if isinstance(error, OSError | OperationalError | InterfaceError):
+    if isinstance(error, OSError | OperationalError | InterfaceError) or missing_schema(error):
         return False
     return isinstance(error, DBAPIError) and not error.connection_invalidated
 

@@ -26,6 +26,7 @@ from sentiment.core.domain import (
     StorageFull,
     UnknownModel,
 )
+from sentiment.services.system import missing_schema_error
 from sentiment.web.key_guard import LoginRequired
 
 log = structlog.get_logger(__name__)
@@ -67,7 +68,11 @@ def database_unavailable_response(_: Request, error: Exception) -> Response[dict
         "database_unavailable",
         error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
     )
-    detail = "the database does not answer; predictions are still answered and stored when it returns"
+    detail = (
+        "the database has no schema, or an older one: run `sentiment db upgrade`"
+        if missing_schema_error(error)
+        else "the database does not answer; predictions are still answered and stored when it returns"
+    )
     return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
 
 

@@ -2,6 +2,8 @@
 answered prediction becomes a row; alerts are keyed."""
 
 import asyncio
+import os
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -15,7 +17,7 @@ from sentiment.app import create_app
 from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
-from sentiment.storage.database import create_engine, upgrade
+from sentiment.storage.database import create_engine, head_revision, schema_problem, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.settings import WriterSettings
@@ -279,3 +281,53 @@ async def test_alerts_of_models_no_longer_configured_are_resolved_at_start(datab
                 break
             await asyncio.sleep(0.05)
     assert active == {"breaker_open:vader", "database_down"}
+
+
+async def test_a_database_never_migrated_keeps_every_answered_row_until_it_is(database_url: str) -> None:
+    """SENTIMENT_AUTO_MIGRATE=false on a new database: /ready names the fix, the rows wait (they are not
+    refused for their content), and once `sentiment db upgrade` has run every answered row is stored."""
+    app = create_app(make_settings(database_url, auto_migrate=False))
+    async with AsyncTestClient(app=app) as client:
+        ready = await client.get("/ready")
+        health = (await client.get("/db/health")).json()
+        alerts = await client.get("/alerts")
+        answered = [
+            (await client.post("/predict", json={"text": f"text {i}"})).json()["id"] for i in range(3)
+        ]
+        writer = app.state.resources.writer
+        await asyncio.sleep(0.3)
+        waiting = (writer.pending, writer.dropped)
+        await asyncio.to_thread(upgrade, database_url)
+        assert in_app(client, writer.flush, 30)
+        ready_after = await client.get("/ready")
+    assert ready.status_code == 503
+    assert "schema at revision none (not migrated), expected " in ready.json()["detail"]
+    assert "run `sentiment db upgrade`" in ready.json()["detail"]
+    assert health["reachable"] is True and "sentiment db upgrade" in health["schema"]
+    assert alerts.status_code == 503 and "run `sentiment db upgrade`" in alerts.json()["detail"]
+    assert waiting == (3, 0)
+    assert ready_after.status_code == 200
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+    await engine.dispose()
+    assert stored == set(answered)
+
+
+@pytest.mark.postgres
+async def test_replicas_that_start_together_on_a_new_database_migrate_one_after_the_other(
+    postgres_url: str,
+) -> None:
+    """Three `sentiment db upgrade` processes at once, as replicas starting together run them."""
+    env = {**os.environ, "DATABASE_URL": postgres_url}
+    migrations = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sentiment", "db", "upgrade", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(await process.wait(), (await process.stderr.read()).decode()) for process in migrations]  # type: ignore[union-attr]
+    assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+    engine = create_engine(postgres_url)
+    assert await schema_problem(engine, head_revision()) is None
+    await engine.dispose()
