@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import msgspec
@@ -68,11 +69,15 @@ def database_unavailable_response(_: Request, error: Exception) -> Response[dict
         "database_unavailable",
         error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
     )
-    detail = (
-        "the database has no schema, or an older one: run `sentiment db upgrade`"
-        if missing_schema_error(error)
-        else "the database does not answer; predictions are still answered and stored when it returns"
-    )
+    if missing_schema_error(error):
+        detail = "the database has no schema, or an older one: run `sentiment db upgrade`"
+    elif isinstance(error, socket.gaierror):
+        detail = (
+            f"the database host cannot be found ({error.strerror}): check DATABASE_URL (or POSTGRES_HOST); "
+            "predictions are still answered and stored once it can be reached"
+        )
+    else:
+        detail = "the database does not answer; predictions are still answered and stored when it returns"
     return Response({"status_code": 503, "detail": detail}, status_code=503, headers={"retry-after": "5"})
 
 
@@ -108,6 +113,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     UnicodeDecodeError: invalid_utf8_response,
     SQLAlchemyError: database_unavailable_response,
     ConnectionError: database_unavailable_response,
+    socket.gaierror: database_unavailable_response,  # a host name that does not resolve
     500: unhandled_error_response,
 }
 

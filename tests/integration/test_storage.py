@@ -331,3 +331,14 @@ async def test_replicas_that_start_together_on_a_new_database_migrate_one_after_
     engine = create_engine(postgres_url)
     assert await schema_problem(engine, head_revision()) is None
     await engine.dispose()
+
+
+async def test_a_database_host_that_does_not_resolve_is_a_503_naming_the_setting_not_a_500() -> None:
+    app = create_app(
+        make_settings("postgresql+asyncpg://sentiment@no-such-host.invalid/db", auto_migrate=False)
+    )
+    async with AsyncTestClient(app=app) as client:
+        reads = [await client.get(path) for path in ("/alerts", "/analytics")]
+    assert [(r.status_code, r.headers.get("retry-after")) for r in reads] == [(503, "5"), (503, "5")]
+    assert all("the database host cannot be found" in r.json()["detail"] for r in reads)
+    assert "DATABASE_URL" in reads[0].json()["detail"]
