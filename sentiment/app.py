@@ -170,7 +170,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             background = [
                 asyncio.create_task(models.run_sync(), name="model-choices"),
                 asyncio.create_task(models.retire_alerts_of_removed_models(), name="removed-models-alerts"),
-                asyncio.create_task(monitor.run(system.database_error), name="alert-rules"),
+                asyncio.create_task(monitor.run(system.storage_state), name="alert-rules"),
                 asyncio.create_task(datasets.expire_forever(), name="upload-expiry"),
             ]
             if settings.retention_days is not None:

@@ -1,5 +1,6 @@
-"""Alert rules over what this process sees: a high fallback rate, slow answers, an unreachable database.
-Each rule raises its keyed alert when its condition holds and resolves it when the condition clears."""
+"""Alert rules over what this process sees: a high fallback rate, slow answers, and storage (a database that
+does not answer, writes that fail though it answers, a schema behind the code, a growing backlog). Each rule
+raises its keyed alert when its condition holds and resolves it when the condition clears."""
 
 from __future__ import annotations
 
@@ -23,9 +24,23 @@ class Condition(msgspec.Struct, frozen=True):
     message: str
 
 
-def evaluate(
-    totals: WindowTotals, database_error: str | None, rules: AlertRules
-) -> dict[str, Condition | None]:
+# Share of the writer's room in use past which the backlog is worth an operator's look (at 100% predictions
+# are refused with 503).
+BACKLOG_WARNING_SHARE = 0.5
+
+
+class StorageState(msgspec.Struct, frozen=True):
+    """What the storage rules read: why the database does not answer, why writes fail although it answers (a
+    full disk, a value it refuses), what is wrong with its schema, and how full the writer's buffer is."""
+
+    unreachable: str | None = None
+    write_error: str | None = None
+    schema: str | None = None
+    pending: int = 0
+    backlog_share: float = 0.0
+
+
+def evaluate(totals: WindowTotals, storage: StorageState, rules: AlertRules) -> dict[str, Condition | None]:
     """For every rule's alert key, the condition that holds now, or None when it is clear."""
     window = f"the last {rules.window_s:g} s"
     enough = totals.requests >= rules.min_requests
@@ -45,14 +60,41 @@ def evaluate(
             f"p95 latency {totals.latency_p95_ms:.0f} ms in {window} "
             f"(threshold {rules.latency_p95_ms:.0f} ms)",
         )
-    database = None
-    if database_error is not None:
+    return {
+        "fallback_rate_high": fallback,
+        "slow_inference": slow,
+        **storage_conditions(storage),
+    }
+
+
+def storage_conditions(storage: StorageState) -> dict[str, Condition | None]:
+    waiting = f"{storage.pending:,} predictions wait in memory"
+    database = schema = failing = backlog = None
+    if storage.unreachable is not None:
         database = Condition(
-            "database_down",
-            "critical",
-            f"the database does not answer ({database_error}); predictions wait in memory",
+            "database_down", "critical", f"the database does not answer ({storage.unreachable}); {waiting}"
         )
-    return {"fallback_rate_high": fallback, "slow_inference": slow, "database_down": database}
+    elif storage.schema is not None:
+        schema = Condition("schema_behind", "critical", f"the database's {storage.schema}; {waiting}")
+    elif storage.write_error is not None:
+        failing = Condition(
+            "storage_failing",
+            "critical",
+            f"the database answers but writes fail ({storage.write_error}); {waiting}",
+        )
+    if storage.backlog_share >= BACKLOG_WARNING_SHARE:
+        backlog = Condition(
+            "storage_backlog",
+            "warning",
+            f"{waiting}: {storage.backlog_share:.0%} of the room for them is used; at 100% predictions are "
+            "refused with 503 (SENTIMENT_MAX_PENDING_WRITES, SENTIMENT_MAX_PENDING_MB)",
+        )
+    return {
+        "database_down": database,
+        "schema_behind": schema,
+        "storage_failing": failing,
+        "storage_backlog": backlog,
+    }
 
 
 class AlertMonitor:
@@ -62,8 +104,8 @@ class AlertMonitor:
         self._alerts = alerts
         self._raised: set[str] = set()
 
-    def check(self, database_error: str | None) -> None:
-        for key, condition in evaluate(self._window.totals(), database_error, self.rules).items():
+    def check(self, storage: StorageState) -> None:
+        for key, condition in evaluate(self._window.totals(), storage, self.rules).items():
             if condition is not None and key not in self._raised:
                 self._raised.add(key)
                 self._alerts.post_raise(key, condition.kind, condition.severity, condition.message)
@@ -71,8 +113,7 @@ class AlertMonitor:
                 self._raised.discard(key)
                 self._alerts.post_resolve(key)
 
-    async def run(self, database_error: Callable[[], Awaitable[str | None]]) -> None:
-        """`database_error` answers None when the database answers, else why not."""
+    async def run(self, storage: Callable[[], Awaitable[StorageState]]) -> None:
         while True:
-            self.check(await database_error())
+            self.check(await storage())
             await asyncio.sleep(self.rules.check_interval_s)

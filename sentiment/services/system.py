@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,6 +14,7 @@ from sentiment.breaker import BreakerState
 from sentiment.core.domain import VADER_KEY, NotReady
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.registry import ModelRegistry
+from sentiment.services.alert_rules import BACKLOG_WARNING_SHARE, StorageState
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.models import DefaultOrigin, ModelService
 from sentiment.storage.database import head_revision, missing_schema, ping, schema_problem
@@ -29,6 +30,9 @@ class ModelState(msgspec.Struct):
     load_seconds: float | None
 
 
+StorageHealth = Literal["ok", "unreachable", "schema_behind", "writes_failing", "backlog"]
+
+
 class DatabaseHealth(msgspec.Struct):
     reachable: bool
     dialect: str
@@ -40,6 +44,21 @@ class DatabaseHealth(msgspec.Struct):
     last_write_error: str | None
     # What is wrong with the schema (not migrated, or behind the code) and how to fix it; None when current.
     schema: str | None = None
+    # ok, or the first of: unreachable, schema_behind, writes_failing (the database answers but refuses the
+    # writes: a full disk), backlog (over half the room for waiting predictions used).
+    state: StorageHealth = "ok"
+    # Share of the room for predictions waiting to be written that is used; at 1.0 predictions get 503.
+    backlog_share: float = 0.0
+
+
+def storage_health(storage: StorageState) -> StorageHealth:
+    if storage.unreachable is not None:
+        return "unreachable"
+    if storage.schema is not None:
+        return "schema_behind"
+    if storage.write_error is not None:
+        return "writes_failing"
+    return "backlog" if storage.backlog_share >= BACKLOG_WARNING_SHARE else "ok"
 
 
 def missing_schema_error(error: BaseException) -> bool:
@@ -124,6 +143,13 @@ class SystemService:
             error = (
                 f"{type(failure).__name__}: {str(failure).splitlines()[0] if str(failure) else 'no answer'}"
             )
+        storage = StorageState(
+            unreachable=error,
+            write_error=self._writer.last_error,
+            schema=schema,
+            pending=self._writer.pending,
+            backlog_share=self._writer.backlog_share,
+        )
         return DatabaseHealth(
             reachable=error is None,
             dialect=self._engine.dialect.name,
@@ -134,10 +160,20 @@ class SystemService:
             dropped=self._writer.dropped,
             last_write_error=self._writer.last_error,
             schema=schema,
+            state=storage_health(storage),
+            backlog_share=round(storage.backlog_share, 4),
         )
 
-    async def database_error(self) -> str | None:
-        return (await self.database_health()).error
+    async def storage_state(self) -> StorageState:
+        """What the alert rules read of storage."""
+        health = await self.database_health()
+        return StorageState(
+            unreachable=health.error,
+            write_error=health.last_write_error,
+            schema=health.schema,
+            pending=health.pending_writes,
+            backlog_share=health.backlog_share,
+        )
 
     async def readiness(self) -> Readiness:
         default = self._registry.entry(self._registry.default_key)
@@ -152,6 +188,8 @@ class SystemService:
             reasons.append(f"database does not answer: {database.error}")
         elif database.schema is not None:
             reasons.append(f"database {database.schema}; predictions are answered and wait to be stored")
+        if database.backlog_share >= 1.0:
+            reasons.append("storage is behind: the room for predictions waiting to be written is full")
         if reasons:
             raise NotReady("; ".join(reasons))
         return Readiness(True, default.key, database.latency_ms or 0.0)

@@ -71,6 +71,13 @@ class PredictionWriter:
     def pending_bytes(self) -> int:
         return self._pending_bytes
 
+    @property
+    def backlog_share(self) -> float:
+        """How much of the buffer's room (rows or bytes, whichever is fuller) is used or promised."""
+        rows = (len(self._pending) + self._reserved.rows) / self._settings.max_pending
+        size = (self._pending_bytes + self._reserved.bytes) / self._max_pending_bytes
+        return max(rows, size)
+
     def reserve(self, texts: Sequence[str]) -> Reservation:
         """Room for the rows these texts will make, taken before they are scored: StorageBehind when the
         buffer (with the room already promised) cannot hold them, so that a request is refused rather than

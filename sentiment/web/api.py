@@ -90,13 +90,19 @@ async def status(system: NamedDependency[SystemService]) -> Status:
 
 @get(
     "/db/health",
-    summary="Database reachability, latency and unsaved predictions (503 when unreachable)",
+    summary="Database reachability, latency, schema and unsaved predictions "
+    "(503 when it does not answer, its schema is behind or writes fail)",
     tags=["system"],
-    responses={503: ResponseSpec(data_container=DatabaseHealth, description="the database does not answer")},
+    responses={
+        503: ResponseSpec(
+            data_container=DatabaseHealth,
+            description="the database does not answer, its schema is behind, or writes to it fail",
+        )
+    },
 )
 async def db_health(system: NamedDependency[SystemService]) -> Response[DatabaseHealth]:
     report = await system.database_health()
-    return Response(report, status_code=200 if report.reachable else 503)
+    return Response(report, status_code=200 if report.state in ("ok", "backlog") else 503)
 
 
 @get(

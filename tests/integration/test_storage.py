@@ -11,12 +11,14 @@ from uuid import UUID
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from uuid_utils import uuid7
 
 from sentiment.app import create_app
 from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.services.settings import AlertRules
 from sentiment.storage.database import create_engine, head_revision, schema_problem, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
@@ -196,10 +198,12 @@ async def test_when_storage_falls_behind_predictions_are_refused_not_answered_an
             await client.post("/predict", json={"text": "four"}),
             await client.post("/predict", json={"text": "five"}),
         ]
+        full = await client.get("/ready")
         writer._write = write
         assert in_app(client, writer.flush, 10)
     statuses = [answer.status_code for answer in answers]
     assert statuses == [200, 503, 200, 503]
+    assert full.status_code == 503 and "storage is behind" in full.json()["detail"]
     assert answers[1].headers["retry-after"] == "1"
     assert "storage is behind" in answers[1].json()["detail"]
     answered = {r["id"] for r in answers[0].json()["results"]} | {answers[2].json()["id"]}
@@ -342,3 +346,45 @@ async def test_a_database_host_that_does_not_resolve_is_a_503_naming_the_setting
     assert [(r.status_code, r.headers.get("retry-after")) for r in reads] == [(503, "5"), (503, "5")]
     assert all("the database host cannot be found" in r.json()["detail"] for r in reads)
     assert "DATABASE_URL" in reads[0].json()["detail"]
+
+
+async def test_writes_that_fail_while_the_database_answers_are_said_and_alerted_then_stored(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the database answers pings but refuses every insert. /db/health said "no error", /ready
+    200 and no alert; now it is writes_failing with the error, alert storage_failing, and the rows wait."""
+    add_many = PredictionRepository.add_many
+
+    async def disk_full(*args: object, **kwargs: object) -> None:
+        raise OperationalError("INSERT INTO predictions", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(PredictionRepository, "add_many", disk_full)
+    settings = make_settings(database_url, alert_rules=AlertRules(check_interval_s=0.05))
+    app = create_app(settings)
+    async with AsyncTestClient(app=app) as client:
+        answered = [
+            (await client.post("/predict", json={"text": f"text {i}"})).json()["id"] for i in range(3)
+        ]
+        await asyncio.sleep(1.0)
+        health = await client.get("/db/health")
+        ready = await client.get("/ready")
+        active = (await client.get("/alerts", params={"state": "active"})).json()
+        monkeypatch.setattr(PredictionRepository, "add_many", add_many)
+        assert in_app(client, app.state.resources.writer.flush, 15)
+        await asyncio.sleep(0.3)
+        healed = (await client.get("/db/health")).json()
+        resolved = (await client.get("/alerts", params={"state": "resolved"})).json()
+    assert health.status_code == 503
+    body = health.json()
+    assert (body["reachable"], body["state"], body["pending_writes"]) == (True, "writes_failing", 3)
+    assert "database or disk is full" in body["last_write_error"]
+    assert ready.status_code == 200  # the pod still answers: its buffer has room
+    assert [a["key"] for a in active] == ["storage_failing"]
+    assert "writes fail" in active[0]["message"] and "database or disk is full" in active[0]["message"]
+    assert (healed["state"], healed["pending_writes"]) == ("ok", 0)
+    assert "storage_failing" in [a["key"] for a in resolved]
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+    await engine.dispose()
+    assert stored == set(answered)

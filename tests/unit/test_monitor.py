@@ -1,10 +1,11 @@
 """Alert rules as plain logic, and the window of recent requests they read, with a fake clock."""
 
 from sentiment.inference.stats import RecentWindow, WindowTotals
-from sentiment.services.alert_rules import AlertMonitor, evaluate
+from sentiment.services.alert_rules import AlertMonitor, StorageState, evaluate
 from sentiment.services.settings import AlertRules
 
 RULES = AlertRules(fallback_rate=0.2, latency_p95_ms=500, window_s=60, min_requests=10)
+HEALTHY = StorageState()
 
 
 class FakeClock:
@@ -22,29 +23,59 @@ def totals(
 
 
 def test_no_condition_holds_on_healthy_traffic() -> None:
-    assert evaluate(totals(), None, RULES) == {
+    assert evaluate(totals(), HEALTHY, RULES) == {
         "fallback_rate_high": None,
         "slow_inference": None,
         "database_down": None,
+        "schema_behind": None,
+        "storage_failing": None,
+        "storage_backlog": None,
     }
 
 
 def test_fallback_rate_above_the_threshold_raises_its_alert() -> None:
-    conditions = evaluate(totals(fallback=21), None, RULES)
+    conditions = evaluate(totals(fallback=21), HEALTHY, RULES)
     assert conditions["fallback_rate_high"] is not None
     assert "21% of texts" in conditions["fallback_rate_high"].message
-    assert evaluate(totals(fallback=20), None, RULES)["fallback_rate_high"] is None
+    assert evaluate(totals(fallback=20), HEALTHY, RULES)["fallback_rate_high"] is None
 
 
 def test_slow_p95_raises_its_alert_only_with_enough_requests() -> None:
-    assert evaluate(totals(p95=501), None, RULES)["slow_inference"] is not None
-    assert evaluate(totals(requests=9, p95=5_000), None, RULES)["slow_inference"] is None
+    assert evaluate(totals(p95=501), HEALTHY, RULES)["slow_inference"] is not None
+    assert evaluate(totals(requests=9, p95=5_000), HEALTHY, RULES)["slow_inference"] is None
 
 
-def test_database_error_raises_a_critical_alert_naming_it() -> None:
-    condition = evaluate(totals(), "ConnectionRefusedError: [Errno 111]", RULES)["database_down"]
+def test_a_database_that_does_not_answer_raises_a_critical_alert_naming_why() -> None:
+    down = StorageState(unreachable="ConnectionRefusedError: [Errno 111]", pending=12)
+    condition = evaluate(totals(), down, RULES)["database_down"]
     assert condition is not None and condition.severity == "critical"
-    assert "Errno 111" in condition.message
+    assert "Errno 111" in condition.message and "12 predictions wait" in condition.message
+
+
+def test_a_full_disk_is_writes_failing_though_the_database_answers() -> None:
+    full = StorageState(write_error="OperationalError: database or disk is full", pending=3)
+    conditions = evaluate(totals(), full, RULES)
+    assert conditions["database_down"] is None
+    failing = conditions["storage_failing"]
+    assert failing is not None and failing.severity == "critical"
+    assert "writes fail (OperationalError: database or disk is full); 3 predictions wait" in failing.message
+
+
+def test_a_schema_behind_the_code_has_its_own_alert_naming_the_fix() -> None:
+    behind = StorageState(schema="schema at revision 0004, expected 0005: run `sentiment db upgrade`")
+    conditions = evaluate(totals(), behind, RULES)
+    assert (
+        conditions["schema_behind"] is not None
+        and "sentiment db upgrade" in conditions["schema_behind"].message
+    )
+    assert conditions["storage_failing"] is None  # its failed writes are the schema's, said once
+
+
+def test_a_backlog_past_half_the_room_warns_before_predictions_are_refused() -> None:
+    assert evaluate(totals(), StorageState(backlog_share=0.49), RULES)["storage_backlog"] is None
+    backlog = evaluate(totals(), StorageState(pending=50_000, backlog_share=0.5), RULES)["storage_backlog"]
+    assert backlog is not None and backlog.severity == "warning"
+    assert backlog.message.startswith("50,000 predictions wait in memory: 50% of the room for them is used")
 
 
 def test_window_forgets_requests_older_than_its_length() -> None:
@@ -78,11 +109,11 @@ def test_monitor_raises_once_while_a_condition_holds_and_resolves_when_it_clears
     monitor = AlertMonitor(RULES, window, alerts)  # type: ignore[arg-type]
     for _ in range(10):
         window.record(texts=1, fallback_texts=1, latency_ms=5)
-    monitor.check(database_error=None)
-    monitor.check(database_error="down")
-    monitor.check(database_error=None)
+    monitor.check(HEALTHY)
+    monitor.check(StorageState(unreachable="down"))
+    monitor.check(HEALTHY)
     clock.now += 120
-    monitor.check(database_error=None)
+    monitor.check(HEALTHY)
     assert alerts.changes == [
         ("raise", "fallback_rate_high"),
         ("raise", "database_down"),
