@@ -13,17 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sentiment.core.domain import InvalidInput
 from sentiment.services.api_keys import ApiKeyService
 from sentiment.storage.database import create_engine, upgrade
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

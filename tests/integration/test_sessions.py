@@ -16,20 +16,10 @@ from sentiment.core.clock import as_utc, utc_now
 from sentiment.core.throttle import AttemptThrottle
 from sentiment.services.alerts import AlertService
 from sentiment.storage.tables import SessionRow
+from tests.clocks import FakeClock
 from tests.conftest import in_app, make_settings
 
 TOKEN = "s3cret"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 async def raise_alert(alerts: AlertService) -> None:

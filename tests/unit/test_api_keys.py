@@ -15,17 +15,7 @@ from sentiment.core.domain import RateLimited
 from sentiment.services.api_keys import ApiKeyService
 from sentiment.settings import Settings, SettingsError
 from sentiment.web.key_guard import OPEN_PATHS
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 def a_key(rate_per_minute: int | None, number: int = 1) -> ApiKey:

@@ -10,17 +10,7 @@ from typing import Any
 import pytest
 
 from sentiment.breaker import BreakerSettings, BreakerState, CircuitBreaker, Permit, Transition
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 @pytest.fixture

@@ -3,17 +3,10 @@
 from sentiment.inference.stats import RecentWindow, WindowTotals
 from sentiment.services.alert_rules import AlertMonitor, StorageState, evaluate
 from sentiment.services.settings import AlertRules
+from tests.clocks import FakeClock
 
 RULES = AlertRules(fallback_rate=0.2, latency_p95_ms=500, window_s=60, min_requests=10)
 HEALTHY = StorageState()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def totals(

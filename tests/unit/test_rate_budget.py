@@ -6,21 +6,11 @@ from __future__ import annotations
 import pytest
 
 from sentiment.core.rate_budget import PRUNE_FLOOR, RateBudget, RowCharge, batches
-
-
-class FakeClock:
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 def test_limit_requests_fit_in_a_burst_then_one_each_period_over_limit() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = RateBudget(3, 60.0, clock)
     assert [budget.take("a") for _ in range(4)] == [0.0, 0.0, 0.0, 20.0]
     clock.advance(19.5)
@@ -30,18 +20,18 @@ def test_limit_requests_fit_in_a_burst_then_one_each_period_over_limit() -> None
 
 
 def test_a_limit_that_does_not_divide_the_period_still_admits_exactly_limit() -> None:
-    budget = RateBudget(7, 60.0, FakeClock())
+    budget = RateBudget(7, 60.0, FakeClock(0.0))
     answers = [budget.take("a") for _ in range(8)]
     assert answers[:7] == [0.0] * 7 and answers[7] > 0
 
 
 def test_each_address_has_its_own_budget() -> None:
-    budget = RateBudget(1, 1.0, FakeClock())
+    budget = RateBudget(1, 1.0, FakeClock(0.0))
     assert [budget.take("a"), budget.take("b"), budget.take("a")] == [0.0, 0.0, 1.0]
 
 
 def test_charged_debt_is_waited_out_past_the_period() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = RateBudget(3, 60.0, clock)
     assert budget.take("a") == 0.0
     budget.charge("a", 9)  # ten units in all: 200 s of budget at 20 s each
@@ -51,7 +41,7 @@ def test_charged_debt_is_waited_out_past_the_period() -> None:
 
 
 def test_addresses_whose_budget_is_whole_again_are_forgotten() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = RateBudget(10, 60.0, clock)
     for n in range(PRUNE_FLOOR - 1):
         budget.take(f"10.0.{n // 256}.{n % 256}")
@@ -67,7 +57,7 @@ def test_rows_count_as_the_batch_requests_they_would_take(rows: int, batch_size:
 
 
 def test_a_row_charge_charges_only_what_the_request_does_not_already_pay() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     budget = RateBudget(10, 60.0, clock)  # 6 s a unit
     assert budget.take("a") == 0.0  # the start request: one unit
     charge = RowCharge(budget, "a", batch_size=100)

@@ -3,17 +3,7 @@
 import pytest
 
 from sentiment.core.throttle import AttemptThrottle
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.clocks import FakeClock
 
 
 @pytest.fixture
