@@ -7,7 +7,9 @@ progress in one transaction -> append the scored rows to the export file, in inp
 
 Every row is accounted for: a row that cannot be scored (not UTF-8, wrong number of fields, empty text) is
 counted, listed with its line number and skipped; a row whose time cannot be read is scored and listed, and
-left out of the time trend only.
+left out of the time trend only. Values are made storable first (a NUL becomes U+FFFD); a chunk the database
+still refuses for its content is not retried as an outage: the rows it refuses on their own are found, listed
+with their line numbers and skipped, and the rest of the chunk is stored.
 
 The folder is bounded (services/quota.py): every upload and every scored chunk is counted against the quota
 before (or as) it is written. An upload nobody starts is deleted after SENTIMENT_UPLOAD_EXPIRY_HOURS; an admin
@@ -17,16 +19,17 @@ cancels a job or deletes a data set with everything stored of it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import shutil
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, NamedTuple, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -85,11 +88,20 @@ from sentiment.services.tabular import (
     read_chunks,
 )
 from sentiment.storage.database import OUTAGE_BACKOFF
-from sentiment.storage.datasets import RUNNING, CountKey, Dataset, DatasetRepository, DatasetStatus
-from sentiment.storage.repositories import PredictionRepository
+from sentiment.storage.datasets import (
+    RUNNING,
+    CountKey,
+    Dataset,
+    DatasetRepository,
+    DatasetStatus,
+    refused_predictions,
+)
+from sentiment.storage.repositories import PredictionRepository, storable_text
+from sentiment.storage.writer import WriteError, refused_for_content
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 
 MAX_PROBLEMS_KEPT = 1000
 QUICK_LOOK_ROWS = 2000
@@ -110,6 +122,17 @@ class UploadTooLarge(SentimentError):
     def __init__(self, limit: int) -> None:
         super().__init__(
             f"the file is larger than the upload limit of {limit:,} bytes (SENTIMENT_MAX_UPLOAD_BYTES)"
+        )
+
+
+class RowsRefused(SentimentError):
+    """The database answered and refused a chunk's rows for their content: the same rows would be refused
+    again, so the job looks for the rows refused on their own instead of waiting as for an outage."""
+
+    def __init__(self, error: WriteError) -> None:
+        super().__init__(
+            f"the database refused the rows for their content ({cause_name(error)}); the service's log has "
+            "the details"
         )
 
 
@@ -223,11 +246,20 @@ def failure_reason(error: BaseException) -> str:
     if isinstance(error, SentimentError):
         return first_line(error)
     if isinstance(error, SQLAlchemyError):
-        cause = type(getattr(error, "orig", None) or error).__name__
-        return f"the database failed while storing the rows ({cause}); the service's log has the details"
+        return (
+            f"the database failed while storing the rows ({cause_name(error)}); the service's log has the "
+            "details"
+        )
     if isinstance(error, OSError):
         return f"the data folder could not be read or written ({error.strerror or type(error).__name__})"
     return f"internal error ({type(error).__name__}); the service's log has the details"
+
+
+def cause_name(error: BaseException) -> str:
+    """A database error as its driver names its kind (asyncpg's own class, not SQLAlchemy's adapter of it,
+    which is a bare `Error` for most): never its message, which may quote SQL or row values."""
+    cause = getattr(error, "orig", None) or error
+    return type(cause.__cause__ or cause).__name__
 
 
 def export_path(folder: Path, dataset_id: UUID) -> Path:
@@ -650,6 +682,21 @@ class DatasetService:
             plan.table, plan.text, self._settings.chunk_rows, max_length=self._max_text_length
         )
         started = time.perf_counter()
+
+        async def store(batch: ScoredChunk) -> tuple[JobTally, dict[str, Confusion]]:
+            """Count the chunk on a copy of the tallies and store it; the copy is kept once the chunk is
+            stored, so that a chunk refused for its content is counted again without the rows refused."""
+            tally, matrices = copy.deepcopy((state, confusion))
+            counts = tally.count(plan, batch.chunk, batch.scored, batch.vader, gold, matrices, entry.key)
+            tally.refused += batch.refused
+            tally.rows_done += batch.chunk.consumed
+            tally.rate = tally.rows_done / max(time.perf_counter() - started, 1e-6)
+            progress = tally.progress(matrices, self._clock())
+            await to_the_end(
+                store_chunk(self._engine, dataset_id, batch.predictions, counts, progress, self._store_text)
+            )
+            return tally, matrices
+
         with part.open("w", encoding="utf-8", newline="") as out:
             writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS, for_spreadsheets=True)
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
@@ -665,15 +712,18 @@ class DatasetService:
                 predictions = chunk_predictions(
                     plan, chunk.rows, scored, entry.key, dataset_id, self._clock(), per_text_ms
                 )
-                counts = state.count(plan, chunk, scored, vader, gold, confusion, entry.key)
-                state.rows_done += chunk.consumed
-                state.rate = state.rows_done / max(time.perf_counter() - started, 1e-6)
-                progress = state.progress(confusion, self._clock())
-                await to_the_end(
-                    store_chunk(self._engine, dataset_id, predictions, counts, progress, self._store_text)
-                )
-                if chunk.rows:
-                    size = await asyncio.to_thread(append_rows, writer, out, chunk.rows, scored)
+                batch = ScoredChunk(chunk, scored, vader, predictions)
+                try:
+                    state, confusion = await store(batch)
+                except RowsRefused:
+                    refused = await self._refused(dataset_id, predictions)
+                    if not refused:
+                        raise  # its counts or progress were refused, not a row: there is nothing to leave out
+                    log.warning("dataset_rows_left_out", dataset=str(dataset_id), rows=len(refused))
+                    batch = batch.without(refused)
+                    state, confusion = await store(batch)
+                if batch.chunk.rows:
+                    size = await asyncio.to_thread(append_rows, writer, out, batch.chunk.rows, batch.scored)
                     self._quota.take(size - written)
                     written = size
         part.replace(self.export_file(dataset_id))
@@ -684,8 +734,24 @@ class DatasetService:
             dataset=str(dataset_id),
             rows=state.rows_scored,
             skipped=state.rows_skipped,
+            refused=state.refused,
             rate=round(state.rate, 1),
         )
+
+    async def _refused(self, dataset_id: UUID, predictions: Sequence[Prediction]) -> dict[int, str]:
+        """The positions of the predictions the database refuses on their own for their content, each with the
+        reason its row is listed with; an outage on the way is waited out as for any other write."""
+
+        async def find() -> dict[int, WriteError]:
+            async with self._engine.connect() as connection:
+                return await refused_predictions(connection, predictions, self._store_text)
+
+        refused = await to_the_end(patiently(find, dataset_id))
+        return {
+            position: f"the database refused to store the row ({cause_name(error)}): scored, but not stored, "
+            "counted or exported"
+            for position, error in refused.items()
+        }
 
     async def _save(self, dataset_id: UUID, **values: object) -> None:
         if not await to_the_end(self._update_running(dataset_id, **values)):
@@ -715,6 +781,36 @@ class DatasetService:
             self._heartbeat = None
 
 
+class ScoredChunk(NamedTuple):
+    """A chunk with what came of its rows, in their order: the model's answers, VADER's (compared on gold
+    labels) and the predictions to store; `refused`: rows the database refused, moved to the problems."""
+
+    chunk: Chunk
+    scored: list[Scored]
+    vader: list[Scored]
+    predictions: list[Prediction]
+    refused: int = 0
+
+    def without(self, refused: Mapping[int, str]) -> ScoredChunk:
+        """The chunk with the rows at the positions in `refused` moved to its problems, with their reasons."""
+        rows = self.chunk.rows
+        kept = [position for position in range(len(rows)) if position not in refused]
+        problems = [*self.chunk.problems, *(Problem(rows[i].line, reason) for i, reason in refused.items())]
+        return ScoredChunk(
+            Chunk([rows[i] for i in kept], sorted(problems)),
+            [self.scored[i] for i in kept],
+            [self.vader[i] for i in kept] if self.vader else [],
+            [self.predictions[i] for i in kept],
+            self.refused + len(refused),
+        )
+
+
+def group_key(value: str) -> str:
+    """A row's group as it is stored and counted: trimmed, cut to the column's length, a NUL kept as U+FFFD
+    (Postgres cannot hold one, and the same row would be refused on every try)."""
+    return storable_text(value.strip()[:GROUP_LENGTH])
+
+
 def chunk_predictions(
     plan: ReadPlan,
     rows: Sequence[Row],
@@ -738,7 +834,7 @@ def chunk_predictions(
             processing_time_ms=per_text_ms,
             timestamp=now,
             dataset_id=dataset_id,
-            group=(row.values[plan.group].strip()[:GROUP_LENGTH] or None) if plan.group is not None else None,
+            group=(group_key(row.values[plan.group]) or None) if plan.group is not None else None,
         )
         for row, result in zip(rows, scored, strict=True)
     ]
@@ -760,7 +856,8 @@ async def store_chunk(
     store_text: bool,
 ) -> None:
     """One transaction per chunk: its predictions, its counts and the progress agree whatever happens (a job
-    resumed after a crash starts after the last chunk stored)."""
+    resumed after a crash starts after the last chunk stored). RowsRefused when the database refuses the chunk
+    for its content: nothing of it is stored."""
 
     async def write() -> None:
         async with engine.begin() as connection:
@@ -772,11 +869,28 @@ async def store_chunk(
             if not await repository.update_running(dataset_id, **progress):
                 raise DatasetStopped(dataset_id)
 
+    await patiently(write, dataset_id)
+
+
+async def patiently(call: Callable[[], Awaitable[T]], dataset_id: UUID) -> T:
+    """A job's database step, tried again while the database is unreachable, restarting or behind its schema
+    (OUTAGE_BACKOFF, for DATABASE_PATIENCE_S). Rows refused for their content raise RowsRefused at once: the
+    same rows would be refused on every try."""
+
+    async def attempt() -> T:
+        try:
+            return await call()
+        except (SQLAlchemyError, OSError) as error:
+            if refused_for_content(error):
+                log.warning("dataset_rows_refused", dataset=str(dataset_id), error=first_line(error))
+                raise RowsRefused(error) from error
+            raise
+
     def failed(error: BaseException, _failures: int) -> None:
         log.warning("dataset_write_failed", dataset=str(dataset_id), error=first_line(error))
 
-    await retry(
-        write,
+    return await retry(
+        attempt,
         retry_on=(SQLAlchemyError, OSError),
         backoff=OUTAGE_BACKOFF,
         give_up_after_s=DATABASE_PATIENCE_S,
@@ -792,6 +906,8 @@ class JobTally:
         self.rows_done = 0
         self.rows_scored = 0
         self.rows_skipped = 0
+        # Of the rows skipped, those scored but refused by the database for their content.
+        self.refused = 0
         self.rate = 0.0
         self.problems: list[list[int | str]] = []
         self.problem_count = 0
@@ -852,7 +968,7 @@ class JobTally:
                         )
                     )
             if plan.group is not None:
-                counts["group", row.values[plan.group].strip()[:GROUP_LENGTH], label] += 1
+                counts["group", group_key(row.values[plan.group]), label] += 1
             if gold is not None and plan.gold is not None:
                 truth = gold.label(row.values[plan.gold])
                 if truth is None:
@@ -874,10 +990,15 @@ class JobTally:
         confusion: dict[str, Confusion],
     ) -> list[str]:
         notes = []
-        if self.rows_skipped:
+        if unscorable := self.rows_skipped - self.refused:
             notes.append(
-                f"{self.rows_skipped:,} rows could not be scored and were skipped; each is listed with its "
-                "line number."
+                f"{unscorable:,} rows could not be scored and were skipped; each is listed with its line "
+                "number."
+            )
+        if self.refused:
+            notes.append(
+                f"{self.refused:,} rows were scored but refused by the database for their content: they are "
+                "not stored, counted or exported; each is listed with its line number."
             )
         if self.untimed:
             notes.append(

@@ -1,21 +1,26 @@
 """Data sets and their per-label counts: the rows of `datasets`
-and `dataset_counts`, read and written in batches."""
+and `dataset_counts`, read and written in batches; and, for a chunk of a data set's predictions the database
+refused, which of its rows it refuses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
 from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.buckets import KEY_LENGTH, Width
 from sentiment.core.clock import as_utc
+from sentiment.core.domain import Prediction
 from sentiment.storage.dialects import insert_for
+from sentiment.storage.repositories import PredictionRepository
 from sentiment.storage.tables import DatasetCountRow, DatasetRow, PredictionRollupRow, PredictionRow
+from sentiment.storage.writer import WriteError, refused_for_content
 
 DatasetStatus = Literal[
     "uploaded", "queued", "counting", "scoring", "done", "failed", "interrupted", "cancelled"
@@ -205,3 +210,30 @@ class DatasetRepository:
             select(func.count(func.distinct(DatasetCountRow.key))).where(*in_groups)
         )
         return list(groups.items()), int(distinct or 0)
+
+
+async def refused_predictions(
+    connection: AsyncConnection, predictions: Sequence[Prediction], store_text: bool
+) -> dict[int, WriteError]:
+    """The predictions the database refuses on their own for their content, by position, with its error.
+    Halves are tried in transactions that are always rolled back, so nothing is stored here (the caller stores
+    the rest once), and only a half refused is split again: a few refused rows in a chunk cost a few tries
+    each, not one per row. An outage on the way raises, for the caller to wait out."""
+
+    async def refused(positions: range) -> dict[int, WriteError]:
+        transaction = await connection.begin()
+        try:
+            await PredictionRepository(connection).add_many([predictions[i] for i in positions], store_text)
+        except (SQLAlchemyError, OSError) as error:
+            if not refused_for_content(error):
+                raise
+            if len(positions) == 1:
+                return {positions[0]: error}
+        else:
+            return {}
+        finally:
+            await transaction.rollback()
+        middle = len(positions) // 2
+        return await refused(positions[:middle]) | await refused(positions[middle:])
+
+    return await refused(range(len(predictions))) if predictions else {}
