@@ -30,6 +30,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HOME=/models/hf-cache \
     SENTIMENT_DATA_DIR=/data/datasets \
     SENTIMENT_CACHE_DIR=/data/cache \
+    SENTIMENT_JOURNAL_DIR=/data/journal \
     SENTIMENT_UPLOADS=admin \
     LOG_JSON=true
 # Only the working directory (where a mounted .env is read): the installed venv needs no sources here.

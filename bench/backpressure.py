@@ -4,7 +4,8 @@ from the cache, so far faster than a database takes rows) for M seconds against 
     .venv/bin/python bench/backpressure.py --clients 8 --seconds 60 [--database-url postgresql://...]
 
 Prints the texts answered 200, the requests refused 503 ("storage is behind"), and the rows stored once the
-writer has caught up: every text answered 200 must be a stored row.
+writer has caught up: every text answered 200 must be a stored row (each is in the journal before it is
+answered; the journal is bounded by SENTIMENT_JOURNAL_MB and SENTIMENT_MAX_PENDING_WRITES, then 503).
 """
 
 from __future__ import annotations

@@ -81,8 +81,12 @@ class Process:
         self.port = port
         # Open for the life of the process it logs; closed in stop().
         self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
+        journal = tempfile.mkdtemp(prefix="bench-journal-")  # never the working folder's ./journal
         self.process = subprocess.Popen(
-            command, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, "SENTIMENT_JOURNAL_DIR": journal, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         asyncio.run(self._wait(ready_path))
 

@@ -17,7 +17,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from sentiment import __version__
 from sentiment.core.domain import VADER_KEY
 from sentiment.core.rate_budget import RateBudget
-from sentiment.core.tasks import cancel_and_wait
+from sentiment.core.tasks import Deadline, cancel_and_wait, within
 from sentiment.core.throttle import AttemptThrottle
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import CallOutcome
@@ -50,6 +50,9 @@ from sentiment.web.key_guard import require_api_key, scores_text
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
 from sentiment.web.rate_limit import AddressRateLimit
 from sentiment.web.sessions import PageSessionConfig
+
+# The most a shutdown step that only tidies up (alerts, key usage, background tasks) may take.
+STEP_S = 2.0
 
 
 def session_config(settings: Settings) -> PageSessionConfig:
@@ -92,12 +95,14 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # Every resource is released in the reverse order of its making, even when a step fails on the way.
+        # Every resource is released in the reverse order of its making, even when a step fails on the way,
+        # and all within the shutdown's second half (the first is the server's, for the requests in flight).
+        deadline = Deadline(settings.server.drain_s)
         async with AsyncExitStack() as stack:
             if settings.auto_migrate:
                 await asyncio.to_thread(upgrade, settings.database_url)
             engine = create_engine(settings.database_url)
-            stack.push_async_callback(engine.dispose)
+            stack.push_async_callback(within, deadline, "database", engine.dispose)
             sessions.attach(engine)
             alerts = AlertService(engine)
             failsafe = Failsafe(settings.breaker, alerts)
@@ -116,14 +121,15 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 settings.breaker.call_timeout_s,
                 on_outcome=on_outcome,
             )
-            stack.push_async_callback(registry.close)
+            stack.push_async_callback(within, deadline, "models", registry.close)
             writer = PredictionWriter(engine, settings.writer, settings.store_text)
             writer.start()
-            stack.push_async_callback(writer.close)
+            # What the database does not take in time stays in the journal; the steps after it keep 2 s.
+            stack.push_async_callback(lambda: writer.close(deadline.remaining(keep_s=2.0)))
             alerts.start()
-            stack.push_async_callback(alerts.close)
+            stack.push_async_callback(within, deadline, "alerts", lambda: alerts.close(STEP_S))
             models = ModelService(registry, failsafe, alerts, engine, settings.sync_interval_s)
-            stack.push_async_callback(models.close)
+            stack.push_async_callback(within, deadline, "model-sync", models.close)
             datasets = DatasetService(
                 engine,
                 registry,
@@ -131,10 +137,12 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 settings.store_text,
                 max_text_length=settings.max_text_length,
             )
-            stack.push_async_callback(datasets.close)  # data-set jobs stop before the models and the database
+            # Data-set jobs stop before the models and the database.
+            stack.push_async_callback(within, deadline, "data-set-jobs", datasets.close)
             api_keys = ApiKeyService(engine, settings.api_keys, settings.uploads)
             api_keys.start()
-            stack.push_async_callback(api_keys.close)  # its last usage is written before the engine goes
+            # Its last usage is written before the engine goes.
+            stack.push_async_callback(within, deadline, "api-key-usage", api_keys.close)
 
             cache = ResultCache(settings.cache_size, int(settings.cache_mb * 1024 * 1024))
             recent = RecentWindow(settings.alert_rules.window_s, clock=time.monotonic)
@@ -177,7 +185,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 background.append(
                     asyncio.create_task(purge_forever(engine, settings.retention_days), name="retention")
                 )
-            stack.push_async_callback(cancel_and_wait, *background)
+            stack.push_async_callback(lambda: cancel_and_wait(*background, timeout_s=STEP_S))
+            stack.callback(deadline.start)  # the first step of the shutdown
             yield
 
     return Litestar(

@@ -203,8 +203,13 @@ def _serve(settings: Settings, host: str, port: int) -> int:
 
     from sentiment.app import create_app
     from sentiment.inference.memory import limit_malloc_arenas
+    from sentiment.services.system import journal_problem
     from sentiment.web.server import GuardedH11Protocol
 
+    journal = settings.writer.journal_dir
+    if (problem := journal_problem(journal)) is not None:
+        print(f"sentiment: configuration error: SENTIMENT_JOURNAL_DIR={journal!r} {problem}", file=sys.stderr)
+        return USAGE
     limit_malloc_arenas()
     log.info(
         "starting",
@@ -222,6 +227,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         access_log=False,
         http=partial(GuardedH11Protocol, limits=settings.server),  # type: ignore[arg-type]  # a protocol factory
         timeout_keep_alive=settings.server.keep_alive_s,  # type: ignore[arg-type]  # uvicorn reads a float
+        timeout_graceful_shutdown=settings.server.drain_s,  # type: ignore[arg-type]  # a float too
     )
     return 0
 

@@ -33,14 +33,17 @@ from sentiment.web.settings import ServerLimits
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 
-# Settings that mean nothing here, with why: those of the original multi-process system, and the key of the
-# signed session cookie of old (a page session is now a row in the database, its cookie only a random id).
+# Settings that mean nothing here, with why: those of the original multi-process system, the key of the signed
+# session cookie of old (a page session is now a row in the database, its cookie only a random id), and the
+# memory bound of waiting predictions (they wait in the journal now).
 OBSOLETE_SETTINGS = {
     **dict.fromkeys(
         ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS"),
         "means nothing in the single-process service",
     ),
     "SENTIMENT_SESSION_SECRET": "means nothing now that page sessions are kept in the database",
+    "SENTIMENT_MAX_PENDING_MB": "means nothing now that waiting predictions are kept in the journal on disk "
+    "(SENTIMENT_JOURNAL_MB bounds it)",
 }
 
 
@@ -85,7 +88,9 @@ class Settings(msgspec.Struct, frozen=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4 * 1024 * 1024
     rate_limit: tuple[RateUnit, int] | None = None
     retention_days: AtLeastOne | None = None
-    auto_migrate: bool = True  # from the environment: on for SQLite, off for Postgres unless set
+    # Pending migrations applied at start (on Postgres under an advisory lock: replicas starting together take
+    # turns); off where a release job migrates (deploy/k8s).
+    auto_migrate: bool = True
     log_level: str = "INFO"
     log_json: bool = False
     warnings: tuple[str, ...] = ()
@@ -121,8 +126,7 @@ class Settings(msgspec.Struct, frozen=True):
         values[("models",)] = models
         if preload := env.get("PRELOAD_MODEL", "").strip():
             values[("default_model",)] = _resolve_model_key(preload, keys)
-        database_url = values[("database_url",)] = _database_url(env)
-        values.setdefault(("auto_migrate",), make_url(database_url).get_backend_name() == "sqlite")
+        values[("database_url",)] = _database_url(env)
         values[("warnings",)] = tuple(
             f"{name} is set but {why}; it is ignored"
             for name, why in OBSOLETE_SETTINGS.items()
@@ -206,7 +210,8 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_ALERT_CHECK_SECONDS": EnvField(("alert_rules", "check_interval_s")),
     "SENTIMENT_WRITE_BATCH_SIZE": EnvField(("writer", "batch_size")),
     "SENTIMENT_MAX_PENDING_WRITES": EnvField(("writer", "max_pending")),
-    "SENTIMENT_MAX_PENDING_MB": EnvField(("writer", "max_pending_mb")),
+    "SENTIMENT_JOURNAL_DIR": EnvField(("writer", "journal_dir")),
+    "SENTIMENT_JOURNAL_MB": EnvField(("writer", "journal_mb")),
     "SENTIMENT_WRITE_INTERVAL_SECONDS": EnvField(("writer", "flush_interval_s")),
     "SENTIMENT_BATCH_SIZE": EnvField(("batching", "max_batch_size")),
     "SENTIMENT_BATCH_TOKENS": EnvField(("batching", "max_batch_tokens")),
@@ -231,6 +236,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_HEADER_TIMEOUT_SECONDS": EnvField(("server", "header_timeout_s")),
     "SENTIMENT_KEEP_ALIVE_SECONDS": EnvField(("server", "keep_alive_s")),
     "SENTIMENT_MAX_CONNECTIONS": EnvField(("server", "max_connections")),
+    "SENTIMENT_SHUTDOWN_SECONDS": EnvField(("server", "shutdown_s")),
     "SENTIMENT_ADMIN_TOKEN": EnvField(("admin_token",)),
     "SENTIMENT_SESSION_IDLE_MINUTES": EnvField(("session_idle_minutes",)),
     "SENTIMENT_API_KEYS": EnvField(("api_keys",)),

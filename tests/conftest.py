@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -31,6 +32,7 @@ from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.registry import load_backend
 from sentiment.settings import Settings
+from sentiment.storage.settings import WriterSettings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,14 +99,21 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    """Test settings: the reference models catalogued, migrations applied on start for every database."""
+    """Test settings: the reference models catalogued, migrations applied on start for every database, the
+    prediction journal in a folder of its own."""
     base = Settings(
         database_url=database_url,
         models=BUILTIN_MODELS
         + (ModelSpec("minilm-sst2", str(SST2_MODEL)), ModelSpec("minilm-tweets3", str(TWEETS_MODEL))),
         auto_migrate=True,
     )
-    return msgspec.structs.replace(base, **overrides)
+    settings = msgspec.structs.replace(base, **overrides)
+    if settings.writer.journal_dir == WriterSettings().journal_dir:  # never the working folder's journal
+        journal = tempfile.mkdtemp(prefix="sentiment-journal-")
+        settings = msgspec.structs.replace(
+            settings, writer=msgspec.structs.replace(settings.writer, journal_dir=journal)
+        )
+    return settings
 
 
 async def wait_until_settled(app: Litestar, timeout_s: float = 60.0) -> None:
@@ -270,6 +279,21 @@ def watched_page(browser: object) -> Iterator[PageWatch]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
     yield PageWatch(context.new_page())
     context.close()
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs: a real full disk, not a simulated one."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)]
+    made = subprocess.run(command, capture_output=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 @pytest.fixture

@@ -98,11 +98,9 @@ class StorageBehind(SentimentError):
     """The predictions waiting for the database are at their bound: one answered now could not be stored, so
     the request is refused before any work is done rather than answered and then dropped."""
 
-    def __init__(self, pending: int, retry_after_s: int = 1) -> None:
-        super().__init__(
-            f"storage is behind: {pending:,} predictions are waiting for the database; "
-            f"retry after {retry_after_s} s"
-        )
+    def __init__(self, pending: int, retry_after_s: int = 1, reason: str | None = None) -> None:
+        why = reason or f"{pending:,} predictions are waiting for the database"
+        super().__init__(f"storage is behind: {why}; retry after {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 

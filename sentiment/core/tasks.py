@@ -71,3 +71,30 @@ async def cancel_and_wait(*tasks: asyncio.Task[Any], timeout_s: float = 10.0) ->
     for task in done:
         if not task.cancelled():
             task.exception()  # retrieved: a task that failed before shutdown is not reported again at exit
+
+
+class Deadline:
+    """The time by which a sequence of steps (a shutdown) must be over: each step takes what the ones before
+    it left. Counted from `start`."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._seconds = seconds
+        self._clock = clock
+        self._end: float | None = None
+
+    def start(self) -> None:
+        self._end = self._clock() + self._seconds
+
+    def remaining(self, keep_s: float = 0.0) -> float:
+        """Seconds left, less `keep_s` kept for the steps after this one; never negative."""
+        left = self._seconds if self._end is None else self._end - self._clock()
+        return max(0.0, left - keep_s)
+
+
+async def within(deadline: Deadline, step: str, work: Callable[[], Awaitable[object]]) -> None:
+    """Run a shutdown step, abandoned (and logged) when the deadline passes first."""
+    try:
+        async with asyncio.timeout(deadline.remaining()):
+            await work()
+    except TimeoutError:
+        log.error("shutdown_step_abandoned", step=step)

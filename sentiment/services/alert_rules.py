@@ -1,5 +1,6 @@
 """Alert rules over what this process sees: a high fallback rate, slow answers, and storage (a database that
-does not answer, writes that fail though it answers, a schema behind the code, a growing backlog). Each rule
+does not answer, writes that fail though it answers, a schema behind the code, a growing backlog, a journal
+that cannot write). Each rule
 raises its keyed alert when its condition holds and resolves it when the condition clears."""
 
 from __future__ import annotations
@@ -31,13 +32,15 @@ BACKLOG_WARNING_SHARE = 0.5
 
 class StorageState(msgspec.Struct, frozen=True):
     """What the storage rules read: why the database does not answer, why writes fail although it answers (a
-    full disk, a value it refuses), what is wrong with its schema, and how full the writer's buffer is."""
+    full disk, a value it refuses), what is wrong with its schema, how full the room for waiting predictions
+    is, and why the local journal cannot write (then no prediction can be answered)."""
 
     unreachable: str | None = None
     write_error: str | None = None
     schema: str | None = None
     pending: int = 0
     backlog_share: float = 0.0
+    journal_error: str | None = None
 
 
 def evaluate(totals: WindowTotals, storage: StorageState, rules: AlertRules) -> dict[str, Condition | None]:
@@ -68,8 +71,15 @@ def evaluate(totals: WindowTotals, storage: StorageState, rules: AlertRules) -> 
 
 
 def storage_conditions(storage: StorageState) -> dict[str, Condition | None]:
-    waiting = f"{storage.pending:,} predictions wait in memory"
-    database = schema = failing = backlog = None
+    waiting = f"{storage.pending:,} predictions wait in the journal"
+    database = schema = failing = backlog = journal = None
+    if storage.journal_error is not None:
+        journal = Condition(
+            "journal_failing",
+            "critical",
+            f"the prediction journal cannot write ({storage.journal_error}): predictions are refused with "
+            "503 until it can (SENTIMENT_JOURNAL_DIR)",
+        )
     if storage.unreachable is not None:
         database = Condition(
             "database_down", "critical", f"the database does not answer ({storage.unreachable}); {waiting}"
@@ -87,13 +97,14 @@ def storage_conditions(storage: StorageState) -> dict[str, Condition | None]:
             "storage_backlog",
             "warning",
             f"{waiting}: {storage.backlog_share:.0%} of the room for them is used; at 100% predictions are "
-            "refused with 503 (SENTIMENT_MAX_PENDING_WRITES, SENTIMENT_MAX_PENDING_MB)",
+            "refused with 503 (SENTIMENT_MAX_PENDING_WRITES, SENTIMENT_JOURNAL_MB)",
         )
     return {
         "database_down": database,
         "schema_behind": schema,
         "storage_failing": failing,
         "storage_backlog": backlog,
+        "journal_failing": journal,
     }
 
 

@@ -69,8 +69,8 @@ class PredictionService:
         return offered_models(self._registry)
 
     async def predict(self, texts: Sequence[str], model: str | None = None) -> PredictionBatch:
-        """Answer and store: the rows' room in the writer is taken first, so that a prediction answered 200 is
-        never one the writer drops for want of room (StorageBehind, a 503, instead)."""
+        """Answer and store: the rows' room is taken first and they are durable in the journal before they are
+        returned, so that a prediction answered 200 is never lost (StorageBehind, a 503, instead)."""
         self._validate(texts)
         started = time.perf_counter()
         entry = self._registry.select(model)
@@ -98,7 +98,7 @@ class PredictionService:
             )
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
-        self._writer.submit(predictions, reservation)
+        await self._writer.store(predictions, reservation)
         fallback_texts = sum(prediction.fallback_used for prediction in predictions)
         entry.stats.record_request(len(predictions), total_ms, fallback_texts)
         self._recent.record(len(predictions), fallback_texts, total_ms)

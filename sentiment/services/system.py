@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
@@ -17,7 +18,8 @@ from sentiment.inference.registry import ModelRegistry
 from sentiment.services.alert_rules import BACKLOG_WARNING_SHARE, StorageState
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.models import DefaultOrigin, ModelService
-from sentiment.storage.database import head_revision, missing_schema, ping, schema_problem
+from sentiment.storage.database import database_away, head_revision, missing_schema, ping, schema_problem
+from sentiment.storage.journal import unwritable
 from sentiment.storage.writer import PredictionWriter
 
 
@@ -30,7 +32,7 @@ class ModelState(msgspec.Struct):
     load_seconds: float | None
 
 
-StorageHealth = Literal["ok", "unreachable", "schema_behind", "writes_failing", "backlog"]
+StorageHealth = Literal["ok", "journal_failing", "unreachable", "schema_behind", "writes_failing", "backlog"]
 
 
 class DatabaseHealth(msgspec.Struct):
@@ -44,14 +46,19 @@ class DatabaseHealth(msgspec.Struct):
     last_write_error: str | None
     # What is wrong with the schema (not migrated, or behind the code) and how to fix it; None when current.
     schema: str | None = None
-    # ok, or the first of: unreachable, schema_behind, writes_failing (the database answers but refuses the
-    # writes: a full disk), backlog (over half the room for waiting predictions used).
+    # ok, or the first of: journal_failing (the local journal cannot write: predictions get 503), unreachable,
+    # schema_behind, writes_failing (the database answers but refuses the writes: a full disk), backlog (over
+    # half the room for waiting predictions used).
     state: StorageHealth = "ok"
     # Share of the room for predictions waiting to be written that is used; at 1.0 predictions get 503.
     backlog_share: float = 0.0
+    # Why the last append to the local journal failed, until one succeeds.
+    journal_error: str | None = None
 
 
 def storage_health(storage: StorageState) -> StorageHealth:
+    if storage.journal_error is not None:
+        return "journal_failing"
     if storage.unreachable is not None:
         return "unreachable"
     if storage.schema is not None:
@@ -66,10 +73,21 @@ def missing_schema_error(error: BaseException) -> bool:
     return missing_schema(error)
 
 
+def journal_problem(folder: str) -> str | None:
+    """Why the prediction journal cannot live in `folder` (said before serving), or None."""
+    return unwritable(Path(folder))
+
+
+def database_away_error(error: BaseException) -> bool:
+    """For the error table: the database did not answer (503), as opposed to a query that is wrong (500)."""
+    return database_away(error)
+
+
 class Readiness(msgspec.Struct):
     ready: bool
     default_model: str
-    database_latency_ms: float
+    database_latency_ms: float | None  # None while the database is away (the journal keeps the rows)
+    storage: StorageHealth = "ok"
 
 
 class Status(msgspec.Struct):
@@ -99,6 +117,7 @@ class Gauges(msgspec.Struct):
     """The figures a Prometheus scrape reads from this process's own objects."""
 
     pending_writes: int
+    journal_bytes: int
     dropped_writes: int
     breaker_states: Annotated[dict[str, int], msgspec.Meta(description="0 closed, 1 half-open, 2 open")]
     queue_depths: dict[str, int]
@@ -149,6 +168,7 @@ class SystemService:
             schema=schema,
             pending=self._writer.pending,
             backlog_share=self._writer.backlog_share,
+            journal_error=self._writer.journal_error,
         )
         return DatabaseHealth(
             reachable=error is None,
@@ -162,6 +182,7 @@ class SystemService:
             schema=schema,
             state=storage_health(storage),
             backlog_share=round(storage.backlog_share, 4),
+            journal_error=storage.journal_error,
         )
 
     async def storage_state(self) -> StorageState:
@@ -173,6 +194,7 @@ class SystemService:
             schema=health.schema,
             pending=health.pending_writes,
             backlog_share=health.backlog_share,
+            journal_error=health.journal_error,
         )
 
     async def readiness(self) -> Readiness:
@@ -184,15 +206,16 @@ class SystemService:
                 f"default model {default.key} is {default.status}"
                 + (f": {default.error}" if default.error else "")
             )
-        if not database.reachable:
-            reasons.append(f"database does not answer: {database.error}")
-        elif database.schema is not None:
+        # A database outage alone leaves the pod ready: it answers, and the journal keeps the rows meanwhile.
+        if database.schema is not None:
             reasons.append(f"database {database.schema}; predictions are answered and wait to be stored")
+        if database.journal_error is not None:
+            reasons.append(f"the prediction journal cannot write: {database.journal_error}")
         if database.backlog_share >= 1.0:
             reasons.append("storage is behind: the room for predictions waiting to be written is full")
         if reasons:
             raise NotReady("; ".join(reasons))
-        return Readiness(True, default.key, database.latency_ms or 0.0)
+        return Readiness(True, default.key, database.latency_ms, database.state)
 
     def models(self) -> list[ModelState]:
         return [
@@ -226,6 +249,7 @@ class SystemService:
     def gauges(self) -> Gauges:
         return Gauges(
             pending_writes=self._writer.pending,
+            journal_bytes=self._writer.pending_bytes,
             dropped_writes=self._writer.dropped,
             breaker_states={key: BREAKER_STATE_CODE[state] for key, state in self._breaker_states().items()},
             queue_depths=self._queue_depths(),

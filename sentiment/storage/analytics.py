@@ -7,8 +7,10 @@ sentiment.core.buckets).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import accumulate
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -25,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     select,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sentiment.core.analytics_math import (
@@ -33,7 +36,6 @@ from sentiment.core.analytics_math import (
     Bucket,
     SeriesCount,
     Slice,
-    latency_le_counts,
 )
 from sentiment.core.buckets import KEY_LENGTH, floor_to, key_start, shifted
 from sentiment.core.clock import as_utc
@@ -43,13 +45,37 @@ from sentiment.storage.tables import NO_DATASET, AlertRow, PredictionRollupRow, 
 
 Range = tuple[datetime, datetime]
 Rows = Result[*tuple[Any, ...]]
+Upsert = postgresql.Insert | sqlite.Insert
 AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
 
 _ROLLUP_KEY = ("hour", "model_used", "sentiment", "fallback_used", "dataset_key")
 _ROLLUP_SUMS = ("predictions", "latency_sum_ms", *LATENCY_COLUMNS)
+_UPSERTS: dict[str, Upsert] = {}
 # sentiment.services.failsafe raises one alert of this kind, keyed "breaker_open:<model>",
 # each time a breaker opens.
 BREAKER_ALERT_KIND = "breaker_open"
+
+
+class _RollupSums:
+    """One rollup row's sums, counted a prediction at a time: the latency histogram is kept per bucket (one
+    bisection a prediction rather than a comparison per bound) and made cumulative once, in `figures`."""
+
+    __slots__ = ("in_bucket", "latency_sum_ms", "predictions")
+
+    def __init__(self) -> None:
+        self.predictions = 0
+        self.latency_sum_ms = 0.0
+        # in_bucket[i]: latencies above bound i-1 and at or under bound i; the last one, above every bound.
+        self.in_bucket = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+
+    def add(self, latency_ms: float) -> None:
+        self.predictions += 1
+        self.latency_sum_ms += latency_ms
+        self.in_bucket[bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
+
+    def figures(self) -> tuple[float, ...]:
+        """The values of `_ROLLUP_SUMS`, in order."""
+        return (self.predictions, self.latency_sum_ms, *accumulate(self.in_bucket[:-1]))
 
 
 class RollupRepository:
@@ -59,8 +85,9 @@ class RollupRepository:
         self._connection = connection
 
     async def add(self, predictions: Sequence[Prediction]) -> None:
-        """Count `predictions` into their hours. Call it in the transaction that inserts them."""
-        totals: dict[tuple[object, ...], list[float]] = {}
+        """Count `predictions` into their hours, one upsert for the batch. Call it in the transaction that
+        inserts them."""
+        totals: dict[tuple[datetime, str, str, bool, UUID], _RollupSums] = {}
         for p in predictions:
             key = (
                 floor_to(p.timestamp, "hour"),
@@ -69,24 +96,33 @@ class RollupRepository:
                 p.fallback_used,
                 p.dataset_id or NO_DATASET,
             )
-            sums = totals.setdefault(key, [0] * len(_ROLLUP_SUMS))
-            for i, value in enumerate((1, p.processing_time_ms, *latency_le_counts(p.processing_time_ms))):
-                sums[i] += value
+            sums = totals.get(key)
+            if sums is None:
+                sums = totals[key] = _RollupSums()
+            sums.add(p.processing_time_ms)
         if not totals:
             return
-        statement = insert_for(self._connection, PredictionRollupRow)
-        statement = statement.on_conflict_do_update(
-            index_elements=list(_ROLLUP_KEY),
-            set_={
-                name: getattr(PredictionRollupRow, name) + statement.excluded[name] for name in _ROLLUP_SUMS
-            },
-        )
         # Sorted keys: replicas upserting the same hours lock their rows in one order, so they never deadlock.
         rows = [
-            dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_ROLLUP_SUMS, sums, strict=True))
+            dict(zip(_ROLLUP_KEY, key, strict=True)) | dict(zip(_ROLLUP_SUMS, sums.figures(), strict=True))
             for key, sums in sorted(totals.items(), key=lambda item: tuple(map(str, item[0])))
         ]
-        await self._connection.execute(statement, rows)
+        await self._connection.execute(self._upsert(), rows)
+
+    def _upsert(self) -> Upsert:
+        """The rollup upsert in the connection's dialect, built once per dialect (building it cost more than a
+        small batch's own counting)."""
+        dialect = self._connection.dialect.name
+        if dialect not in _UPSERTS:
+            statement = insert_for(self._connection, PredictionRollupRow)
+            _UPSERTS[dialect] = statement.on_conflict_do_update(
+                index_elements=list(_ROLLUP_KEY),
+                set_={
+                    column: getattr(PredictionRollupRow, column) + statement.excluded[column]
+                    for column in _ROLLUP_SUMS
+                },
+            )
+        return _UPSERTS[dialect]
 
     async def rebuild(self, hours: Range | None = None) -> None:
         """Recount rollups from the raw rows: all of them (after a bulk load that bypassed `add`), or only the

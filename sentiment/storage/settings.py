@@ -9,10 +9,11 @@ from sentiment.core.bounds import AtLeastOne, Positive
 
 
 class WriterSettings(msgspec.Struct, frozen=True):
-    """Rows per insert, rows and megabytes held while the database is away (beyond either, new ones are
-    dropped), and seconds between flushes."""
+    """Rows per insert and seconds between inserts; where the journal of answered predictions lives, and how
+    many rows and megabytes of it may wait for the database (beyond either, predictions get 503)."""
 
-    batch_size: AtLeastOne = 500
-    max_pending: AtLeastOne = 100_000
-    max_pending_mb: Positive = 256.0
+    batch_size: AtLeastOne = 2000  # bench/write_rate.py: Postgres gains 25-60% over 500, SQLite levels off
+    max_pending: AtLeastOne = 1_000_000
+    journal_dir: str = "./journal"
+    journal_mb: Positive = 1024.0
     flush_interval_s: Positive = 0.2

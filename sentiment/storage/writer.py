@@ -1,22 +1,22 @@
-"""Write-behind storage of predictions: off the request
-path, in batches, and patient while the database is down."""
+"""Storage of predictions: durable in a local journal before they are answered, then written to the database
+off the request path, in batches, and patiently while the database is down."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections import deque
 from collections.abc import Sequence
 from contextlib import suppress
+from pathlib import Path
 from typing import NamedTuple
 
 import structlog
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.core.tasks import cancel_and_wait, wait_until
-from sentiment.storage.database import OUTAGE_BACKOFF, missing_schema
+from sentiment.storage.database import OUTAGE_BACKOFF, database_away, missing_schema
+from sentiment.storage.journal import Journal, JournalFailed
 from sentiment.storage.repositories import PredictionRepository
 from sentiment.storage.settings import WriterSettings
 
@@ -28,33 +28,28 @@ WriteError = SQLAlchemyError | OSError
 def refused_for_content(error: WriteError) -> bool:
     """The database answered and refused the rows themselves (a constraint, a value it cannot hold): retrying
     the same rows cannot help. Unreachable, restarting, locked or busy databases take the same rows later."""
-    if isinstance(error, OSError | OperationalError | InterfaceError) or missing_schema(error):
-        return False
-    return isinstance(error, DBAPIError) and not error.connection_invalidated
+    return isinstance(error, DBAPIError) and not database_away(error) and not missing_schema(error)
 
 
 class PredictionWriter:
-    """Buffers answered predictions and inserts them in batches on a background task.
+    """Makes answered predictions durable in the journal before they are answered, then inserts them from the
+    journal into the database in batches on a background task.
 
-    The buffer is bounded by `max_pending` rows and `max_pending_mb` of memory (10,000-character texts make a
-    row 40 times the size of a tweet's). Predictions reserve their rows' room before they are scored and are
-    refused (StorageBehind) when there is none, so that no answered row is dropped for want of room; rows
-    submitted without a reservation are dropped (and counted in `dropped`) past the bounds.
+    What waits for the database is bounded by `max_pending` rows and `journal_mb` of disk. Predictions reserve
+    their rows' room before they are scored and are refused (StorageBehind) when there is none, so that a
+    request is answered 503 rather than 200 with rows that could not be kept.
     """
 
     def __init__(self, engine: AsyncEngine, settings: WriterSettings, store_text: bool) -> None:
         self._engine = engine
         self._settings = settings
         self._store_text = store_text
-        self._pending: deque[Prediction] = deque()
-        self._pending_bytes = 0
+        self._journal = Journal(Path(settings.journal_dir))
         self._reserved = Reservation(0, 0)  # room promised to requests being answered
-        self._max_pending_bytes = int(settings.max_pending_mb * 1024 * 1024)
-        self._wake = asyncio.Event()
+        self._max_backlog_bytes = int(settings.journal_mb * 1024 * 1024)
         self._closing = asyncio.Event()
         self._progress = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self.submitted = 0
         self.written = 0
         self.dropped = 0
         self.failed_attempts = 0
@@ -62,31 +57,38 @@ class PredictionWriter:
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="prediction-writer")
+        """Rows in the journal that the database does not have yet."""
+        return self._journal.backlog_rows
 
     @property
     def pending_bytes(self) -> int:
-        return self._pending_bytes
+        return self._journal.backlog_bytes
+
+    @property
+    def journal_error(self) -> str | None:
+        """Why the last append to the journal failed (a full disk), until one succeeds."""
+        return self._journal.failure
 
     @property
     def backlog_share(self) -> float:
-        """How much of the buffer's room (rows or bytes, whichever is fuller) is used or promised."""
-        rows = (len(self._pending) + self._reserved.rows) / self._settings.max_pending
-        size = (self._pending_bytes + self._reserved.bytes) / self._max_pending_bytes
+        """How much of the room (rows or bytes, whichever is fuller) is used or promised."""
+        rows = (self.pending + self._reserved.rows) / self._settings.max_pending
+        size = (self.pending_bytes + self._reserved.bytes) / self._max_backlog_bytes
         return max(rows, size)
 
+    def start(self) -> None:
+        """Open the journal (adopting what processes before this one left) and start writing."""
+        self._journal.open()
+        self._task = asyncio.create_task(self._run(), name="prediction-writer")
+
     def reserve(self, texts: Sequence[str]) -> Reservation:
-        """Room for the rows these texts will make, taken before they are scored: StorageBehind when the
-        buffer (with the room already promised) cannot hold them, so that a request is refused rather than
-        answered with rows that would be dropped. `submit` with the reservation, or `release` it."""
-        wanted = Reservation(len(texts), sum(text_bytes(text) for text in texts))
-        rows = len(self._pending) + self._reserved.rows + wanted.rows
-        size = self._pending_bytes + self._reserved.bytes + wanted.bytes
-        if rows > self._settings.max_pending or size > self._max_pending_bytes:
-            raise StorageBehind(len(self._pending))
+        """Room for the rows these texts will make, taken before they are scored: StorageBehind when the room
+        (with what is already promised) cannot hold them. `store` with the reservation, or `release` it."""
+        wanted = Reservation(len(texts), sum(record_bytes(text) for text in texts))
+        rows = self.pending + self._reserved.rows + wanted.rows
+        size = self.pending_bytes + self._reserved.bytes + wanted.bytes
+        if rows > self._settings.max_pending or size > self._max_backlog_bytes:
+            raise StorageBehind(self.pending)
         self._reserved = Reservation(self._reserved.rows + wanted.rows, self._reserved.bytes + wanted.bytes)
         return wanted
 
@@ -95,84 +97,89 @@ class PredictionWriter:
             self._reserved.rows - reservation.rows, self._reserved.bytes - reservation.bytes
         )
 
-    def submit(self, predictions: Sequence[Prediction], reservation: Reservation | None = None) -> None:
-        """Queue rows for the database. Rows with a reservation always fit (their room was kept for them);
-        others are dropped, and counted, past the buffer's bounds."""
-        if reservation is not None:
+    async def store(self, predictions: Sequence[Prediction], reservation: Reservation) -> None:
+        """Return once the rows are durable in the journal; StorageBehind when the disk refuses them."""
+        try:
+            await self._journal.append(predictions)
+        except JournalFailed as failure:
+            raise StorageBehind(self.pending, reason=str(failure)) from failure
+        finally:
             self.release(reservation)
-        room = self._settings.max_pending - len(self._pending) - self._reserved.rows
-        accepted = []
-        for prediction in predictions[: max(room, 0)]:
-            size = row_bytes(prediction)
-            if self._pending_bytes + self._reserved.bytes + size > self._max_pending_bytes:
-                break
-            self._pending_bytes += size
-            accepted.append(prediction)
-        self._pending.extend(accepted)
-        self.submitted += len(predictions)
-        if len(accepted) < len(predictions):
-            self.dropped += len(predictions) - len(accepted)
-            log.error(
-                "prediction_rows_dropped",
-                dropped=len(predictions) - len(accepted),
-                pending=len(self._pending),
-            )
-        self._wake.set()
 
     async def flush(self, timeout_s: float | None = None) -> bool:
-        """Wait until everything submitted so far is written
-        (or dropped); False when the timeout passed first."""
-        target = self.submitted
-        return await wait_until(self._progress, lambda: self.written + self.dropped >= target, timeout_s)
+        """Wait until the database has everything stored so far
+        (or refused it); False when the timeout passed first."""
+        target = self._journal.durable_rows
+        return await wait_until(self._progress, lambda: self._journal.consumed_rows >= target, timeout_s)
 
     async def close(self, timeout_s: float = 30.0) -> None:
-        """Write everything pending (bounded by `timeout_s`), then stop."""
+        """Write what the database takes within `timeout_s`, then stop: the rest stays in the journal."""
         if self._task is None:
             return
+        await self._journal.settled()
         self._closing.set()
-        self._wake.set()
+        self._journal.arrived.set()
         try:
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(self._task)
         except TimeoutError:
             await cancel_and_wait(self._task)
-            log.error("prediction_writer_closed_with_pending_rows", pending=len(self._pending))
+            log.warning("prediction_writer_stopped_with_rows_in_journal", pending=self.pending)
         self._task = None
+        self._journal.close()
 
     async def _run(self) -> None:
+        retrying = False
         while True:
-            if not self._pending:
+            batch = await asyncio.to_thread(self._journal.read, self._settings.batch_size)
+            if batch is None:
                 if self._closing.is_set():
                     return
-                self._wake.clear()
-                await self._wake.wait()
+                self._journal.arrived.clear()
+                await self._journal.arrived.wait()
                 # Let a batch gather instead of inserting each
                 # request's rows on their own; closing cuts it short.
                 with suppress(TimeoutError):
                     async with asyncio.timeout(self._settings.flush_interval_s):
                         await self._closing.wait()
-            batch = [self._pending[i] for i in range(min(self._settings.batch_size, len(self._pending)))]
-            error = await self._write(batch) if batch else None
-            if error is None:
-                settled = len(batch)
-                self.written += settled
-            elif refused_for_content(error):
-                settled = await self._write_alone(batch)
-            else:
-                settled = 0
-            for _ in range(settled):
-                self._pending_bytes -= row_bytes(self._pending.popleft())
-            if settled:
-                async with self._progress:
-                    self._progress.notify_all()
-            if settled < len(batch):
+                continue
+            rows = batch.rows
+            # Rows a dead process wrote, or a batch whose commit may have landed before an error, may already
+            # be in the database: those are skipped, never inserted twice.
+            if batch.inherited or retrying:
+                rows = await self._not_stored(rows)
+            retrying = not await self._settle(rows)
+            if retrying:
                 await asyncio.sleep(OUTAGE_BACKOFF.delay(self.failed_attempts))
+                continue
+            self._journal.advance(batch)
+            self.dropped += batch.lost_rows
+            async with self._progress:
+                self._progress.notify_all()
 
-    async def _write_alone(self, batch: list[Prediction]) -> int:
+    async def _settle(self, rows: list[Prediction]) -> bool:
+        """Insert the rows; False when the database is away (the batch is tried again)."""
+        error = await self._write(rows) if rows else None
+        if error is None:
+            self.written += len(rows)
+            return True
+        if refused_for_content(error):
+            return await self._write_alone(rows)
+        return False
+
+    async def _not_stored(self, rows: list[Prediction]) -> list[Prediction]:
+        try:
+            async with self._engine.connect() as connection:
+                stored = await PredictionRepository(connection).existing_ids([row.id for row in rows])
+        except (SQLAlchemyError, OSError):
+            return rows  # the insert will meet the same error and wait for the database
+        return [row for row in rows if row.id not in stored]
+
+    async def _write_alone(self, batch: list[Prediction]) -> bool:
         """After the database refused a batch for its content, write its rows one at a time and drop (and
-        count) only a row refused on its own, so that it cannot hold back the rows behind it. Returns how many
-        rows from the front of `batch` are settled: fewer when the database stops answering on the way."""
-        for settled, prediction in enumerate(batch):
+        count) only a row refused on its own, so that it cannot hold back the rows behind it. False when the
+        database stops answering on the way (the batch is tried again, skipping the rows it has)."""
+        for prediction in batch:
             error = await self._write([prediction])
             if error is None:
                 self.written += 1
@@ -180,8 +187,8 @@ class PredictionWriter:
                 self.dropped += 1
                 log.error("prediction_row_refused", id=str(prediction.id), error=_describe(error))
             else:
-                return settled
-        return len(batch)
+                return False
+        return True
 
     async def _write(self, batch: list[Prediction]) -> WriteError | None:
         """Insert the rows in one transaction; the error when the database did not take them."""
@@ -195,18 +202,14 @@ class PredictionWriter:
             self.failed_attempts += 1
             self.last_error = _describe(error)
             log.warning(
-                "prediction_write_failed", rows=len(batch), pending=len(self._pending), error=self.last_error
+                "prediction_write_failed", rows=len(batch), pending=self.pending, error=self.last_error
             )
             return error
         if self.last_error is not None:
-            log.info("prediction_writes_resumed", pending=len(self._pending))
+            log.info("prediction_writes_resumed", pending=self.pending)
         self.failed_attempts = 0
         self.last_error = None
         return None
-
-
-# What a pending row holds besides its text (its id, time, scores, names), measured with tracemalloc.
-ROW_OVERHEAD_BYTES = 480
 
 
 class Reservation(NamedTuple):
@@ -214,13 +217,13 @@ class Reservation(NamedTuple):
     bytes: int
 
 
-def text_bytes(text: str) -> int:
-    """The memory a pending row of this text takes, near enough to bound the buffer by bytes."""
-    return sys.getsizeof(text) + ROW_OVERHEAD_BYTES
+# What a row adds to its text in the journal (its id, time, scores, names, as MessagePack): about 300 bytes.
+RECORD_OVERHEAD_BYTES = 320
 
 
-def row_bytes(prediction: Prediction) -> int:
-    return text_bytes(prediction.text)
+def record_bytes(text: str) -> int:
+    """The journal bytes a row of this text takes, near enough (by its UTF-8 length) to bound it by bytes."""
+    return len(text.encode("utf-8", "surrogatepass")) + RECORD_OVERHEAD_BYTES
 
 
 def _describe(error: WriteError) -> str:

@@ -27,7 +27,7 @@ from sentiment.core.domain import (
     StorageFull,
     UnknownModel,
 )
-from sentiment.services.system import missing_schema_error
+from sentiment.services.system import database_away_error, missing_schema_error
 from sentiment.web.key_guard import LoginRequired
 
 log = structlog.get_logger(__name__)
@@ -64,7 +64,11 @@ def invalid_utf8_response(_: Request, error: UnicodeDecodeError) -> Response[dic
     return Response({"status_code": 400, "detail": detail}, status_code=400)
 
 
-def database_unavailable_response(_: Request, error: Exception) -> Response[dict[str, object]]:
+def database_error_response(request: Request, error: Exception) -> Response[dict[str, object]]:
+    """A database that does not answer, or lacks its schema, is a 503 saying what to do; any other database
+    error is a bug in a query: a 500 logged with its traceback, never called an outage."""
+    if not (missing_schema_error(error) or database_away_error(error)):
+        return unhandled_error_response(request, error)
     log.warning(
         "database_unavailable",
         error=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}",
@@ -111,9 +115,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     TooManyRequestsException: too_many_requests_response,
     SentimentError: domain_error_response,
     UnicodeDecodeError: invalid_utf8_response,
-    SQLAlchemyError: database_unavailable_response,
-    ConnectionError: database_unavailable_response,
-    socket.gaierror: database_unavailable_response,  # a host name that does not resolve
+    SQLAlchemyError: database_error_response,
+    ConnectionError: database_error_response,
+    socket.gaierror: database_error_response,  # a host name that does not resolve
     500: unhandled_error_response,
 }
 

@@ -95,11 +95,19 @@ class ServiceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         gauges = self._system.gauges()
-        pending = GaugeMetricFamily("sentiment_pending_writes", "Answered predictions not yet written")
+        pending = GaugeMetricFamily(
+            "sentiment_pending_writes", "Answered predictions in the journal, not yet in the database"
+        )
         pending.add_metric([], gauges.pending_writes)
         yield pending
+        journal = GaugeMetricFamily(
+            "sentiment_journal_bytes",
+            "Bytes of the journal waiting for the database (SENTIMENT_JOURNAL_MB bounds)",
+        )
+        journal.add_metric([], gauges.journal_bytes)
+        yield journal
         dropped = CounterMetricFamily(
-            "sentiment_dropped_writes", "Predictions dropped because the write buffer was full"
+            "sentiment_dropped_writes", "Answered predictions the database refused for their own content"
         )
         dropped.add_metric([], gauges.dropped_writes)
         yield dropped

@@ -81,6 +81,27 @@ def test_bad_setting_stops_start_up_with_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_a_journal_folder_that_cannot_be_written_stops_start_up_with_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    journal = blocked / "journal"
+    result = subprocess.run(
+        [sys.executable, "-m", "sentiment", "serve"],
+        check=False,
+        env={"SENTIMENT_JOURNAL_DIR": str(journal), "PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    expected = f"SENTIMENT_JOURNAL_DIR='{journal}' cannot be written: Not a directory"
+    assert result.stderr.strip().splitlines() == [f"sentiment: configuration error: {expected}"]
+
+
 async def test_full_queue_answers_503_with_retry_after_at_once(
     tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProcess]
 ) -> None:

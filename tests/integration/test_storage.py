@@ -4,27 +4,32 @@ answered prediction becomes a row; alerts are keyed."""
 import asyncio
 import os
 import sys
+import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import pytest
+import structlog.testing
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from uuid_utils import uuid7
 
 from sentiment.app import create_app
 from sentiment.core.domain import Prediction, StorageBehind
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
+from sentiment.services.alerts import AlertService
 from sentiment.services.settings import AlertRules
 from sentiment.storage.database import create_engine, head_revision, schema_problem, upgrade
 from sentiment.storage.history import HistoryFilters, HistoryRepository
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.settings import WriterSettings
 from sentiment.storage.tables import PredictionRow
-from sentiment.storage.writer import PredictionWriter, row_bytes
+from sentiment.storage.writer import PredictionWriter
+from sentiment.web.settings import ServerLimits
 from tests.conftest import in_app, make_settings, wait_until_settled
 
 
@@ -145,36 +150,70 @@ def answered(text: str, same_id_as: Prediction | None = None) -> Prediction:
     )
 
 
-async def test_rows_held_for_the_database_are_bounded_by_bytes_not_only_by_count(database_url: str) -> None:
-    """During an outage, 10,000-character texts took a process from 540 MB to 4.4 GB in 14 s: the buffer's
-    byte budget holds, and what it holds is written once the database takes it."""
+async def database_down(batch: list[Prediction]) -> OSError:
+    return OSError("connection refused")
+
+
+async def store(writer: PredictionWriter, predictions: list[Prediction]) -> None:
+    await writer.store(predictions, writer.reserve([p.text for p in predictions]))
+
+
+async def test_rows_waiting_for_the_database_cost_disk_within_its_budget_not_memory(
+    database_url: str, tmp_path: Path
+) -> None:
+    """During an outage, 10,000-character texts took a process from 540 MB to 4.4 GB in 14 s: now they wait in
+    the journal, within its byte budget (then 503), and the process's memory does not grow with them."""
     await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(database_url)
     long_text = "x" * 10_000
-    budget = 3 * row_bytes(answered(long_text))
-    settings = WriterSettings(flush_interval_s=0.01, max_pending_mb=budget / (1024 * 1024))
+    budget_mb = 16.0
+    journal = tmp_path / "journal"
+    settings = WriterSettings(flush_interval_s=0.01, journal_dir=str(journal), journal_mb=budget_mb)
     writer = PredictionWriter(engine, settings, store_text=True)
-    writer.submit([answered(long_text) for _ in range(5)])  # not started yet: nothing leaves the buffer
-    assert (writer.pending, writer.dropped, writer.pending_bytes) == (3, 2, budget)
     writer.start()
-    assert await writer.flush(10)
+    write = writer._write
+    writer._write = database_down  # type: ignore[method-assign]
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    stored = 0
+    with pytest.raises(StorageBehind, match="storage is behind"):
+        while True:
+            await store(writer, [answered(long_text) for _ in range(10)])
+            stored += 10
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    journal_bytes = sum(f.stat().st_size for f in journal.rglob("*.seg"))
+    assert stored == writer.pending and stored * 10_000 > 0.9 * budget_mb * 1024 * 1024
+    assert journal_bytes <= budget_mb * 1024 * 1024
+    # What stays in memory is the one batch being retried (at most 2 MB read back), not what waits.
+    assert grown < budget_mb / 4 * 1024 * 1024, f"memory grew {grown:,} bytes for {stored * 10_000:,} waiting"
+    writer._write = write  # type: ignore[method-assign]
+    assert await writer.flush(30)
     await writer.close()
+    async with engine.connect() as connection:
+        rows = await PredictionRepository(connection).count()
     await engine.dispose()
-    assert (writer.written, writer.pending, writer.pending_bytes) == (3, 0, 0)
+    assert (rows, writer.written, writer.pending) == (stored, stored, 0)
+    assert list(journal.iterdir()) == []  # everything written: the process's journal folder is gone
 
 
-def test_room_is_reserved_before_the_work_and_a_reserved_row_is_never_dropped() -> None:
-    writer = PredictionWriter(create_engine("sqlite+aiosqlite://"), WriterSettings(max_pending=5), True)
+async def test_room_is_reserved_before_the_work_and_a_reserved_row_is_never_dropped(tmp_path: Path) -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    writer = PredictionWriter(engine, WriterSettings(max_pending=5, journal_dir=str(tmp_path)), True)
+    writer.start()
+    writer._write = database_down  # type: ignore[method-assign]
     first = writer.reserve(["a", "b", "c"])
     with pytest.raises(StorageBehind):
         writer.reserve(["d", "e", "f"])  # 3 promised + 3 would pass 5
-    writer.submit([answered(text) for text in "abc"], first)
+    await writer.store([answered(text) for text in "abc"], first)
     assert (writer.pending, writer.dropped) == (3, 0)
     second = writer.reserve(["d", "e"])
     with pytest.raises(StorageBehind, match="storage is behind: 3 predictions are waiting for the database"):
         writer.reserve(["f"])
     writer.release(second)
     writer.reserve(["f"])
+    await writer.close(0.1)
+    await engine.dispose()
 
 
 async def test_when_storage_falls_behind_predictions_are_refused_not_answered_and_dropped(
@@ -187,10 +226,6 @@ async def test_when_storage_falls_behind_predictions_are_refused_not_answered_an
     async with AsyncTestClient(app=app) as client:
         writer = app.state.resources.writer
         write = writer._write
-
-        async def database_down(batch: list[Prediction]) -> OSError:
-            return OSError("connection refused")
-
         writer._write = database_down
         answers = [
             await client.post("/predict/batch", json={"texts": ["one", "two", "three"]}),
@@ -215,18 +250,19 @@ async def test_when_storage_falls_behind_predictions_are_refused_not_answered_an
 
 
 async def test_a_row_the_database_refuses_is_dropped_alone_and_the_rows_around_it_are_written(
-    database_url: str,
+    database_url: str, tmp_path: Path
 ) -> None:
     await asyncio.to_thread(upgrade, database_url)
     engine = create_engine(database_url)
-    writer = PredictionWriter(engine, WriterSettings(flush_interval_s=0.01), store_text=True)
+    settings = WriterSettings(flush_interval_s=0.01, journal_dir=str(tmp_path))
+    writer = PredictionWriter(engine, settings, store_text=True)
     first = answered("first")
     writer.start()
-    writer.submit([first])
+    await store(writer, [first])
     assert await writer.flush(10)
     # A duplicate primary key makes the database refuse that
     # row (and the batch it arrives in) for its content.
-    writer.submit([answered("before"), answered("duplicate", same_id_as=first), answered("after")])
+    await store(writer, [answered("before"), answered("duplicate", same_id_as=first), answered("after")])
     assert await writer.flush(10)
     await writer.close()
     async with engine.connect() as connection:
@@ -348,6 +384,98 @@ async def test_a_database_host_that_does_not_resolve_is_a_503_naming_the_setting
     assert "DATABASE_URL" in reads[0].json()["detail"]
 
 
+async def test_through_a_database_outage_the_pod_stays_ready_and_the_next_process_stores_what_it_answered(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The database away for the whole life of a process: it stays ready and answers, each answer durable in
+    its journal; shut down, it leaves the rows there, and the next process to start (the database back) writes
+    them. (A database that never answers is simplest made by a host that does not resolve.)"""
+    journal = WriterSettings(journal_dir=str(tmp_path / "journal"))
+    down = make_settings(
+        "postgresql+asyncpg://sentiment@no-such-host.invalid/db",
+        auto_migrate=False,
+        writer=journal,
+        server=ServerLimits(shutdown_s=2),
+    )
+    app = create_app(down)
+    async with AsyncTestClient(app=app) as client:
+        answered = [
+            (await client.post("/predict", json={"text": f"text {i}"})).json()["id"] for i in range(4)
+        ]
+        batch = await client.post("/predict/batch", json={"texts": ["one", "two"]})
+        answered += [r["id"] for r in batch.json()["results"]]
+        ready = await client.get("/ready")
+        health = await client.get("/db/health")
+    assert ready.status_code == 200 and ready.json()["storage"] == "unreachable"
+    assert health.status_code == 503 and health.json()["state"] == "unreachable"
+    assert health.json()["pending_writes"] == 6
+    back = create_app(make_settings(sqlite_url, writer=journal))
+    async with AsyncTestClient(app=back) as client:
+        assert in_app(client, back.state.resources.writer.flush, 10)
+    engine = create_engine(sqlite_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+    await engine.dispose()
+    assert stored == set(answered)
+    assert list((tmp_path / "journal").iterdir()) == []
+
+
+async def test_a_journal_that_cannot_write_refuses_predictions_and_makes_the_pod_unready_until_it_can(
+    sqlite_url: str, tiny_filesystem: Path
+) -> None:
+    """The journal's disk full (a 64 KiB tmpfs): a prediction whose rows cannot be made durable is a 503,
+    never a 200; /ready and /db/health say why; once the disk takes rows again, all is as before."""
+    app = create_app(make_settings(sqlite_url, writer=WriterSettings(journal_dir=str(tiny_filesystem))))
+    async with AsyncTestClient(app=app) as client:
+        fits = await client.post("/predict", json={"text": "a short one"})
+        texts = ["x" * 9_000 + str(i) for i in range(10)]  # 90 KB: more than the disk holds
+        too_big = await client.post("/predict/batch", json={"texts": texts})
+        ready = await client.get("/ready")
+        health = await client.get("/db/health")
+        again = await client.post("/predict", json={"text": "short again"})
+        ready_again = await client.get("/ready")
+        assert in_app(client, app.state.resources.writer.flush, 10)
+    assert fits.status_code == 200
+    assert too_big.status_code == 503 and too_big.headers["retry-after"] == "1"
+    assert "the prediction journal cannot write" in too_big.json()["detail"]
+    assert "No space left on device" in too_big.json()["detail"]
+    assert ready.status_code == 503 and "journal cannot write" in ready.json()["detail"]
+    assert health.status_code == 503 and health.json()["state"] == "journal_failing"
+    assert again.status_code == 200 and ready_again.status_code == 200
+    engine = create_engine(sqlite_url)
+    async with engine.connect() as connection:
+        stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
+    await engine.dispose()
+    assert stored == {fits.json()["id"], again.json()["id"]}
+
+
+async def test_a_query_bug_is_a_500_logged_with_its_traceback_never_called_an_outage(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every database error answered 503 "the database does not answer" before: a wrong query too, which no
+    retry mends. Now only an outage (or a missing schema) is a 503."""
+    bug = ProgrammingError("SELECT nonsense FROM alerts", {}, Exception('column "nonsense" does not exist'))
+    outage = OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+    app = create_app(make_settings(database_url))
+    async with AsyncTestClient(app=app) as client:
+        answers = {}
+        for name, error in (("bug", bug), ("outage", outage)):
+
+            async def failing(*args: object, error: Exception = error, **kwargs: object) -> None:
+                raise error
+
+            monkeypatch.setattr(AlertService, "list", failing)
+            with structlog.testing.capture_logs() as logged:
+                answers[name] = (await client.get("/alerts"), logged)
+    (bug_answer, bug_logs), (outage_answer, outage_logs) = answers["bug"], answers["outage"]
+    assert bug_answer.status_code == 500 and "retry-after" not in bug_answer.headers
+    [logged_bug] = [line for line in bug_logs if line["event"] == "unhandled_error"]
+    assert logged_bug["exc_info"] is bug
+    assert outage_answer.status_code == 503 and outage_answer.headers["retry-after"] == "5"
+    assert "does not answer" in outage_answer.json()["detail"]
+    assert not [line for line in outage_logs if line["event"] == "unhandled_error"]
+
+
 async def test_writes_that_fail_while_the_database_answers_are_said_and_alerted_then_stored(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -365,15 +493,25 @@ async def test_writes_that_fail_while_the_database_answers_are_said_and_alerted_
         answered = [
             (await client.post("/predict", json={"text": f"text {i}"})).json()["id"] for i in range(3)
         ]
-        await asyncio.sleep(1.0)
+
+        async def alerts(state: str) -> list[str]:
+            return [a["key"] for a in (await client.get("/alerts", params={"state": state})).json()]
+
+        async def until_alerted(state: str) -> list[dict[str, str]]:
+            """The monitor checks every 0.05 s, and its alert is stored a moment later: up to 10 s here."""
+            for _ in range(200):
+                if "storage_failing" in await alerts(state):
+                    break
+                await asyncio.sleep(0.05)
+            return list((await client.get("/alerts", params={"state": state})).json())
+
+        active = await until_alerted("active")
         health = await client.get("/db/health")
         ready = await client.get("/ready")
-        active = (await client.get("/alerts", params={"state": "active"})).json()
         monkeypatch.setattr(PredictionRepository, "add_many", add_many)
         assert in_app(client, app.state.resources.writer.flush, 15)
-        await asyncio.sleep(0.3)
+        resolved = await until_alerted("resolved")
         healed = (await client.get("/db/health")).json()
-        resolved = (await client.get("/alerts", params={"state": "resolved"})).json()
     assert health.status_code == 503
     body = health.json()
     assert (body["reachable"], body["state"], body["pending_writes"]) == (True, "writes_failing", 3)

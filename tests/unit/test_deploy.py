@@ -37,6 +37,7 @@ SERVICE_METRICS = {
     "sentiment_breaker_state",
     "sentiment_breaker_transitions_total",
     "sentiment_pending_writes",
+    "sentiment_journal_bytes",
     "sentiment_dropped_writes_total",
     "sentiment_queue_depth",
     "sentiment_cache_hits_total",
@@ -239,6 +240,22 @@ def test_read_only_root_filesystem_has_writable_tmp_and_data_volumes() -> None:
     for path in ("/tmp", "/data"):
         assert path in mounts and not mounts[path].get("readOnly", False)
         assert "emptyDir" in volumes[mounts[path]["name"]]
+
+
+def test_the_journal_outlives_the_pod_and_shutdown_fits_the_grace_period() -> None:
+    """Rows a pod could not write by the end of its shutdown stay in a journal on a volume every replica
+    mounts (the next to start adopts them), and the grace period covers preStop plus the service's bound."""
+    pod = deployment()["spec"]["template"]["spec"]
+    c = container(deployment())
+    data = one("ConfigMap", "sentiment-config")["data"]
+    database_url = one("Secret", "sentiment-secrets")["stringData"]["database-url"]
+    settings = Settings.from_env({**data, "DATABASE_URL": database_url})
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    volume = {v["name"]: v for v in pod["volumes"]}[mounts[settings.writer.journal_dir]["name"]]
+    claim = one("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    pre_stop_s = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pre_stop_s + settings.server.shutdown_s < pod["terminationGracePeriodSeconds"]
 
 
 def test_every_volume_mount_has_a_volume_and_every_claim_exists() -> None:

@@ -23,6 +23,7 @@ def test_no_condition_holds_on_healthy_traffic() -> None:
         "schema_behind": None,
         "storage_failing": None,
         "storage_backlog": None,
+        "journal_failing": None,
     }
 
 
@@ -68,7 +69,18 @@ def test_a_backlog_past_half_the_room_warns_before_predictions_are_refused() -> 
     assert evaluate(totals(), StorageState(backlog_share=0.49), RULES)["storage_backlog"] is None
     backlog = evaluate(totals(), StorageState(pending=50_000, backlog_share=0.5), RULES)["storage_backlog"]
     assert backlog is not None and backlog.severity == "warning"
-    assert backlog.message.startswith("50,000 predictions wait in memory: 50% of the room for them is used")
+    assert backlog.message.startswith(
+        "50,000 predictions wait in the journal: 50% of the room for them is used"
+    )
+
+
+def test_a_journal_that_cannot_write_has_its_own_alert_whatever_the_database_does() -> None:
+    full = StorageState(journal_error="OSError: No space left on device", unreachable="refused")
+    conditions = evaluate(totals(), full, RULES)
+    journal = conditions["journal_failing"]
+    assert journal is not None and journal.severity == "critical"
+    assert "No space left on device" in journal.message and "refused with 503" in journal.message
+    assert conditions["database_down"] is not None  # both are said: each has its own fix
 
 
 def test_window_forgets_requests_older_than_its_length() -> None:

@@ -62,7 +62,10 @@ def test_postgres_parts_build_an_asyncpg_url_and_plain_urls_get_async_drivers() 
     assert (
         Settings.from_env({"DATABASE_URL": "postgres://u@h/d"}).database_url == "postgresql+asyncpg://u@h/d"
     )
-    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"}).auto_migrate is False
+    # Migrations apply at start on every database (on Postgres under an advisory lock) unless turned off.
+    assert Settings.from_env({"DATABASE_URL": "postgresql://u@h/d"}).auto_migrate is True
+    off = {"DATABASE_URL": "postgresql://u@h/d", "SENTIMENT_AUTO_MIGRATE": "false"}
+    assert Settings.from_env(off).auto_migrate is False
 
 
 def test_obsolete_settings_are_accepted_with_a_warning_each() -> None:
