@@ -26,12 +26,14 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.app import create_app
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.registry import load_backend
 from sentiment.settings import Settings
+from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.settings import WriterSettings
 
 T = TypeVar("T")
@@ -131,6 +133,15 @@ def in_app(client: AsyncTestClient, fn: Callable[..., Awaitable[T]], *args: obje
     """Run a coroutine function on the app's own event loop
     (the test client serves it from another thread)."""
     return client.blocking_portal.call(fn, *args)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh, migrated database of each kind, for the storage code's own tests."""
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ replicas. A revocation reaches the other within the cache time, and the usage bo
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,16 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sentiment.core.domain import InvalidInput
 from sentiment.services.api_keys import ApiKeyService
-from sentiment.storage.database import create_engine, upgrade
 from tests.clocks import FakeClock
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_revocation_reaches_another_replica_within_the_cache_time(engine: AsyncEngine) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -79,14 +79,6 @@ def plain_row(p: Prediction, store_text: bool) -> dict[str, Any]:
         "dataset_id": p.dataset_id,
         "group_name": p.group,
     }
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await asyncio.to_thread(upgrade, database_url)
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
 
 
 async def add_in_batches(
