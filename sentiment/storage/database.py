@@ -34,8 +34,8 @@ def create_engine(url: str) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # A checkpoint every 10,000 pages (40 MB of WAL) rather than 1,000: each one writes back and syncs
-        # every page the transactions since the last one touched, and the text_hash index touches a page per
-        # row: fewer, larger checkpoints took a fifth off a batch insert (bench/write_rate.py).
+        # every page the transactions since the last one touched: fewer, larger checkpoints took a fifth off a
+        # batch insert (bench/write_rate.py).
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 

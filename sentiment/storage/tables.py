@@ -48,7 +48,6 @@ class PredictionRow(Base):
         Index("ix_predictions_created_at", "created_at"),
         Index("ix_predictions_model_used_created_at", "model_used", "created_at"),
         Index("ix_predictions_dataset_id_created_at", "dataset_id", "created_at"),
-        Index("ix_predictions_text_hash", "text_hash"),
     )
 
 
