@@ -1,5 +1,5 @@
-"""Drop the index on predictions.text_hash: nothing queries by it, and on SQLite it cost a random page write per
-inserted row, which halved the write rate of a table with a million rows (bench/write_rate.py --prefill).
+"""Drop the index on predictions.text_hash: nothing queries by it, and on SQLite it cost a random page write
+per inserted row, which halved the write rate of a table with a million rows (bench/write_rate.py --prefill).
 
 Revision ID: 0006
 Revises: 0005
