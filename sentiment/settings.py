@@ -24,7 +24,17 @@ from sentiment.breaker import BreakerSettings, InvalidBreakerSetting
 from sentiment.core.bounds import AtLeastOne, Positive
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
-from sentiment.inference.catalogue import BUILTIN_MODELS, KEY_ALIASES, REMOTE_KEY, ModelSpec, spec_from_source
+from sentiment.inference.catalogue import (
+    BUILTIN_MODELS,
+    KEY_ALIASES,
+    LOCAL_AI_KEY,
+    REMOTE_KEY,
+    LlmOptions,
+    ModelSpec,
+    openai_base_url,
+    spec_from_source,
+)
+from sentiment.inference.llm_settings import LlmEntryError, llm_options
 from sentiment.inference.long_texts import LONG_TEXT_MODES, LongTexts
 from sentiment.inference.paths import DEFAULT_CACHE_DIR, EXECUTION_PATHS, ExecutionPath
 from sentiment.services.settings import AlertRules, DatasetSettings, UploadPolicy
@@ -38,7 +48,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
 # memory bound of waiting predictions (they wait in the journal now).
 OBSOLETE_SETTINGS = {
     **dict.fromkeys(
-        ("REDIS_HOST", "REDIS_PASSWORD", "USE_LOCAL_AI", "MKL_NUM_THREADS"),
+        ("REDIS_HOST", "REDIS_PASSWORD", "MKL_NUM_THREADS"),
         "means nothing in the single-process service",
     ),
     "SENTIMENT_SESSION_SECRET": "means nothing now that page sessions are kept in the database",
@@ -116,9 +126,9 @@ class Settings(msgspec.Struct, frozen=True):
         )
         models = (
             BUILTIN_MODELS
-            + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip(), path)
+            + _models_file(env.get("SENTIMENT_MODELS_FILE", "").strip(), path, env)
             + _parse_models(env.get("SENTIMENT_MODELS", ""), path)
-            + _remote_model(env.get("MODEL_SERVICE_URL", "").strip())
+            + _remote_model(env)
         )
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
@@ -352,9 +362,10 @@ def _parse_models(raw: str, path: ExecutionPath) -> tuple[ModelSpec, ...]:
     return tuple(specs)
 
 
-def _models_file(path: str, default_path: ExecutionPath) -> tuple[ModelSpec, ...]:
-    """`[models.KEY]` tables with a `source` each (a folder, a hub id or a remote server URL) and optionally
-    a `path` (fp32, int8, onnx, onnx-int8)."""
+def _models_file(path: str, default_path: ExecutionPath, env: Mapping[str, str]) -> tuple[ModelSpec, ...]:
+    """`[models.KEY]` tables: a `source` each (a folder, a hub id or a remote server URL) and optionally a
+    `path` (fp32, int8, onnx, onnx-int8); or `kind = "openai"`, a language model behind an OpenAI-compatible
+    server (`base_url`, `model`, `api_key_env`, prompt and limits: see the README)."""
     if not path:
         return ()
     try:
@@ -363,19 +374,43 @@ def _models_file(path: str, default_path: ExecutionPath) -> tuple[ModelSpec, ...
         raise SettingsError(f"SENTIMENT_MODELS_FILE={path!r} cannot be read: {error}") from None
     specs = []
     for key, table in document.get("models", {}).items():
+        where = f"SENTIMENT_MODELS_FILE {path!r}: [models.{key}]"
+        if isinstance(table, dict) and table.get("kind") == "openai":
+            try:
+                base_url, options = llm_options(table, Path(path).parent, env)
+            except LlmEntryError as error:
+                raise SettingsError(f"{where} {error}") from None
+            specs.append(ModelSpec(key, base_url, kind="openai", known_labels=options.labels, llm=options))
+            continue
         if not isinstance(table, dict) or not isinstance(table.get("source"), str):
-            raise SettingsError(f'SENTIMENT_MODELS_FILE {path!r}: [models.{key}] needs a source = "..."')
+            raise SettingsError(f'{where} needs a source = "..." (or kind = "openai" and a base_url)')
         execution = _execution_path(str(table.get("path", default_path)), f"[models.{key}] path")
         specs.append(spec_from_source(key, table["source"], execution))
     return tuple(specs)
 
 
-def _remote_model(url: str) -> tuple[ModelSpec, ...]:
+def _remote_model(env: Mapping[str, str]) -> tuple[ModelSpec, ...]:
+    """MODEL_SERVICE_URL as the original system read it: with USE_LOCAL_AI=true a LocalAI server (OpenAI API;
+    the served model from LOCAL_AI_MODEL or else the first it lists), otherwise a server speaking
+    text-embeddings-inference's /predict."""
+    url = env.get("MODEL_SERVICE_URL", "").strip()
+    local_ai = _read("USE_LOCAL_AI", env.get("USE_LOCAL_AI", "").strip() or "false", BoolType())
+    if local_ai and not url:
+        raise SettingsError(
+            "USE_LOCAL_AI=true needs MODEL_SERVICE_URL, the LocalAI server (http://host:8080)"
+        )
     if not url:
         return ()
     parsed = urlsplit(url)
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise SettingsError(f"MODEL_SERVICE_URL={url!r} is not an http(s) URL")
+    if local_ai:
+        options = LlmOptions(model=env.get("LOCAL_AI_MODEL", "").strip() or None)
+        return (
+            ModelSpec(
+                LOCAL_AI_KEY, openai_base_url(url), kind="openai", known_labels=options.labels, llm=options
+            ),
+        )
     return (spec_from_source(REMOTE_KEY, url),)
 
 

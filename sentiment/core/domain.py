@@ -12,6 +12,9 @@ import msgspec
 Label = Literal["negative", "neutral", "positive"]
 LABELS: tuple[Label, ...] = ("negative", "neutral", "positive")
 VADER_KEY = "vader"
+# Where a prediction's per-class scores come from: the model's own probabilities (a classifier's softmax,
+# VADER's proportions), a language model's token log-probabilities, or nowhere (1.0 for the label it named).
+ScoresSource = Literal["model", "logprobs", "none"]
 
 
 class Scored(msgspec.Struct, frozen=True):
@@ -22,6 +25,7 @@ class Scored(msgspec.Struct, frozen=True):
     scores: dict[str, float]
     # The model saw only part of the text (longer than its window).
     truncated: bool = False
+    scores_source: ScoresSource = "model"
 
 
 class Prediction(msgspec.Struct, frozen=True):
@@ -40,6 +44,7 @@ class Prediction(msgspec.Struct, frozen=True):
     dataset_id: UUID | None = None
     group: str | None = None
     truncated: bool = False
+    scores_source: ScoresSource = "model"
 
 
 # Characters that show nothing: whitespace, zero-width spaces and joiners, the BOM, the soft hyphen,

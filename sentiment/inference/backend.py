@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from sentiment.core.domain import Label, Scored
+from sentiment.inference.stats import TokenUsage
 
 
 class Backend(Protocol):
@@ -20,6 +21,19 @@ class Backend(Protocol):
     fast_path_rejected: str | None
     # True when a long text costs a forward pass per window (SENTIMENT_LONG_TEXTS=windows), not one.
     scores_every_window: bool
+    # The most texts one call should take (a language model answers a text per request, a few at a time);
+    # None: the batching policy decides.
+    batch_limit: int | None
+    # How long one call may take before the caller gives up on it (a language model's own deadline); None:
+    # the breaker's call timeout.
+    call_timeout_s: float | None
+    # Requests and tokens as a language model's server reports them; None for models that run here.
+    usage: TokenUsage | None
+
+    @property
+    def details(self) -> dict[str, str]:
+        """What the model is, recorded with a data-set job so that its result can be reproduced."""
+        ...
 
     def predict(self, texts: Sequence[str]) -> list[Scored]: ...
 
@@ -35,6 +49,13 @@ class BaseBackend:
     execution_path: str = "fp32"
     fast_path_rejected: str | None = None
     scores_every_window: bool = False
+    batch_limit: int | None = None
+    call_timeout_s: float | None = None
+    usage: TokenUsage | None = None
+
+    @property
+    def details(self) -> dict[str, str]:
+        return {"execution_path": self.execution_path}
 
     def close(self) -> None:
         return None

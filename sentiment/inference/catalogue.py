@@ -9,9 +9,47 @@ from typing import Literal
 import msgspec
 
 from sentiment.core.domain import LABELS, VADER_KEY, Label
+from sentiment.core.secret import Secret
 from sentiment.inference.paths import ExecutionPath
 
-BackendKind = Literal["transformers", "vader", "remote"]
+BackendKind = Literal["transformers", "vader", "remote", "openai"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You annotate the sentiment of social-media posts for research. Read the post and answer with exactly "
+    "one word, the post's overall sentiment: {labels}. Answer with the word only."
+)
+DEFAULT_PROMPT = "Post: {text}\nSentiment:"
+
+
+class Example(msgspec.Struct, frozen=True):
+    """A labelled text shown to a language model before the one it is asked about (few-shot)."""
+
+    text: str
+    label: Label
+
+
+class LlmOptions(msgspec.Struct, frozen=True):
+    """A language model served behind an OpenAI-compatible API (LocalAI, vLLM, Ollama, llama.cpp, OpenAI),
+    prompted as an annotator."""
+
+    # The served model's name; None: the first one the server's /models lists.
+    model: str | None = None
+    # Read from the environment variable the entry names (api_key_env), never written in the file.
+    api_key: Secret | None = None
+    labels: tuple[Label, ...] = LABELS
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # The user message; {text} is the post, {labels} the label words.
+    prompt: str = DEFAULT_PROMPT
+    examples: tuple[Example, ...] = ()
+    temperature: float = 0.0
+    # Seconds a text may take, 429 waits included, before the breaker counts a failure and VADER answers.
+    timeout_s: float = 30.0
+    max_concurrent: int = 4
+    requests_per_minute: int | None = None
+    # Ask for a JSON answer constrained to the labels (response_format); None: when the server takes it.
+    json_schema: bool | None = None
+    # Ask for token log-probabilities, the source of per-class scores when the server returns them.
+    logprobs: bool = True
 
 
 class ModelSpec(msgspec.Struct, frozen=True):
@@ -22,6 +60,7 @@ class ModelSpec(msgspec.Struct, frozen=True):
     known_labels: tuple[Label, ...] = ()
     # How a transformers model runs: fp32, int8 (torch), onnx or onnx-int8 (ONNX Runtime).
     path: ExecutionPath = "fp32"
+    llm: LlmOptions | None = None
 
     @property
     def is_local(self) -> bool:
@@ -38,6 +77,8 @@ class ModelSpec(msgspec.Struct, frozen=True):
     @property
     def labels(self) -> tuple[Label, ...]:
         """The service labels this model answers with, as far as they can be known without loading it."""
+        if self.llm is not None:
+            return self.llm.labels
         if self.known_labels or self.kind != "transformers":
             return self.known_labels
         from sentiment.inference.labels import UnmappableLabels, map_labels
@@ -71,5 +112,13 @@ BUILTIN_MODELS: tuple[ModelSpec, ...] = (
 
 # Keys the original system used, still accepted in configuration.
 KEY_ALIASES: dict[str, str] = {"distilbert-sentiment": "distilbert-sst2"}
-# The original system's single remote model server (MODEL_SERVICE_URL) is catalogued under this key.
+# The original system's single remote model server (MODEL_SERVICE_URL) is catalogued under this key; with
+# USE_LOCAL_AI=true that server is a LocalAI (OpenAI API), catalogued under LOCAL_AI_KEY.
 REMOTE_KEY = "remote"
+LOCAL_AI_KEY = "local-ai"
+
+
+def openai_base_url(url: str) -> str:
+    """The OpenAI API base of a server given as `http://host:8080` or `http://host:8080/v1`."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"

@@ -21,7 +21,7 @@ from sentiment.inference.faults import Fault
 from sentiment.inference.long_texts import LongTexts
 from sentiment.inference.memory import anonymous_memory_bytes, release_freed_memory
 from sentiment.inference.queue import BatchQueue, CallOutcome, TimedResult
-from sentiment.inference.stats import ModelStats
+from sentiment.inference.stats import ModelStats, TokenUsage
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +51,10 @@ def load_backend(
         from sentiment.inference.vader import VaderBackend
 
         return VaderBackend()
+    if spec.llm is not None:
+        from sentiment.inference.llm import LlmBackend
+
+        return LlmBackend(spec.source, spec.llm)
     if spec.kind == "remote":
         from sentiment.inference.remote import RemoteBackend
 
@@ -78,6 +82,14 @@ def policy_for(policy: BatchPolicy, backend: Backend) -> BatchPolicy:
     that scores every window of a long text costs its whole length, not one window: calls are sized by it."""
     if backend.scores_every_window:
         policy = msgspec.structs.replace(policy, max_tokens_per_text=None)
+    if backend.batch_limit is not None:
+        limit = backend.batch_limit
+        policy = msgspec.structs.replace(
+            policy,
+            max_batch_size=min(policy.max_batch_size, limit),
+            micro_batch_size=min(policy.micro_batch_size, limit),
+            max_wait_s=0.0,
+        )
     if backend.device != "cuda":
         return policy
     return msgspec.structs.replace(
@@ -116,6 +128,11 @@ class ModelEntry:
         self.fault: Fault | None = None
         self.execution_path: str | None = None
         self.fast_path_rejected: str | None = None
+        # What the loaded model is (its source, how it runs; a language model's server, prompt, settings).
+        self.details: dict[str, str] = {}
+        # Its own deadline for a call, when it has one (a language model); else the breaker's.
+        self.call_timeout_s: float | None = None
+        self.usage: TokenUsage | None = None
         self.download: DownloadState | None = None
         self.stats = ModelStats()
 
@@ -326,11 +343,14 @@ class ModelRegistry:
         entry.labels = backend.labels
         entry.execution_path = backend.execution_path
         entry.fast_path_rejected = backend.fast_path_rejected
+        entry.details = {"model": entry.key, "source": entry.source, **backend.details}
+        entry.call_timeout_s = backend.call_timeout_s
+        entry.usage = backend.usage
         entry.queue = BatchQueue(
             entry.key,
             backend,
             policy,
-            timeout_s,
+            backend.call_timeout_s or timeout_s,
             on_outcome=lambda outcome: self._on_outcome(entry.key, outcome),
             before_call=entry.apply_fault,
         )

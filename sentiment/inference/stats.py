@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import msgspec
 
@@ -17,6 +19,39 @@ class ModelFigures(msgspec.Struct):
     fallbacks: int
     latency_p50_ms: float | None
     latency_p95_ms: float | None
+
+
+class UsageFigures(msgspec.Struct):
+    """A language model's requests as its server counted them: requests answered, refusals waited out (429),
+    and tokens in and out when the server reports its usage."""
+
+    requests: int
+    rate_limited: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class TokenUsage:
+    """UsageFigures counted from the threads that call the server."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._figures = UsageFigures(0, 0, 0, 0)
+
+    def add(self, usage: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            self._figures.requests += 1
+            if usage:
+                self._figures.prompt_tokens += int(usage.get("prompt_tokens") or 0)
+                self._figures.completion_tokens += int(usage.get("completion_tokens") or 0)
+
+    def slowed(self) -> None:
+        with self._lock:
+            self._figures.rate_limited += 1
+
+    def figures(self) -> UsageFigures:
+        with self._lock:
+            return msgspec.structs.replace(self._figures)
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -27,7 +27,7 @@ from sentiment.core.tasks import cancel_and_wait
 from sentiment.inference.catalogue import ModelSpec
 from sentiment.inference.download import DownloadFailed, DownloadProgress, HubUnreachable, download_model
 from sentiment.inference.registry import DownloadState, ModelEntry, ModelRegistry
-from sentiment.inference.stats import ModelFigures
+from sentiment.inference.stats import ModelFigures, UsageFigures
 from sentiment.services.alerts import AlertService
 from sentiment.services.failsafe import Failsafe
 from sentiment.services.metrics import MODEL_LOAD_TIME
@@ -59,6 +59,10 @@ class ModelDetail(msgspec.Struct):
     load_seconds: float | None
     memory_mb: float | None
     queue_depth: int | None
+    # What the loaded model is: its source and how it runs (a language model's server, prompt and settings).
+    details: dict[str, str]
+    # A language model's requests and tokens as its server reports them.
+    usage: UsageFigures | None
 
 
 class ModelsOverview(msgspec.Struct):
@@ -205,6 +209,8 @@ class ModelService:
             load_seconds=entry.load_seconds,
             memory_mb=round(entry.memory_bytes / 2**20, 1) if entry.memory_bytes is not None else None,
             queue_depth=entry.depth if entry.queue is not None else None,
+            details=entry.details,
+            usage=entry.usage.figures() if entry.usage is not None else None,
         )
 
     # -- actions ------------------------------------------------------------------------------------------

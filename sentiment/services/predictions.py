@@ -95,6 +95,7 @@ class PredictionService:
                 processing_time_ms=total_ms,
                 timestamp=now,
                 truncated=scored.truncated,
+                scores_source=scored.scores_source,
             )
             for text, (answer, scored) in zip(texts, answers, strict=True)
         ]
@@ -134,7 +135,8 @@ class PredictionService:
         if permit is None:
             return await self._vader(texts, fallback=True, asked=entry.key)
         try:
-            result = await entry.run(texts, permit.trial, self._failsafe.settings.call_timeout_s)
+            timeout_s = entry.call_timeout_s or self._failsafe.settings.call_timeout_s
+            result = await entry.run(texts, permit.trial, timeout_s)
         except QueueTimeout as timeout:
             # A call that ran late is counted by the queue; one that never started leaves no verdict.
             if not timeout.started:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import msgspec
 
-from sentiment.core.domain import Alert, Label, Prediction
+from sentiment.core.domain import Alert, Label, Prediction, ScoresSource
 
 ModelKey = Annotated[
     str,
@@ -64,6 +64,13 @@ class PredictionOut(msgspec.Struct):
             "(which part: SENTIMENT_LONG_TEXTS)"
         ),
     ] = False
+    scores_source: Annotated[
+        ScoresSource,
+        msgspec.Meta(
+            description="where the scores come from: the model's probabilities, a language model's token "
+            "log-probabilities, or none (a language model that reports none: 1.0 for the label it named)"
+        ),
+    ] = "model"
 
     @classmethod
     def from_domain(cls, prediction: Prediction) -> PredictionOut:
@@ -77,6 +84,7 @@ class PredictionOut(msgspec.Struct):
             fallback_used=prediction.fallback_used,
             timestamp=prediction.timestamp,
             truncated=prediction.truncated,
+            scores_source=prediction.scores_source,
         )
 
 

@@ -22,6 +22,7 @@ PREDICTION_FIELDS = {
     "fallback_used",
     "timestamp",
     "truncated",
+    "scores_source",
 }
 
 
@@ -35,6 +36,7 @@ async def test_predict_answers_with_every_field_from_the_default_model(sst2_clie
     assert body["fallback_used"] is False
     assert body["confidence"] == max(body["scores"].values())
     assert set(body["scores"]) == {"negative", "positive"}
+    assert body["scores_source"] == "model"
     assert UUID(body["id"]).version == 7
     assert float(response.headers["x-inference-time"]) > 0
     assert float(response.headers["x-queue-time"]) >= 0

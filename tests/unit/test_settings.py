@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from sentiment.breaker import BreakerSettings
@@ -69,7 +71,7 @@ def test_postgres_parts_build_an_asyncpg_url_and_plain_urls_get_async_drivers() 
 
 
 def test_obsolete_settings_are_accepted_with_a_warning_each() -> None:
-    settings = Settings.from_env({"REDIS_HOST": "redis", "USE_LOCAL_AI": "true"})
+    settings = Settings.from_env({"REDIS_HOST": "redis", "MKL_NUM_THREADS": "4"})
     assert len(settings.warnings) == 2
     assert any("REDIS_HOST" in w for w in settings.warnings)
 
@@ -194,3 +196,96 @@ def test_numbers_are_read_as_python_reads_them() -> None:
     )
     assert (settings.port, settings.writer.max_pending, settings.torch_threads) == (9000, 1000, 4)
     assert settings.alert_rules.latency_p95_ms == 1500.0
+
+
+def write_models_file(folder: Path, text: str) -> dict[str, str]:
+    (folder / "models.toml").write_text(text)
+    return {"SENTIMENT_MODELS_FILE": str(folder / "models.toml")}
+
+
+def test_a_language_model_entry_is_catalogued_with_its_key_read_from_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "shots.tsv").write_text("text\tlabel\nlate again\tNegative\n")
+    env = write_models_file(
+        tmp_path,
+        """
+[models.annotator]
+kind = "openai"
+base_url = "http://llm:8000/v1/"
+model = "qwen2.5-7b"
+api_key_env = "LLM_KEY"
+labels = ["negative", "positive"]
+examples = [{text = "great trip", label = "positive"}]
+examples_file = "shots.tsv"
+timeout_seconds = 12
+max_concurrent = 8
+requests_per_minute = 600
+""",
+    )
+    settings = Settings.from_env({**env, "LLM_KEY": "sk-secret", "PRELOAD_MODEL": "annotator"})
+    spec = settings.model("annotator")
+    assert spec is not None and spec.llm is not None
+    assert (spec.kind, spec.source, spec.labels, settings.default_model) == (
+        "openai",
+        "http://llm:8000/v1",
+        ("negative", "positive"),
+        "annotator",
+    )
+    assert spec.llm.api_key is not None and spec.llm.api_key.reveal() == "sk-secret"
+    assert [example.label for example in spec.llm.examples] == ["positive", "negative"]
+    assert (spec.llm.timeout_s, spec.llm.max_concurrent, spec.llm.requests_per_minute) == (12, 8, 600)
+    # The key never shows itself, whatever prints the settings.
+    assert "sk-secret" not in repr(settings) and "sk-secret" not in str(spec)
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ('base_url = "llm:8000"', "is not an http(s) URL"),
+        (
+            'base_url = "http://x"\napi_key_env = "MISSING_KEY"',
+            "api_key_env names MISSING_KEY, which is not set",
+        ),
+        ('base_url = "http://x"\nlabels = ["negative"]', "labels must be two or three distinct"),
+        ('base_url = "http://x"\nprompt = "Classify."', "prompt must hold {text}"),
+        ('base_url = "http://x"\nprompt = "{post}"', "prompt is not a template"),
+        ('base_url = "http://x"\ntemprature = 0', "unknown field `temprature`"),
+        ('base_url = "http://x"\nmax_concurrent = 0', "Expected `int` >= 1"),
+        (
+            (
+                'base_url = "http://x"\nlabels = ["negative", "positive"]\n'
+                'examples = [{text = "ok", label = "neutral"}]'
+            ),
+            "examples are labelled neutral, which is not among labels",
+        ),
+    ],
+)
+def test_a_language_model_entry_that_cannot_work_is_refused_with_one_line(
+    tmp_path: Path, entry: str, says: str
+) -> None:
+    env = write_models_file(tmp_path, f'[models.llm]\nkind = "openai"\n{entry}\n')
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert "[models.llm]" in str(refused.value) and says in str(refused.value)
+
+
+def test_use_local_ai_defines_the_local_ai_model_as_the_original_system_did() -> None:
+    env = {"USE_LOCAL_AI": "true", "MODEL_SERVICE_URL": "http://localai:8080", "PRELOAD_MODEL": "local-ai"}
+    settings = Settings.from_env(env)
+    spec = settings.model("local-ai")
+    assert spec is not None and spec.llm is not None
+    assert (spec.kind, spec.source, spec.llm.model, settings.default_model) == (
+        "openai",
+        "http://localai:8080/v1",
+        None,
+        "local-ai",
+    )
+    assert settings.warnings == ()
+    named = Settings.from_env(
+        {**env, "MODEL_SERVICE_URL": "http://localai:8080/v1/", "LOCAL_AI_MODEL": "phi"}
+    )
+    assert named.model("local-ai").source == "http://localai:8080/v1"  # type: ignore[union-attr]
+    assert named.model("local-ai").llm.model == "phi"  # type: ignore[union-attr]
+    # Without USE_LOCAL_AI the URL is a text-embeddings-inference server, as before.
+    assert Settings.from_env({"MODEL_SERVICE_URL": "http://tei:8080"}).model("remote") is not None
+    with pytest.raises(SettingsError, match="USE_LOCAL_AI=true needs MODEL_SERVICE_URL"):
+        Settings.from_env({"USE_LOCAL_AI": "true"})
