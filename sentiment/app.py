@@ -180,6 +180,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 asyncio.create_task(models.retire_alerts_of_removed_models(), name="removed-models-alerts"),
                 asyncio.create_task(monitor.run(system.storage_state), name="alert-rules"),
                 asyncio.create_task(datasets.expire_forever(), name="upload-expiry"),
+                asyncio.create_task(datasets.resume_forever(), name="data-set-resume"),
             ]
             if settings.retention_days is not None:
                 background.append(

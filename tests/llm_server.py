@@ -2,7 +2,8 @@
 LLM backend without a model. Its answers are deterministic, so tests can assert exact labels and scores:
 
     with LlmServer(confidence=0.9) as server:
-        backend = LlmBackend(base_url=server.url, ...)
+        messages = [{"role": "user", "content": "Classify.\nText: a great day"}]
+        httpx.post(f"{server.url}/chat/completions", json={"messages": messages})  # content "positive"
         server.mode = "rate_limited"  # the next two completions answer 429 with Retry-After, then it recovers
 
 A keyword rule reads the last user message (after its last `Text:` line) and picks the label; each label word
@@ -224,9 +225,9 @@ class _Handler(BaseHTTPRequestHandler):
         llm = self.server.llm
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         try:
-            body, malformed = (json.loads(raw) if raw else None), False
+            body = json.loads(raw) if raw else None
         except ValueError:
-            body, malformed = None, True
+            body = None  # recorded as no body; a completion without one answers 400
         path = self.path.split("?")[0]
         headers = {name.lower(): value for name, value in self.headers.items()}
         llm._record(RecordedRequest(self.command, path, headers, body))
@@ -239,9 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, {"object": "list", "data": models})
         if (self.command, path) != ("POST", "/v1/chat/completions"):
             return self._error(404, f"no route {self.command} {path}", INVALID_REQUEST)
-        messages = body.get("messages") if isinstance(body, dict) else None
-        if malformed or not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             return self._error(400, "the body must be a JSON object with a list of messages", INVALID_REQUEST)
+        if not all(isinstance(message, dict) for message in body["messages"]):
+            return self._error(400, "every message must be a JSON object", INVALID_REQUEST)
         self._complete(llm, body)
 
     def _complete(self, llm: LlmServer, body: dict[str, Any]) -> None:

@@ -2,8 +2,16 @@
 
 upload (streamed to the data folder, header checked) -> start (columns and model checked on a first look at
 the rows) -> the job: count the rows -> read chunks -> score each, sorted by length (and by VADER too when
-there is a gold column) -> store the chunk's predictions, its counts by label, time and group, and the
-progress in one transaction -> append the scored rows to the export file, in input order.
+there is a gold column) -> append the scored rows to the export file, in input order, synced to disk -> store
+the chunk's predictions, its counts by label, time and group, the progress, the tallies and the export's size
+in one transaction.
+
+A job stopped before it is done (a shutdown, a kill, a replica gone) is resumed, here at the next start or by
+any live replica once its heartbeat is stale: one replica takes it over (a compare-and-set on its status and
+heartbeat), starts its export with what the last chunk stored says the export held
+(services/partial_export.py), restores the tallies stored with that chunk and goes on after the input rows it
+had consumed, so every row is scored, stored and exported once. Each start or resume is a run of its own, and
+a run writes only while the data set is still its own.
 
 Every row is accounted for: a row that cannot be scored (not UTF-8, wrong number of fields, empty text) is
 counted, listed with its line number and skipped; a row whose time cannot be read is scored and listed, and
@@ -20,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import os
 import shutil
 import time
 import unicodedata
@@ -48,6 +55,7 @@ from sentiment.core.domain import (
     Prediction,
     Scored,
     SentimentError,
+    UnknownModel,
     first_line,
 )
 from sentiment.core.evaluation import (
@@ -72,6 +80,7 @@ from sentiment.core.timeparse import (
 )
 from sentiment.inference.registry import ModelEntry, ModelRegistry
 from sentiment.services.models import OfferedModels, offered_models
+from sentiment.services.partial_export import FRESH, PartialExport, ResumePoint, resume_point
 from sentiment.services.quota import MB, DiskQuota
 from sentiment.services.scoring import ChunkScorer, ScoringFailed
 from sentiment.services.settings import DatasetSettings
@@ -80,7 +89,6 @@ from sentiment.services.tabular import (
     Inspection,
     Problem,
     Row,
-    ScoredWriter,
     Table,
     TableError,
     inspect_rows,
@@ -112,6 +120,8 @@ DATABASE_PATIENCE_S = 120.0
 GROUP_LENGTH = 200
 TOP_GROUPS = 12
 EXPIRY_SWEEP_S = 300.0
+RESUME_SWEEP_S = 30.0
+INTERRUPTED = "the service stopped while scoring; the job resumes when the service starts again"
 
 # Told the rows a start amounts to, as they become known (the first look's, then the full count), so that a
 # rate limit can charge them.
@@ -323,6 +333,32 @@ def plan_reading(table: Table, options: DatasetOptions) -> ReadPlan:
     return ReadPlan(table, text, time_i, group, gold, time_format, look.rows)
 
 
+def stored_options(dataset: Dataset) -> DatasetOptions:
+    """The options a job was started with, as its data set recorded them (the time format by its name)."""
+    return DatasetOptions(
+        text_column=dataset.text_column or "",
+        model=dataset.model,
+        time_column=dataset.time_column,
+        group_column=dataset.group_column,
+        gold_column=dataset.gold_column,
+        time_format=dataset.time_format,
+    )
+
+
+class JobRun(NamedTuple):
+    """One run of a data set's job: its start, or a resume after its process stopped (`resumed`: the data set
+    as the run took it over). The data set is the run's while its stored run id is `run`."""
+
+    dataset_id: UUID
+    run: UUID
+    resumed: Dataset | None = None
+
+
+class Running(NamedTuple):
+    run: UUID
+    task: asyncio.Task[None]
+
+
 def expired_uploads(datasets: Iterable[Dataset], now: datetime, max_age: timedelta) -> list[UUID]:
     """The uploads nobody started that are older than `max_age` at `now`."""
     return [d.id for d in datasets if d.status == "uploaded" and now - d.created_at > max_age]
@@ -347,7 +383,7 @@ class DatasetService:
         self._clock = clock
         self._folder = Path(settings.data_dir)
         self._quota = DiskQuota(self._folder, int(settings.quota_mb * MB), int(settings.min_free_mb * MB))
-        self._jobs: dict[UUID, asyncio.Task[None]] = {}
+        self._jobs: dict[UUID, Running] = {}
         self._heartbeat: asyncio.Task[None] | None = None
 
     def offered(self) -> OfferedModels:
@@ -432,8 +468,10 @@ class DatasetService:
         self._quota.check()
         table_path = self._source(dataset.id, dataset.name)
         plan = await asyncio.to_thread(lambda: plan_reading(open_table(table_path), options))
+        job = JobRun(dataset_id, uuid7())
         values = {
             "status": "queued",
+            "run_id": job.run,
             "model": entry.key,
             "text_column": options.text_column,
             "time_column": options.time_column or None,
@@ -447,13 +485,69 @@ class DatasetService:
                 raise Conflict(f"data set {dataset_id} was started by another request")
         if charge is not None:
             charge(plan.rows_seen)
-        self._jobs[dataset_id] = asyncio.create_task(
-            self._run(dataset_id, plan, entry, charge), name=f"dataset-{dataset_id}"
-        )
-        if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
+        self._launch(job, plan, entry, charge)
         log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
         return await self.progress(dataset_id)
+
+    def _launch(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None) -> None:
+        task = asyncio.create_task(self._run(job, plan, entry, charge), name=f"dataset-{job.dataset_id}")
+        self._jobs[job.dataset_id] = Running(job.run, task)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
+
+    async def resume_stopped(self) -> list[UUID]:
+        """Take over and resume the jobs that stopped before they were done (a clean shutdown marked them
+        interrupted, or their heartbeat is stale: their process is gone); the ones this service took (another
+        replica may take some first)."""
+        stale_before = self._clock() - timedelta(seconds=STALE_AFTER_S)
+        async with self._engine.connect() as connection:
+            stopped = await DatasetRepository(connection).stopped_jobs(stale_before)
+        resumed = []
+        for candidate in stopped:
+            if candidate.id in self._jobs:
+                continue  # its heartbeat is late (the database was away), but it runs here
+            run = uuid7()
+            async with self._engine.begin() as connection:
+                repository = DatasetRepository(connection)
+                values = {"status": "queued", "run_id": run, "heartbeat_at": self._clock(), "error": None}
+                # Read back as taken over: what the last chunk stored is what this run goes on from.
+                taken = await repository.take_over(candidate.id, stale_before, **values)
+                dataset = await repository.get(candidate.id) if taken else None
+            if dataset is not None:
+                log.info("dataset_resuming", dataset=str(dataset.id), after_rows=dataset.rows_done)
+                await self._resume(dataset, run)
+                resumed.append(dataset.id)
+        return resumed
+
+    async def _resume(self, dataset: Dataset, run: UUID) -> None:
+        """Start the run that took over `dataset`, with the options and the model it recorded; one that cannot
+        go on here (its model unknown, its file gone) fails saying why."""
+        job = JobRun(dataset.id, run, dataset)
+        try:
+            if dataset.model is None:
+                raise SentimentError("the data set records no model to resume with")
+            try:
+                entry = self._registry.entry(dataset.model)
+            except UnknownModel as error:
+                raise SentimentError(f"the job cannot resume: {first_line(error)}") from None
+            path = self._source(dataset.id, dataset.name)
+            plan = await asyncio.to_thread(lambda: plan_reading(open_table(path), stored_options(dataset)))
+            await self._quota.measure()
+        except (SentimentError, OSError) as error:
+            log.warning("dataset_failed", dataset=str(dataset.id), error=first_line(error))
+            await self._fail(job, error)
+            return
+        self._launch(job, plan, entry, None)
+
+    async def resume_forever(self) -> None:
+        """At start and every RESUME_SWEEP_S, resume the jobs that stopped (on a replica that died, too); a
+        database error waits for the next round."""
+        while True:
+            try:
+                await self.resume_stopped()
+            except (SQLAlchemyError, OSError) as error:
+                log.warning("dataset_resume_failed", error=first_line(error))
+            await asyncio.sleep(RESUME_SWEEP_S)
 
     async def forget(self, dataset_id: UUID) -> bool:
         """Delete a data set that was never started (an upload whose columns were refused, or that expired);
@@ -519,11 +613,10 @@ class DatasetService:
             stopped = await DatasetRepository(connection).update_running(
                 dataset_id, status="cancelled", finished_at=self._clock()
             )
-        job = self._jobs.get(dataset_id)
-        if job is not None:
-            await cancel_and_wait(job)
-        with suppress(OSError):
-            self.export_file(dataset_id).with_suffix(".part").unlink(missing_ok=True)
+        running = self._jobs.get(dataset_id)
+        if running is not None:
+            await cancel_and_wait(running.task)
+        self._remove_partial_exports(dataset_id)
         return stopped
 
     # -- reading ------------------------------------------------------------------------------------------
@@ -537,7 +630,9 @@ class DatasetService:
         if status in RUNNING and dataset.id not in self._jobs:
             beat = dataset.heartbeat_at or dataset.created_at
             if (self._clock() - beat).total_seconds() > STALE_AFTER_S:
-                status = "interrupted"  # its process ended without saying so; nobody is scoring it
+                status = "interrupted"  # its process ended without saying so; nobody is scoring it yet
+                if dataset.run_id is not None:  # a job of the service's own, not an import
+                    dataset = msgspec.structs.replace(dataset, error=INTERRUPTED)
         percent = eta = None
         if dataset.rows_total:
             percent = round(100 * dataset.rows_done / dataset.rows_total, 1)
@@ -615,47 +710,40 @@ class DatasetService:
 
     # -- the job ------------------------------------------------------------------------------------------
 
-    async def _run(
-        self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None
-    ) -> None:
+    async def _run(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None) -> None:
         try:
-            await self._save(dataset_id, status="counting", started_at=self._clock())
+            # A resumed run keeps when the job first started.
+            started = {} if job.resumed else {"started_at": self._clock()}
+            await self._save(job, status="counting", **started)
             inspection = await asyncio.to_thread(inspect_rows, plan.table, plan.time, plan.gold)
             if charge is not None:
                 charge(inspection.rows)
             gold = plan.gold_labels(inspection)
             await self._wait_loaded(entry)
-            await self._save(dataset_id, status="scoring", rows_total=inspection.rows)
-            await self._score(dataset_id, plan, entry, gold)
+            await self._save(job, status="scoring", rows_total=inspection.rows, model_details=entry.details)
+            await self._score(job, plan, entry, gold)
         except asyncio.CancelledError:
+            # The export stays: the run that resumes the job goes on from what the last chunk stored says.
             with suppress(Exception):
-                await asyncio.shield(
-                    self._save(
-                        dataset_id,
-                        status="interrupted",
-                        error="the service stopped while scoring; upload the file again",
-                    )
-                )
+                await asyncio.shield(self._save(job, status="interrupted", error=INTERRUPTED))
             raise
         except DatasetStopped:
-            log.info("dataset_job_stopped", dataset=str(dataset_id))
+            log.info("dataset_job_stopped", dataset=str(job.dataset_id))
         except (SentimentError, OSError, SQLAlchemyError) as error:
-            log.warning("dataset_failed", dataset=str(dataset_id), error=first_line(error))
-            with suppress(Exception):
-                await self._save(
-                    dataset_id, status="failed", error=failure_reason(error), finished_at=self._clock()
-                )
+            log.warning("dataset_failed", dataset=str(job.dataset_id), error=first_line(error))
+            await self._fail(job, error)
         except Exception as error:
-            log.exception("dataset_failed", dataset=str(dataset_id))
-            with suppress(Exception):
-                await self._save(
-                    dataset_id, status="failed", error=failure_reason(error), finished_at=self._clock()
-                )
+            log.exception("dataset_failed", dataset=str(job.dataset_id))
+            await self._fail(job, error)
         finally:
-            self._jobs.pop(dataset_id, None)
-            # A job that did not finish leaves no half-written export behind.
-            with suppress(OSError):
-                self.export_file(dataset_id).with_suffix(".part").unlink(missing_ok=True)
+            self._jobs.pop(job.dataset_id, None)
+
+    async def _fail(self, job: JobRun, error: BaseException) -> None:
+        """Record why the job failed and remove its partial export; both left alone when the data set is no
+        longer this run's (cancelled, deleted, or resumed by another run that writes that export now)."""
+        with suppress(Exception):
+            await self._save(job, status="failed", error=failure_reason(error), finished_at=self._clock())
+            self._remove_partial_exports(job.dataset_id)
 
     async def _wait_loaded(self, entry: ModelEntry) -> None:
         def settled() -> bool:
@@ -666,39 +754,64 @@ class DatasetService:
         if not entry.loaded:
             raise ScoringFailed(f"model {entry.key} failed to load: {entry.error}")
 
-    async def _score(
-        self, dataset_id: UUID, plan: ReadPlan, entry: ModelEntry, gold: GoldLabels | None
-    ) -> None:
+    def _partial_export(self, dataset_id: UUID, run: UUID) -> Path:
+        """Where a run writes the export (each run a file of its own: see services/partial_export.py)."""
+        return self.export_file(dataset_id).with_name(f"scored.{run}.part")
+
+    def _remove_partial_exports(self, dataset_id: UUID) -> None:
+        for path in self.export_file(dataset_id).parent.glob("scored.*.part"):
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
+
+    async def _score(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, gold: GoldLabels | None) -> None:
         scorer = ChunkScorer(entry)
         # With gold labels VADER scores the rows too, for its
         # metrics side by side (not stored as predictions).
         compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
-        confusion = {} if gold is None else {entry.key: Confusion()}
-        confusion |= {VADER_KEY: Confusion()} if compare else {}
-        state = JobTally()
-        part = self.export_file(dataset_id).with_suffix(".part")
-        written = 0
+        compared = [] if gold is None else [entry.key, *([VADER_KEY] if compare else [])]
+        stored = job.resumed
+        state = JobTally.resumed(stored) if stored else JobTally()
+        confusion = confusion_from(stored.confusion if stored else {}, compared)
+        point = resume_point(stored.rows_done, stored.export_bytes, stored.export_run) if stored else FRESH
+        export = await asyncio.to_thread(self._open_export, job, plan, entry, point)
+        written = 0  # what the export holds is counted against the quota with its first chunk
+        chunk_rows = self._settings.chunk_rows
         chunks: Iterator[Chunk] = read_chunks(
-            plan.table, plan.text, self._settings.chunk_rows, max_length=self._max_text_length
+            plan.table, plan.text, chunk_rows, skip=point.rows, max_length=self._max_text_length
         )
         started = time.perf_counter()
 
         async def store(batch: ScoredChunk) -> tuple[JobTally, dict[str, Confusion]]:
-            """Count the chunk on a copy of the tallies and store it; the copy is kept once the chunk is
-            stored, so that a chunk refused for its content is counted again without the rows refused."""
+            """Append the chunk's rows to the export, count the chunk on a copy of the tallies and store it
+            with the export's size; the copy is kept once the chunk is stored. A chunk refused for its
+            content is taken back from the export, to be counted and exported again without the rows
+            refused."""
             tally, matrices = copy.deepcopy((state, confusion))
             counts = tally.count(plan, batch.chunk, batch.scored, batch.vader, gold, matrices, entry.key)
             tally.refused += batch.refused
             tally.rows_done += batch.chunk.consumed
-            tally.rate = tally.rows_done / max(time.perf_counter() - started, 1e-6)
-            progress = tally.progress(matrices, self._clock())
-            await to_the_end(
-                store_chunk(self._engine, dataset_id, batch.predictions, counts, progress, self._store_text)
-            )
+            tally.rate = (tally.rows_done - point.rows) / max(time.perf_counter() - started, 1e-6)
+            before = export.size
+            size = await asyncio.to_thread(export.append, batch.chunk.rows, batch.scored)
+            progress = tally.progress(matrices, self._clock()) | {"export_run": job.run, "export_bytes": size}
+            try:
+                await to_the_end(
+                    store_chunk(
+                        self._engine,
+                        job.dataset_id,
+                        batch.predictions,
+                        counts,
+                        progress,
+                        self._store_text,
+                        job.run,
+                    )
+                )
+            except RowsRefused:
+                await asyncio.to_thread(export.cut, before)
+                raise
             return tally, matrices
 
-        with part.open("w", encoding="utf-8", newline="") as out:
-            writer = ScoredWriter(out, plan.table.columns, entry.labels or LABELS, for_spreadsheets=True)
+        try:
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 scored: list[Scored] = []
                 vader: list[Scored] = []
@@ -710,33 +823,51 @@ class DatasetService:
                     per_text_ms = (time.perf_counter() - chunk_started) * 1000 / len(texts)
                     vader = await compare.score(texts) if compare else []
                 predictions = chunk_predictions(
-                    plan, chunk.rows, scored, entry.key, dataset_id, self._clock(), per_text_ms
+                    plan, chunk.rows, scored, entry.key, job.dataset_id, self._clock(), per_text_ms
                 )
                 batch = ScoredChunk(chunk, scored, vader, predictions)
                 try:
                     state, confusion = await store(batch)
                 except RowsRefused:
-                    refused = await self._refused(dataset_id, predictions)
+                    refused = await self._refused(job.dataset_id, predictions)
                     if not refused:
                         raise  # its counts or progress were refused, not a row: there is nothing to leave out
-                    log.warning("dataset_rows_left_out", dataset=str(dataset_id), rows=len(refused))
+                    log.warning("dataset_rows_left_out", dataset=str(job.dataset_id), rows=len(refused))
                     batch = batch.without(refused)
                     state, confusion = await store(batch)
-                if batch.chunk.rows:
-                    size = await asyncio.to_thread(append_rows, writer, out, batch.chunk.rows, batch.scored)
-                    self._quota.take(size - written)
-                    written = size
-        part.replace(self.export_file(dataset_id))
+                self._quota.take(export.size - written)
+                written = export.size
+        finally:
+            export.close()
+        self._partial_export(job.dataset_id, job.run).replace(self.export_file(job.dataset_id))
+        self._remove_partial_exports(job.dataset_id)  # the earlier runs' files
         notes = state.notes(plan, gold, entry.key, entry.labels, confusion)
-        await self._save(dataset_id, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
+        if stored:
+            notes.append(resumed_note(stored.resumes))
+        await self._save(job, status="done", finished_at=self._clock(), notes=notes, rate=state.rate)
         log.info(
             "dataset_scored",
-            dataset=str(dataset_id),
+            dataset=str(job.dataset_id),
             rows=state.rows_scored,
             skipped=state.rows_skipped,
             refused=state.refused,
+            resumed_after=point.rows,
             rate=round(state.rate, 1),
         )
+
+    def _open_export(
+        self, job: JobRun, plan: ReadPlan, entry: ModelEntry, point: ResumePoint
+    ) -> PartialExport:
+        """The run's export, going on from the earlier run's at `point`. A job that stopped between renaming
+        its finished export and recording that it is done finds that under its final name."""
+        kept = None
+        if point.export_run is not None and point.export_bytes is not None:
+            earlier = self._partial_export(job.dataset_id, point.export_run)
+            if not earlier.exists():
+                earlier = self.export_file(job.dataset_id)
+            kept = (earlier, point.export_bytes)
+        path = self._partial_export(job.dataset_id, job.run)
+        return PartialExport(path, plan.table.columns, entry.labels or LABELS, kept)
 
     async def _refused(self, dataset_id: UUID, predictions: Sequence[Prediction]) -> dict[int, str]:
         """The positions of the predictions the database refuses on their own for their content, each with the
@@ -753,29 +884,29 @@ class DatasetService:
             for position, error in refused.items()
         }
 
-    async def _save(self, dataset_id: UUID, **values: object) -> None:
-        if not await to_the_end(self._update_running(dataset_id, **values)):
-            raise DatasetStopped(dataset_id)
+    async def _save(self, job: JobRun, **values: object) -> None:
+        if not await to_the_end(self._update_running(job.dataset_id, job.run, **values)):
+            raise DatasetStopped(job.dataset_id)
 
-    async def _update_running(self, dataset_id: UUID, **values: object) -> bool:
+    async def _update_running(self, dataset_id: UUID, run: UUID, **values: object) -> bool:
         async with self._engine.begin() as connection:
             return await DatasetRepository(connection).update_running(
-                dataset_id, heartbeat_at=self._clock(), **values
+                dataset_id, run, heartbeat_at=self._clock(), **values
             )
 
     async def _beat(self) -> None:
         """Keep the heartbeat of this process's jobs fresh, also through long steps (counting a huge file),
-        and stop those whose data set was cancelled or deleted on another replica."""
+        and stop those whose data set was cancelled, deleted or taken over on another replica."""
         while True:
             await asyncio.sleep(HEARTBEAT_S)
-            for dataset_id, job in list(self._jobs.items()):
+            for dataset_id, running in list(self._jobs.items()):
                 with suppress(SQLAlchemyError, OSError):
-                    if not await to_the_end(self._update_running(dataset_id)):
-                        job.cancel()
+                    if not await to_the_end(self._update_running(dataset_id, running.run)):
+                        running.task.cancel()
 
     async def close(self) -> None:
-        """Stop every job (each records that it was interrupted)."""
-        await cancel_and_wait(*self._jobs.values())
+        """Stop every job (each records that it was interrupted, to be resumed at the next start)."""
+        await cancel_and_wait(*(running.task for running in self._jobs.values()))
         if self._heartbeat is not None:
             await cancel_and_wait(self._heartbeat)
             self._heartbeat = None
@@ -840,13 +971,6 @@ def chunk_predictions(
     ]
 
 
-def append_rows(writer: ScoredWriter, out: IO[str], rows: Sequence[Row], scored: Sequence[Scored]) -> int:
-    """Append scored rows to the export file; its size after them, to count against the quota."""
-    writer.write(rows, scored)
-    out.flush()
-    return os.fstat(out.fileno()).st_size
-
-
 async def store_chunk(
     engine: AsyncEngine,
     dataset_id: UUID,
@@ -854,10 +978,11 @@ async def store_chunk(
     counts: Counter[CountKey],
     progress: dict[str, object],
     store_text: bool,
+    run: UUID | None = None,
 ) -> None:
     """One transaction per chunk: its predictions, its counts and the progress agree whatever happens (a job
-    resumed after a crash starts after the last chunk stored). RowsRefused when the database refuses the chunk
-    for its content: nothing of it is stored."""
+    resumed after a crash starts after the last chunk stored). With `run`, only while that run holds the data
+    set. RowsRefused when the database refuses the chunk for its content: nothing of it is stored."""
 
     async def write() -> None:
         async with engine.begin() as connection:
@@ -865,8 +990,8 @@ async def store_chunk(
                 await PredictionRepository(connection).add_many(predictions, store_text)
             repository = DatasetRepository(connection)
             await repository.add_counts(dataset_id, counts)
-            # Raising rolls the chunk back: a cancelled or deleted data set gets no more rows.
-            if not await repository.update_running(dataset_id, **progress):
+            # Raising rolls the chunk back: a cancelled, deleted or taken-over data set gets no more rows.
+            if not await repository.update_running(dataset_id, run, **progress):
                 raise DatasetStopped(dataset_id)
 
     await patiently(write, dataset_id)
@@ -898,6 +1023,23 @@ async def patiently(call: Callable[[], Awaitable[T]], dataset_id: UUID) -> T:
     )
 
 
+def confusion_from(stored: Mapping[str, list[list[int]]], models: Iterable[str]) -> dict[str, Confusion]:
+    """The confusion matrices a job keeps for `models`, going on from those stored (a new one for a model
+    with none stored)."""
+    return {
+        model: Confusion([list(row) for row in stored[model]]) if model in stored else Confusion()
+        for model in models
+    }
+
+
+def resumed_note(resumes: int) -> str:
+    times = "once" if resumes == 1 else f"{resumes:,} times"
+    return (
+        f"Scoring stopped with its process and was resumed {times}, each time after the last chunk stored: "
+        "every row was scored, stored and exported once."
+    )
+
+
 class JobTally:
     """A running job's tallies: rows, problems (the first
     ones kept, all counted), rows left out of figures."""
@@ -924,8 +1066,26 @@ class JobTally:
             "problem_count": self.problem_count,
             "rate": self.rate,
             "confusion": {model: matrix.counts for model, matrix in confusion.items()},
+            "tally": {"refused": self.refused, "untimed": self.untimed, "no_gold": self.no_gold},
             "heartbeat_at": now,
         }
+
+    @classmethod
+    def resumed(cls, dataset: Dataset) -> JobTally:
+        """The tallies as the data set's last stored chunk left them (`progress` stored them), to go on
+        counting from."""
+        tally = cls()
+        tally.rows_done = dataset.rows_done
+        tally.rows_scored = dataset.rows_scored
+        tally.rows_skipped = dataset.rows_skipped
+        tally.rate = dataset.rate or 0.0
+        tally.problems = [list(problem) for problem in dataset.problems]
+        tally.problem_count = dataset.problem_count
+        stored = dataset.tally or {}
+        tally.refused = stored.get("refused", 0)
+        tally.untimed = stored.get("untimed", 0)
+        tally.no_gold = stored.get("no_gold", 0)
+        return tally
 
     def problem(self, line: int, reason: str) -> None:
         self.problem_count += 1

@@ -24,11 +24,11 @@ import structlog
 
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import LABELS, Label, Scored
-from sentiment.core.evaluation import Confusion
 from sentiment.services.datasets import (
     DatasetOptions,
     JobTally,
     chunk_predictions,
+    confusion_from,
     export_path,
     plan_reading,
     store_chunk,
@@ -182,8 +182,9 @@ async def import_scores(
             )
         inspection = await asyncio.to_thread(inspect_rows, table, plan.time, plan.gold)
         gold = plan.gold_labels(inspection)
-        tally = JobTally()
-        confusion = {} if gold is None else {options.model: Confusion()}
+        tally = JobTally.resumed(earlier) if earlier is not None else JobTally()
+        compared = [] if gold is None else [options.model]
+        confusion = confusion_from(earlier.confusion if earlier else {}, compared)
         now = clock()
         if earlier is None:
             dataset = Dataset(
@@ -206,7 +207,6 @@ async def import_scores(
             async with engine.begin() as connection:
                 await DatasetRepository(connection).add(dataset)
         else:
-            _resume(tally, confusion, earlier, options.model)
             async with engine.begin() as connection:
                 await DatasetRepository(connection).update(dataset_id, status="scoring", heartbeat_at=now)
         resumed_after = tally.rows_done
@@ -257,17 +257,6 @@ async def import_scores(
         )
     finally:
         await engine.dispose()
-
-
-def _resume(tally: JobTally, confusion: dict[str, Confusion], earlier: Dataset, model: str) -> None:
-    """Go on from what an interrupted run of the same import stored."""
-    tally.rows_done = earlier.rows_done
-    tally.rows_scored = earlier.rows_scored
-    tally.rows_skipped = earlier.rows_skipped
-    tally.problems = list(earlier.problems)
-    tally.problem_count = earlier.problem_count
-    if model in earlier.confusion:
-        confusion[model] = Confusion(earlier.confusion[model])
 
 
 def _write_export(table: Table, target: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -57,9 +57,31 @@ class Dataset(msgspec.Struct, frozen=True):
     finished_at: datetime | None = None
     heartbeat_at: datetime | None = None
     rate: float | None = None
+    model_details: dict[str, str] | None = None
+    run_id: UUID | None = None
+    export_run: UUID | None = None
+    export_bytes: int | None = None
+    tally: dict[str, int] | None = None
+    resumes: int = 0
 
 
 _TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")
+
+
+def _stopped(stale_before: datetime) -> ColumnElement[bool]:
+    """A job of the service's own (a run holds it; an import has none) that stopped before it was done: marked
+    interrupted by a clean shutdown, or still marked running with a heartbeat older than `stale_before` (its
+    process ended without saying so). A cancelled or failed job is neither."""
+    return and_(
+        DatasetRow.run_id.is_not(None),
+        or_(
+            DatasetRow.status == "interrupted",
+            and_(
+                DatasetRow.status.in_(RUNNING),
+                or_(DatasetRow.heartbeat_at.is_(None), DatasetRow.heartbeat_at < stale_before),
+            ),
+        ),
+    )
 
 
 def _dataset(row: Row[*tuple[Any, ...]]) -> Dataset:
@@ -99,13 +121,33 @@ class DatasetRepository:
         )
         return result.rowcount == 1
 
-    async def update_running(self, dataset_id: UUID, **values: object) -> bool:
-        """Update a data set while a job is at work on it; False once it was cancelled or deleted, so that
-        a job (on any replica) stops instead of writing over that."""
+    async def update_running(self, dataset_id: UUID, run: UUID | None = None, **values: object) -> bool:
+        """Update a data set while a job is at work on it (while `run` holds it, when given); False once it
+        was cancelled or deleted, or taken over by another run, so that a job (on any replica) stops instead
+        of writing over that."""
+        held = [DatasetRow.run_id == run] if run is not None else []
         result = await self._connection.execute(
             update(DatasetRow)
-            .where(DatasetRow.id == dataset_id, DatasetRow.status.in_(RUNNING))
+            .where(DatasetRow.id == dataset_id, DatasetRow.status.in_(RUNNING), *held)
             .values(**values)
+        )
+        return result.rowcount == 1
+
+    async def stopped_jobs(self, stale_before: datetime) -> list[Dataset]:
+        """The data sets whose job stopped before it was done (see `_stopped`), oldest first."""
+        query = select(DatasetRow.__table__).where(_stopped(stale_before)).order_by(DatasetRow.created_at)
+        return [_dataset(row) for row in await self._connection.execute(query)]
+
+    async def take_over(self, dataset_id: UUID, stale_before: datetime, **values: object) -> bool:
+        """Update a data set whose job stopped, counting one more resume, as a compare-and-set on its status
+        and heartbeat: of replicas trying at once, exactly one is answered True (the others find the status
+        and heartbeat it wrote, which no longer match).
+
+        `values` must make the job no longer stopped (a running status with a fresh heartbeat)."""
+        result = await self._connection.execute(
+            update(DatasetRow)
+            .where(DatasetRow.id == dataset_id, _stopped(stale_before))
+            .values(resumes=DatasetRow.resumes + 1, **values)
         )
         return result.rowcount == 1
 

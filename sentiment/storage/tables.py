@@ -152,6 +152,18 @@ class DatasetRow(Base):
     # Written with every chunk: a running job whose heartbeat stops was interrupted (its process ended).
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rate: Mapped[float | None] = mapped_column(Float)
+    # What the model was when it scored (its source, how it ran; a language model's server, prompt, settings).
+    model_details: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # The run of the job that holds the data set (each start or resume is a new run): a run writes only while
+    # the data set is still its own, so a run taken for dead and resumed elsewhere cannot store a row twice.
+    run_id: Mapped[UUID | None] = mapped_column(Uuid)
+    # Stored with each chunk, for a resumed job to go on from it: the run whose export file holds the chunk's
+    # rows and its size after them, and the tallies without a column of their own (rows refused, rows
+    # without a time or gold label).
+    export_run: Mapped[UUID | None] = mapped_column(Uuid)
+    export_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    tally: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    resumes: Mapped[int] = mapped_column(Integer, server_default="0")
 
     __table_args__ = (Index("ix_datasets_created_at", "created_at"),)
 

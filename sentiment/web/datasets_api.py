@@ -65,7 +65,8 @@ class DatasetOut(msgspec.Struct):
         str,
         msgspec.Meta(
             description="uploaded, queued, counting, scoring, done, failed, interrupted (its process "
-            "stopped while scoring) or cancelled (by an admin)"
+            "stopped while scoring: the job resumes, after the last chunk stored, when the service starts "
+            "again or on another replica) or cancelled (by an admin)"
         ),
     ]
     created_at: datetime
@@ -91,6 +92,13 @@ class DatasetOut(msgspec.Struct):
     notes: list[str]
     error: str | None
     links: dict[str, str]
+    resumes: Annotated[
+        int,
+        msgspec.Meta(
+            description="times the job went on after its process stopped, from the last chunk stored (each "
+            "row is still scored once)"
+        ),
+    ] = 0
 
     @classmethod
     def from_progress(cls, progress: Progress) -> DatasetOut:
@@ -126,6 +134,7 @@ class DatasetOut(msgspec.Struct):
             notes=d.notes,
             error=d.error,
             links=links,
+            resumes=d.resumes,
         )
 
 
@@ -163,6 +172,13 @@ class ReportOut(msgspec.Struct):
             "macro-F1, macro recall, per-class figures and the confusion matrix"
         ),
     ]
+    model_details: Annotated[
+        dict[str, str] | None,
+        msgspec.Meta(
+            description="what the model was when it scored (its source, how it ran; a language model's "
+            "server, prompt and settings), to reproduce the results; null until scoring starts"
+        ),
+    ] = None
 
     @classmethod
     def from_report(cls, report: DatasetReport) -> ReportOut:
@@ -175,6 +191,7 @@ class ReportOut(msgspec.Struct):
             groups=[GroupOut(group.name, group.total, group.counts) for group in report.groups],
             group_count=report.group_count,
             metrics=report.metrics,
+            model_details=report.progress.dataset.model_details,
         )
 
 

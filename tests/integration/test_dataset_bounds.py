@@ -309,7 +309,7 @@ async def test_cancel_stops_a_running_job_keeping_its_progress_and_refuses_one_n
         hold_after_first_chunk(monkeypatch)
         running = (await upload(client, lines(200))).json()["id"]
         await until(client, running, lambda body: body["rows_done"] == 64)
-        assert (folder_of(tmp_path, running) / "scored.part").exists()
+        assert list(folder_of(tmp_path, running).glob("scored.*.part"))
         unauthorised = await client.post(f"/datasets/{running}/cancel")
         cancelled = await client.post(f"/datasets/{running}/cancel", headers=ADMIN)
         jobs = in_app(client, job_names)

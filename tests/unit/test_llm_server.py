@@ -198,6 +198,7 @@ def test_hang_outlasts_the_client_and_ends_when_the_server_closes() -> None:
 def test_malformed_bodies_answer_400_and_unknown_paths_404(http: httpx.Client) -> None:
     assert http.post("/chat/completions", content=b"{not json").status_code == 400
     assert http.post("/chat/completions", json={"model": "test-llm"}).status_code == 400
+    assert http.post("/chat/completions", json={"messages": ["hello"]}).status_code == 400
     assert http.get("/completions").status_code == 404
     assert http.get("/chat/completions").status_code == 404
 
