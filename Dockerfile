@@ -31,6 +31,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     SENTIMENT_DATA_DIR=/data/datasets \
     SENTIMENT_CACHE_DIR=/data/cache \
     SENTIMENT_JOURNAL_DIR=/data/journal \
+    SENTIMENT_MODELS_DIR=/models/trained \
     SENTIMENT_UPLOADS=admin \
     LOG_JSON=true
 # Only the working directory (where a mounted .env is read): the installed venv needs no sources here.

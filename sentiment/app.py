@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
+from pathlib import Path
 
 from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
@@ -37,12 +38,22 @@ from sentiment.services.models import ModelService
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.services.system import SystemService
+from sentiment.services.training import TrainingService
 from sentiment.settings import RateUnit, Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.retention import purge_forever
 from sentiment.storage.sessions import DatabaseStore
 from sentiment.storage.writer import PredictionWriter
-from sentiment.web import analytics_api, api, datasets_api, failsafe_api, keys_api, models_api, pages
+from sentiment.web import (
+    analytics_api,
+    api,
+    datasets_api,
+    failsafe_api,
+    keys_api,
+    models_api,
+    pages,
+    training_api,
+)
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
@@ -139,6 +150,15 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             )
             # Data-set jobs stop before the models and the database.
             stack.push_async_callback(within, deadline, "data-set-jobs", datasets.close)
+            training = TrainingService(
+                settings,
+                Path(settings.models_dir),
+                lambda: [entry.spec for entry in registry.entries()],
+                models.add_trained,
+                datasets.training_source,
+            )
+            # A training run stops at its next step; its thread is not waited for past the deadline.
+            stack.push_async_callback(within, deadline, "training", training.close)
             api_keys = ApiKeyService(engine, settings.api_keys, settings.uploads)
             api_keys.start()
             # Its last usage is written before the engine goes.
@@ -167,6 +187,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 overview=OverviewService(analytics, registry, failsafe, alerts),
                 history=HistoryService(engine, registry.keys),
                 datasets=datasets,
+                training=training,
                 system=system,
             )
             app.state.resources = Resources(engine, registry, writer)
@@ -198,6 +219,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             *analytics_api.ROUTES,
             *pages.ROUTES,
             *datasets_api.ROUTES,
+            *training_api.ROUTES,
             *keys_api.ROUTES,
             metrics,
         ],

@@ -14,6 +14,7 @@ from typing import NamedTuple, TypeVar
 import msgspec
 import structlog
 
+from sentiment.core.training import Hyperparameters
 from sentiment.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -124,6 +125,41 @@ def main(argv: list[str] | None = None) -> int:
     imports.add_argument("--gold-column", help="a column of gold labels: metrics of the scores against it")
     imports.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    train = commands.add_parser(
+        "train",
+        help="fine-tune a model on labelled rows; it is served under --name from then on",
+        description="Splits the labelled rows (stratified, fixed by --seed) into train, validation and test "
+        "parts, fine-tunes --base with early stopping on validation macro-F1, and writes the model with its "
+        "card to SENTIMENT_MODELS_DIR/NAME; prints the base model, the new one and VADER on the test part.",
+    )
+    train.add_argument("source", metavar="DATA", help="a CSV, TSV or Parquet file with texts and labels")
+    train.add_argument("--text-column", default="text", help="default: text")
+    train.add_argument(
+        "--label-column",
+        default="label",
+        help="the labels to learn: a gold column, or another model's answers (default: label)",
+    )
+    train.add_argument("--base", required=True, help="model key or model folder to start from")
+    train.add_argument("--name", required=True, help="the new model's key (and folder name)")
+    defaults = Hyperparameters()
+    for flag, kind, value, what in (
+        ("--epochs", int, defaults.epochs, "passes over the training rows (early stopping may end sooner)"),
+        ("--validation-share", float, defaults.validation_share, "share of rows held out for early stopping"),
+        ("--test-share", float, defaults.test_share, "share of rows held out for the final report"),
+        ("--max-length", int, defaults.max_length, "tokens per text the model sees"),
+        ("--seed", int, defaults.seed, "fixes the split, the batch order and the new head's weights"),
+        ("--batch-size", int, defaults.batch_size, "rows per optimiser step"),
+        ("--learning-rate", float, defaults.learning_rate, "AdamW's peak rate"),
+        ("--accumulation", int, defaults.accumulation, "split each batch in this many passes (less memory)"),
+    ):
+        train.add_argument(flag, type=kind, default=value, help=f"{what} (default: {value})")
+    train.add_argument(
+        "--device",
+        choices=["cpu", "cuda", "auto"],
+        help="where to train (default: SENTIMENT_DEVICE, else auto)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress lines")
+
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"], help="upgrade: apply every pending migration")
 
@@ -185,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(settings, args)
     if args.command == "import-scores":
         return _import_scores(settings, args)
+    if args.command == "train":
+        return _train(settings, args)
     if args.command == "keys":
         return _keys(settings, args)
     if args.command == "models":
@@ -335,6 +373,55 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(format_report(f"{summary.model} on {source.name}", summary.figures, summary.note))
         print(f"  ({summary.skipped:,} rows skipped; {summary.seconds:.1f} s)")
+    return 0
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from sentiment.core.training import StepReport
+    from sentiment.services.training import Trainer, TrainingRequest, report_text
+
+    if args.device:
+        settings = msgspec.structs.replace(settings, device=args.device)
+    options = Hyperparameters(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        accumulation=args.accumulation,
+        seed=args.seed,
+        validation_share=args.validation_share,
+        test_share=args.test_share,
+    )
+    request = TrainingRequest(args.source, args.text_column, args.label_column, args.base, args.name, options)
+    shown = [0.0]
+
+    def progress(step: StepReport) -> None:
+        # A line every 10 s and at each epoch's evaluation: readable in a terminal and in a CI log.
+        evaluated = (
+            step.validation_macro_f1 is not None and step.step % max(step.total_steps // step.epochs, 1) == 0
+        )
+        if args.no_progress or not (evaluated or step.elapsed_s - shown[0] >= 10 or step.step == 1):
+            return
+        shown[0] = step.elapsed_s
+        left = f", about {step.seconds_left / 60:.1f} min left" if step.seconds_left is not None else ""
+        validation = (
+            f", validation accuracy {step.validation_accuracy:.3f} macro-F1 {step.validation_macro_f1:.3f}"
+            if step.validation_macro_f1 is not None
+            else ""
+        )
+        loss = f", loss {step.loss:.4f}" if step.loss is not None else ""
+        where = f"epoch {step.epoch}/{step.epochs} step {step.step:,}/{step.total_steps:,}"
+        print(f"{where}{loss}{validation}{left}", file=sys.stderr)
+
+    trainer = Trainer(settings, Path(settings.models_dir), request, settings.models, on_step=progress)
+    try:
+        report = _run(trainer.run, args.label_column)
+    except KeyboardInterrupt:
+        print("sentiment: training cancelled; nothing was written", file=sys.stderr)
+        return 130
+    if isinstance(report, Failed):
+        return report.code
+    print(report_text(report))
     return 0
 
 

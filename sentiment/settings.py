@@ -33,6 +33,7 @@ from sentiment.inference.catalogue import (
     ModelSpec,
     openai_base_url,
     spec_from_source,
+    trained_models,
 )
 from sentiment.inference.llm_settings import LlmEntryError, llm_options
 from sentiment.inference.long_texts import LONG_TEXT_MODES, LongTexts
@@ -42,6 +43,7 @@ from sentiment.storage.settings import WriterSettings
 from sentiment.web.settings import ServerLimits
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./sentiment.db"
+DEFAULT_MODELS_DIR = "./models"
 
 # Settings that mean nothing here, with why: those of the original multi-process system, the key of the signed
 # session cookie of old (a page session is now a row in the database, its cookie only a random id), and the
@@ -81,6 +83,8 @@ class Settings(msgspec.Struct, frozen=True):
     device: Device = "auto"
     long_texts: LongTexts = "head"
     cache_dir: str = str(DEFAULT_CACHE_DIR)
+    # Where `sentiment train` and the training page put fine-tuned models; each is catalogued at start.
+    models_dir: str = DEFAULT_MODELS_DIR
     sync_interval_s: Positive = 2.0
     host: str = "127.0.0.1"
     port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
@@ -130,9 +134,18 @@ class Settings(msgspec.Struct, frozen=True):
             + _parse_models(env.get("SENTIMENT_MODELS", ""), path)
             + _remote_model(env)
         )
+        models_dir = Path(env.get("SENTIMENT_MODELS_DIR", "").strip() or DEFAULT_MODELS_DIR)
+        configured = {spec.key for spec in models}
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
             raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
+        trained = trained_models(models_dir)
+        if clashes := sorted(configured & {spec.key for spec in trained}):
+            raise SettingsError(
+                f"model key {', '.join(clashes)} is configured and is also a fine-tuned model in "
+                f"{models_dir}: rename one of them"
+            )
+        models += trained
         values[("models",)] = models
         if preload := env.get("PRELOAD_MODEL", "").strip():
             values[("default_model",)] = _resolve_model_key(preload, keys)
@@ -240,6 +253,7 @@ ENV_FIELDS: dict[str, EnvField] = {
     "SENTIMENT_DEVICE": EnvField(("device",), _device),
     "SENTIMENT_LONG_TEXTS": EnvField(("long_texts",), _long_texts),
     "SENTIMENT_CACHE_DIR": EnvField(("cache_dir",)),
+    "SENTIMENT_MODELS_DIR": EnvField(("models_dir",)),
     "SENTIMENT_SYNC_INTERVAL_SECONDS": EnvField(("sync_interval_s",)),
     "HOST": EnvField(("host",)),
     "PORT": EnvField(("port",)),

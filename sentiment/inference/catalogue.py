@@ -98,6 +98,21 @@ def spec_from_source(key: str, source: str, path: ExecutionPath = "fp32") -> Mod
     return ModelSpec(key, str(Path(source).resolve()) if Path(source).is_dir() else source, path=path)
 
 
+# A fine-tuned model's card (sentiment train): a folder holding one under SENTIMENT_MODELS_DIR is catalogued.
+TRAINING_CARD = "training.json"
+
+
+def trained_models(models_dir: Path) -> tuple[ModelSpec, ...]:
+    """The models fine-tuned here before, keyed by their folders' names."""
+    if not models_dir.is_dir():
+        return ()
+    return tuple(
+        ModelSpec(folder.name, str(folder.resolve()))
+        for folder in sorted(models_dir.iterdir())
+        if not folder.name.startswith(".") and (folder / TRAINING_CARD).is_file()
+    )
+
+
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         "distilbert-sst2",

@@ -268,6 +268,13 @@ class ModelRegistry:
         """The models offered to users: those that answer now or were asked to (the rest would be refused)."""
         return [entry for entry in self._entries.values() if entry.serves]
 
+    def add(self, spec: ModelSpec) -> ModelEntry:
+        """Catalogue a model made while the process runs (a fine-tuned one)."""
+        if spec.key in self._entries:
+            raise Conflict(f"a model {spec.key} is already catalogued")
+        entry = self._entries[spec.key] = ModelEntry(spec)
+        return entry
+
     def want(self, key: str) -> ModelEntry:
         """Mark a model as one that should serve: VADER answers for it until it is loaded."""
         entry = self.entry(key)

@@ -18,6 +18,7 @@ from sentiment.services.models import ModelService
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
 from sentiment.services.system import SystemService
+from sentiment.services.training import TrainingService
 from sentiment.storage.writer import PredictionWriter
 
 
@@ -35,6 +36,7 @@ class Services:
     overview: OverviewService
     history: HistoryService
     datasets: DatasetService
+    training: TrainingService
     system: SystemService
 
 

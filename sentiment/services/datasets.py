@@ -95,6 +95,7 @@ from sentiment.services.tabular import (
     open_table,
     read_chunks,
 )
+from sentiment.services.training import DatasetSource
 from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.datasets import (
     RUNNING,
@@ -394,6 +395,23 @@ class DatasetService:
     def _source(self, dataset_id: UUID, name: str) -> Path:
         suffix = ".tsv" if Path(name).suffix.lower() in {".tsv", ".tab"} else ".csv"
         return self._folder / str(dataset_id) / f"source{suffix}"
+
+    async def training_source(self, dataset_id: UUID) -> DatasetSource | None:
+        """The file and columns a model is fine-tuned on: the data set's text and gold columns."""
+        dataset = await self._get(dataset_id)
+        if dataset is None:
+            return None
+        if not dataset.text_column or not dataset.gold_column:
+            raise InvalidInput(
+                f"data set {dataset.name} has no gold column: choose one when starting it, to train a model "
+                "on its labels"
+            )
+        return DatasetSource(
+            str(self._source(dataset.id, dataset.name)),
+            dataset.name,
+            dataset.text_column,
+            dataset.gold_column,
+        )
 
     def export_file(self, dataset_id: UUID) -> Path:
         return export_path(self._folder, dataset_id)

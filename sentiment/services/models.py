@@ -239,6 +239,15 @@ class ModelService:
                 self._make_default(key)
         return entry
 
+    async def add_trained(self, spec: ModelSpec) -> ModelEntry:
+        """A model fine-tuned here joins the catalogue and serves at once; saved as a chosen model, so a
+        restart (which catalogues it from SENTIMENT_MODELS_DIR) loads it again."""
+        self._registry.add(spec)
+        self._registry.want(spec.key)
+        entry = await self.load(spec.key)
+        await self._save_choices()
+        return entry
+
     def preload(self, key: str) -> None:
         """Start-up: load the configured default in the background; /health answers meanwhile."""
         self._spawn(self.load(key))

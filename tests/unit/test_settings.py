@@ -289,3 +289,21 @@ def test_use_local_ai_defines_the_local_ai_model_as_the_original_system_did() ->
     assert Settings.from_env({"MODEL_SERVICE_URL": "http://tei:8080"}).model("remote") is not None
     with pytest.raises(SettingsError, match="USE_LOCAL_AI=true needs MODEL_SERVICE_URL"):
         Settings.from_env({"USE_LOCAL_AI": "true"})
+
+
+def test_models_fine_tuned_before_are_catalogued_from_the_models_folder(tmp_path: Path) -> None:
+    for folder in ("airline-minilm", ".half-written.partial-1a2b", "not-a-trained-model"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "airline-minilm" / "training.json").write_text("{}")
+    (tmp_path / ".half-written.partial-1a2b" / "training.json").write_text("{}")
+    settings = Settings.from_env({"SENTIMENT_MODELS_DIR": str(tmp_path)})
+    assert settings.models_dir == str(tmp_path)
+    trained = settings.model("airline-minilm")
+    assert trained is not None and trained.source == str(tmp_path / "airline-minilm")
+    assert (
+        settings.model("not-a-trained-model") is None and settings.model(".half-written.partial-1a2b") is None
+    )
+    with pytest.raises(SettingsError, match="airline-minilm is configured and is also a fine-tuned model"):
+        Settings.from_env(
+            {"SENTIMENT_MODELS_DIR": str(tmp_path), "SENTIMENT_MODELS": f"airline-minilm={tmp_path}"}
+        )
