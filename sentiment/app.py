@@ -157,6 +157,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
                 models.add_trained,
                 datasets.training_source,
             )
+            await asyncio.to_thread(training.remove_abandoned)
             # A training run stops at its next step; its thread is not waited for past the deadline.
             stack.push_async_callback(within, deadline, "training", training.close)
             api_keys = ApiKeyService(engine, settings.api_keys, settings.uploads)

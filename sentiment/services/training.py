@@ -46,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 Phase = Literal["reading", "training", "testing", "saving", "done", "failed", "cancelled"]
 TEST_BATCH = 64
+# A run's partial folder exists from the end of its training until its card is written: minutes, not hours.
+ABANDONED_AFTER_S = 3600.0
 
 
 class TrainingRequest(msgspec.Struct, frozen=True):
@@ -416,6 +418,22 @@ class TrainingService:
         self._trainer: Trainer | None = None
         self._job: TrainingJob | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def remove_abandoned(self, older_than_s: float = ABANDONED_AFTER_S) -> list[str]:
+        """Partial folders of runs whose process died while saving or testing. A live run holds one for a few
+        minutes at most; replicas may share the folder, so only old ones are taken for dead."""
+        if not self._models_dir.is_dir():
+            return []
+        cutoff = time.time() - older_than_s
+        removed = [
+            folder
+            for folder in self._models_dir.glob(".*.partial-*")
+            if folder.is_dir() and folder.stat().st_mtime < cutoff
+        ]
+        for folder in removed:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("abandoned_training_folder_removed", folder=str(folder))
+        return [folder.name for folder in removed]
 
     def bases(self) -> list[str]:
         """Models a training can start from: the catalogue's transformers models with weights here."""

@@ -80,7 +80,7 @@ def test_an_admin_trains_a_model_from_a_data_set_page_and_it_serves(
         assert page.locator("#training-box[data-phase=failed]").count() == 0, page.content()
         page.wait_for_timeout(100)
     assert len(steps) >= 2, steps
-    table = page.locator("#training-box #dataset-metrics-table")
+    table = page.locator("#training-metrics-table")
     for model in ("page-tuned (new)", "minilm-tweets3 (base)", "vader (vader)"):
         assert table.get_by_text(model, exact=True).count() == 1, model
     watched_page.screenshot("training-report")

@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from sentiment.app import create_app
 from sentiment.core.training import Hyperparameters
 from sentiment.services.settings import DatasetSettings
-from sentiment.services.training import Trainer, TrainingRequest
+from sentiment.services.training import Trainer, TrainingRequest, TrainingService
 from sentiment.settings import Settings
 from tests.conftest import DATA, ROOT, TWEETS_MODEL, make_settings
 
@@ -296,3 +296,21 @@ async def test_a_data_set_without_a_gold_column_cannot_train(client: AsyncTestCl
         "/datasets/00000000-0000-0000-0000-000000000000/train", json=body, headers=ADMIN
     )
     assert missing.status_code == 404
+
+
+def test_partial_folders_of_dead_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    dead, live, kept = models / ".old.partial-1a2b3c4d", models / ".new.partial-5e6f7a8b", models / "trained"
+    for folder in (dead, live, kept):
+        folder.mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    os.utime(dead, (two_hours_ago, two_hours_ago))
+    os.utime(kept, (two_hours_ago, two_hours_ago))
+    settings = make_settings("sqlite+aiosqlite://", models_dir=str(models))
+
+    async def nothing(_: object) -> None:
+        return None
+
+    service = TrainingService(settings, models, lambda: settings.models, nothing, nothing)
+    assert service.remove_abandoned() == [dead.name]
+    assert sorted(p.name for p in models.iterdir()) == [live.name, "trained"]
