@@ -80,7 +80,7 @@ async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(
                 results.append((method, path, response.status_code))
         default = (await client.get("/models")).json()["default_model"]
     # acknowledge, failsafe reset and faults, model download, load, unload, default, data-set cancel and
-    # delete, API keys list, create and revoke
-    assert len(guarded) == 12
+    # delete, API keys list, create and revoke, training start and cancel
+    assert len(guarded) == 14
     assert [r for r in results if r[2] != 401] == []
     assert default == "vader"
