@@ -135,12 +135,11 @@ class Settings(msgspec.Struct, frozen=True):
             + _remote_model(env)
         )
         models_dir = Path(env.get("SENTIMENT_MODELS_DIR", "").strip() or DEFAULT_MODELS_DIR)
-        configured = {spec.key for spec in models}
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
             raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
         trained = trained_models(models_dir)
-        if clashes := sorted(configured & {spec.key for spec in trained}):
+        if clashes := sorted(set(keys) & {spec.key for spec in trained}):
             raise SettingsError(
                 f"model key {', '.join(clashes)} is configured and is also a fine-tuned model in "
                 f"{models_dir}: rename one of them"

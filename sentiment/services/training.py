@@ -177,20 +177,33 @@ class Trainer:
         self.step: StepReport | None = None
         self.cancelled = threading.Event()
 
+    def check(self) -> tuple[ModelSpec, str]:
+        """What can be refused without reading every row: the name, the settings, the base model and the
+        columns. Returns the base's spec and its weights' folder."""
+        request = self.request
+        check_name(request.name, [spec.key for spec in self.catalogue])
+        if (self.models_dir / request.name).exists():
+            raise InvalidInput(
+                f"model name {request.name!r} is taken: {self.models_dir / request.name} exists; pick another"
+            )
+        request.options.checked()
+        base = base_folder(self.settings, self.catalogue, request.base)
+        table = open_table(request.source)
+        table.index(request.text_column, "text")
+        table.index(request.label_column, "label")
+        return base
+
     def run(self) -> TrainingReport:
         from sentiment.inference.finetune import Labelled, fine_tune
         from sentiment.inference.paths import resolve_device
 
-        request, options = self.request, self.request.options.checked()
+        request, options = self.request, self.request.options
         started, started_at = time.perf_counter(), self.clock()
-        check_name(request.name, [spec.key for spec in self.catalogue])
+        base, base_source = self.check()
         target = self.models_dir / request.name
-        if target.exists():
-            raise InvalidInput(f"model name {request.name!r} is taken: {target} exists; pick another --name")
         source = Path(request.source)
         rows = read_labelled(source, request.text_column, request.label_column)
         labels = check_counts(rows.labels)
-        base, base_source = base_folder(self.settings, self.catalogue, request.base)
         split = stratified_split(rows.labels, options.validation_share, options.test_share, options.seed)
         device = resolve_device(self.settings.device)
 
@@ -458,15 +471,8 @@ class TrainingService:
     def start(self, request: TrainingRequest) -> TrainingJob:
         if self._job is not None and self._job.running:
             raise Conflict(f"model {self._job.name} is being trained; one training job runs at a time")
-        self._models_dir.mkdir(parents=True, exist_ok=True)
         trainer = Trainer(self._settings, self._models_dir, request, list(self._catalogue()), self._clock)
-        # What can be checked without reading every row answers at once, as a 400, not as a failed job.
-        check_name(request.name, [spec.key for spec in trainer.catalogue])
-        request.options.checked()
-        base_folder(self._settings, trainer.catalogue, request.base)
-        table = open_table(request.source)
-        table.index(request.text_column, "text")
-        table.index(request.label_column, "label")
+        trainer.check()  # answered at once, as a 400, rather than as a failed job
         self._trainer = trainer
         self._job = TrainingJob(
             uuid.uuid4().hex, request.name, request.base, request.data_name or Path(request.source).name,
