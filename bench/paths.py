@@ -1,8 +1,9 @@
-"""Execution paths compared on the same machine in one run: for fp32, int8 (torch), onnx and onnx-int8, the
-bare model's ceiling (a), SST-2 dev accuracy, and the service's figures (b) batch x64, (c) 32 concurrent
+"""Execution paths compared on the same machine in one run: for fp32, int8 (torch), onnx, onnx-int8 and auto,
+the bare model's ceiling (a), SST-2 dev accuracy, and the service's figures (b) batch x64, (c) 32 concurrent
 single-text clients and (e) one client, with the model configured on that path. Not part of CI.
 
-    .venv/bin/python bench/paths.py [--paths fp32,int8,onnx,onnx-int8] [--model ../shared/models/minilm-sst2]
+    .venv/bin/python bench/paths.py [--paths fp32,int8,onnx,onnx-int8,auto]
+        [--model ../shared/models/minilm-sst2]
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def main() -> int:
         prepared = time.perf_counter()
         backend = build(str(args.model), path, args.threads, cache)  # type: ignore[arg-type]
         prepare_s = time.perf_counter() - prepared
-        assert backend.execution_path == path, backend.fast_path_rejected
+        chosen = backend.execution_path
+        assert path in ("auto", chosen), backend.fast_path_rejected
         predicted = [
             s.label for start in range(0, len(texts), 32) for s in backend.predict(texts[start : start + 32])
         ]
@@ -76,9 +78,18 @@ def main() -> int:
             e = figures(load(port, 1, singles(texts[:300])))
         finally:
             service.stop()
-        results[path] = {"prepare_s": prepare_s, "accuracy": accuracy, "a": a, "b": b, "c": c, "e": e}
+        results[path] = {
+            "chosen": chosen,
+            "prepare_s": prepare_s,
+            "accuracy": accuracy,
+            "a": a,
+            "b": b,
+            "c": c,
+            "e": e,
+        }
         print(
-            f"   accuracy {accuracy:.4f}; (a) {a['texts_per_s']:.0f} texts/s at batch {a['best_batch']}; "
+            f"   {chosen}: accuracy {accuracy:.4f}; "
+            f"(a) {a['texts_per_s']:.0f} texts/s at batch {a['best_batch']}; "
             f"(b) {b['texts_per_s']:.0f}; (c) {c['texts_per_s']:.0f}; (e) p50 {e['p50_ms']:.1f} ms",
             flush=True,
         )

@@ -15,7 +15,7 @@ import msgspec
 import structlog
 
 from sentiment.core.training import Hyperparameters
-from sentiment.settings import Settings, SettingsError
+from sentiment.settings import EXECUTION_PATHS, Settings, SettingsError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     score.add_argument(
         "--execution-path",
-        choices=["fp32", "int8", "onnx", "onnx-int8"],
+        choices=EXECUTION_PATHS,
         help="how a transformers model runs (default: the model's own, else SENTIMENT_EXECUTION_PATH)",
     )
     score.add_argument(

@@ -81,6 +81,8 @@ class Settings(msgspec.Struct, frozen=True):
     cache_size: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     cache_mb: Positive = 64.0
     device: Device = "auto"
+    # How a transformers model named by its folder alone runs (configured ones carry their own path).
+    execution_path: ExecutionPath = "auto"
     long_texts: LongTexts = "head"
     cache_dir: str = str(DEFAULT_CACHE_DIR)
     # Where `sentiment train` and the training page put fine-tuned models; each is catalogued at start.
@@ -126,7 +128,7 @@ class Settings(msgspec.Struct, frozen=True):
             env = {**file_values, **os.environ}
         values = _table_values(env)
         path = _execution_path(
-            env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "fp32", "SENTIMENT_EXECUTION_PATH"
+            env.get("SENTIMENT_EXECUTION_PATH", "").strip() or "auto", "SENTIMENT_EXECUTION_PATH"
         )
         models = (
             BUILTIN_MODELS
@@ -146,6 +148,7 @@ class Settings(msgspec.Struct, frozen=True):
             )
         models += trained
         values[("models",)] = models
+        values[("execution_path",)] = path
         if preload := env.get("PRELOAD_MODEL", "").strip():
             values[("default_model",)] = _resolve_model_key(preload, keys)
         values[("database_url",)] = _database_url(env)

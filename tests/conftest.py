@@ -18,6 +18,10 @@ from typing import TypeVar
 
 # Hubs are unreachable here: fail at once instead of retrying for a minute.
 os.environ["HF_HUB_OFFLINE"] = "1"
+# The suite's expected figures were measured on fp32; `auto` (the default) is tested on its own
+# (tests/integration/test_execution_paths.py). Commands the tests start inherit this.
+FP32 = {"SENTIMENT_EXECUTION_PATH": "fp32"}
+os.environ.update(FP32)
 
 import asyncpg
 import httpx
@@ -108,6 +112,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         models=BUILTIN_MODELS
         + (ModelSpec("minilm-sst2", str(SST2_MODEL)), ModelSpec("minilm-tweets3", str(TWEETS_MODEL))),
         auto_migrate=True,
+        execution_path="fp32",
     )
     settings = msgspec.structs.replace(base, **overrides)
     if settings.writer.journal_dir == WriterSettings().journal_dir:  # never the working folder's journal
@@ -184,7 +189,7 @@ class ServerProcess:
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             command or [sys.executable, "-m", "sentiment", "serve"],
-            env={**clean, "HF_HUB_OFFLINE": "1", **env, "PORT": str(self.port)},
+            env={**clean, "HF_HUB_OFFLINE": "1", **FP32, **env, "PORT": str(self.port)},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=log_path.parent,

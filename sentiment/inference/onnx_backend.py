@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import shutil
@@ -17,21 +16,14 @@ from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
 from sentiment.inference.labels import UnmappableLabels, map_labels
 from sentiment.inference.long_texts import LongTextEncoder, LongTexts
+from sentiment.inference.paths import source_stamp
 
 MAX_SEQUENCE_LENGTH = 512
 
 
 def export_folder(source: str, quantize: bool, cache_dir: Path) -> Path:
     """Where this source's export lives: keyed by the model files and the library versions that made it."""
-    import onnxruntime
-    import torch
-
-    config = Path(source) / "config.json"
-    stamp = f"{config.stat().st_mtime_ns}-{config.stat().st_size}" if config.exists() else "hub"
-    origin = Path(source).resolve() if Path(source).exists() else source
-    key = f"{origin}|{stamp}|{torch.__version__}|{onnxruntime.__version__}"
-    name = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir / f"{name}-{'int8' if quantize else 'fp32'}"
+    return cache_dir / f"{source_stamp(source)}-{'int8' if quantize else 'fp32'}"
 
 
 def export(source: str, folder: Path) -> None:

@@ -53,6 +53,8 @@ class ModelSettings(Protocol):
     def long_texts(self) -> LongTexts: ...
     @property
     def device(self) -> str: ...
+    @property
+    def execution_path(self) -> ExecutionPath: ...
 
 
 class ScoreSummary(msgspec.Struct, frozen=True):
@@ -98,7 +100,7 @@ def _find_model(settings: ModelSettings, model: str | None) -> tuple[tuple[Model
                 f"unknown model {key!r}: give a model key ({', '.join(spec.key for spec in specs)}), "
                 f"a model folder, or add it with SENTIMENT_MODELS={key}=/path/to/folder"
             )
-        spec = spec_from_source(Path(key).resolve().name, key)
+        spec = spec_from_source(Path(key).resolve().name, key, settings.execution_path)
         if spec.key in keys:
             spec = msgspec.structs.replace(spec, key=str(Path(key).resolve()))
         return (*specs, spec), spec

@@ -8,10 +8,12 @@ from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
 from sentiment.core.domain import Scored
+from sentiment.inference import paths
 from sentiment.inference.backend import Backend, BaseBackend
 from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
-from sentiment.inference.paths import SELF_CHECK_TEXTS, agreement, build, checked
+from sentiment.inference.paths import build
 from sentiment.inference.registry import load_backend
+from sentiment.inference.self_check import SAMPLE_TEXTS
 from sentiment.inference.transformers_backend import TransformersBackend
 from tests.conftest import SST2_MODEL, in_app, make_settings, wait_until_settled
 
@@ -29,12 +31,38 @@ class LabelFlipper(BaseBackend):
         return [Scored(flipped[s.label], s.confidence, s.scores) for s in self._inner.predict(texts)]  # type: ignore[arg-type]
 
 
-def test_agreement_and_the_self_check_verdict() -> None:
-    assert agreement(["a", "b", "c", "d"], ["a", "b", "c", "x"]) == 0.75
-    reference = TransformersBackend(str(SST2_MODEL))
-    assert checked(reference, reference) is None
-    verdict = checked(LabelFlipper(reference), reference)
-    assert verdict is not None and "at least 90% needed" in verdict
+class SometimesWrong(BaseBackend):
+    """A planted fast path: fp32's answers with the label of every `every`-th text of a call changed."""
+
+    def __init__(self, inner: Backend, every: int) -> None:
+        self.labels = inner.labels
+        self.execution_path = "onnx-int8"
+        self._inner, self._every = inner, every
+
+    def predict(self, texts: Sequence[str]) -> list[Scored]:
+        answers = self._inner.predict(texts)
+        other = {"negative": "positive", "positive": "negative"}
+        return [
+            Scored(other[s.label], s.confidence, s.scores) if i % self._every == 0 else s  # type: ignore[arg-type]
+            for i, s in enumerate(answers)
+        ]
+
+
+def test_a_planted_path_that_changes_two_percent_of_labels_is_refused(tmp_path: Path) -> None:
+    backend = build(
+        str(SST2_MODEL),
+        "auto",
+        None,
+        tmp_path,
+        make_fast=lambda source, _: SometimesWrong(TransformersBackend(source), 50),
+    )
+    assert backend.execution_path == "fp32"
+    assert backend.fast_path_rejected is not None
+    assert "the onnx-int8 path was refused" in backend.fast_path_rejected
+    assert "(at least 99% needed)" in backend.fast_path_rejected
+    # The verdict is remembered: the next start refuses the path without building it or loading fp32 twice.
+    again = build(str(SST2_MODEL), "auto", None, tmp_path, make_fast=lambda *_: pytest.fail("built again"))
+    assert again.fast_path_rejected is not None and "remembered in" in again.fast_path_rejected
 
 
 def test_broken_fast_path_is_refused_and_the_model_runs_in_fp32(tmp_path: Path) -> None:
@@ -81,15 +109,35 @@ async def test_refused_fast_path_shows_in_models_and_raises_an_alert(sqlite_url:
     assert (answer["sentiment"], answer["model_used"]) == ("positive", "fast")
 
 
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the module: each path exports its model once."""
+    return tmp_path_factory.mktemp("exports")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", ["int8", "onnx", "onnx-int8"])
-def test_each_fast_path_passes_its_self_check_on_the_reference_model(path: str, tmp_path: Path) -> None:
-    backend = build(str(SST2_MODEL), path, None, tmp_path)  # type: ignore[arg-type]
+def test_each_fast_path_passes_its_self_check_on_the_reference_model(path: str, exports: Path) -> None:
+    backend = build(str(SST2_MODEL), path, None, exports)  # type: ignore[arg-type]
     assert backend.execution_path == path
-    results = backend.predict(list(SELF_CHECK_TEXTS[:2]))
+    results = backend.predict(list(SAMPLE_TEXTS[:2]))
     assert [r.label for r in results] == ["positive", "negative"]
     if path.startswith("onnx"):
-        assert list(tmp_path.glob("*/model*.onnx")), "the export is kept in the cache folder"
+        assert list(exports.glob("*/model*.onnx")), "the export is kept in the cache folder"
+
+
+@pytest.mark.slow
+def test_auto_takes_onnx_int8_on_this_cpu_and_then_trusts_its_remembered_verdict(
+    exports: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = build(str(SST2_MODEL), "auto", None, exports)
+    assert (first.execution_path, first.fast_path_rejected) == ("onnx-int8", None)
+    assert [r.label for r in first.predict(["What a wonderful, moving film."])] == ["positive"]
+    assert (exports / "self-checks" / f"{paths.source_stamp(str(SST2_MODEL), 'onnx-int8')}.json").is_file()
+    monkeypatch.setattr(paths._Reference, "backend", lambda _: pytest.fail("fp32 loaded to check again"))
+    again = build(str(SST2_MODEL), "auto", None, exports)
+    assert again.execution_path == "onnx-int8"
+    assert "torch" not in again.__class__.__module__
 
 
 def test_auto_device_is_the_cpu_here_and_cuda_without_a_gpu_is_refused_clearly() -> None:

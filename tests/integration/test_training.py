@@ -187,6 +187,7 @@ def app_settings(tmp_path: Path, database_url: str) -> Settings:
         {
             "SENTIMENT_MODELS": f"minilm-tweets3={TWEETS_MODEL}",
             "SENTIMENT_MODELS_DIR": str(tmp_path / "models"),
+            "SENTIMENT_EXECUTION_PATH": "fp32",
         },
         dotenv=tmp_path / "no.env",
     ).models
