@@ -22,6 +22,13 @@ class BatchPolicy(msgspec.Struct, frozen=True):
     micro_batch_tokens: AtLeastOne = 384
     max_wait_s: NonNegative = 0.01
     max_queue: AtLeastOne = 2048
+    # Bulk work (data sets, evaluations) waits while live requests do, but gets one call after this many live
+    # calls in a row: it fills the model's idle time and is never starved.
+    live_calls_per_bulk_call: AtLeastOne = 4
+    # While live requests came within `live_recent_s`, a bulk call's passes hold at most this many texts: a
+    # live request arriving mid-call waits for one short pass, not a full one.
+    bulk_pass_size_near_live: AtLeastOne = 1
+    live_recent_s: NonNegative = 1.0
     # What one text costs at most: the model's window, as texts are cut to it; None when every window of a
     # long text is scored.
     max_tokens_per_text: int | None = 512
@@ -78,3 +85,20 @@ def should_wait(queued: int, last_batch_size: int, waited_s: float, policy: Batc
     """
     target = min(last_batch_size, policy.max_batch_size)
     return queued < target and waited_s < policy.max_wait_s
+
+
+def bulk_goes_next(
+    live_waiting: bool, bulk_waiting: bool, live_calls_in_a_row: int, policy: BatchPolicy
+) -> bool:
+    """Whether the next model call takes bulk work: when no live request waits, or when live ones have had
+    `live_calls_per_bulk_call` calls in a row while bulk work waited."""
+    if not bulk_waiting:
+        return False
+    return not live_waiting or live_calls_in_a_row >= policy.live_calls_per_bulk_call
+
+
+def bulk_pass_policy(policy: BatchPolicy, since_live_s: float) -> BatchPolicy:
+    """The micro-batching of a bulk call: short passes while live traffic is recent, else the usual ones."""
+    if since_live_s >= policy.live_recent_s or policy.micro_batch_size <= policy.bulk_pass_size_near_live:
+        return policy
+    return msgspec.structs.replace(policy, micro_batch_size=policy.bulk_pass_size_near_live)

@@ -4,6 +4,10 @@ together and run as batches on the model's worker thread.
 The event loop only queues and awaits; the forward pass runs on one dedicated thread per model. The moment the
 model is free the worker forms the next batch from the head of the queue (size and token budget from the
 `BatchPolicy`), so requests that arrived during a forward pass share the next one.
+
+Two lanes: live requests (/predict) go ahead of bulk work (data sets, evaluations). A bulk call gives way
+between its micro-batches as soon as a live request waits, its unscored texts back at the head of the bulk
+lane; bulk work fills the idle time and gets a call after every few live ones, so it is never starved.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
@@ -24,6 +28,8 @@ from sentiment.inference.backend import Backend, BaseBackend
 from sentiment.inference.batching import (
     BatchPolicy,
     batch_length,
+    bulk_goes_next,
+    bulk_pass_policy,
     estimate_tokens,
     plan_micro_batches,
     should_wait,
@@ -111,21 +117,24 @@ class _Item(msgspec.Struct, array_like=True):
     tokens: int
 
 
-def forward_passes(
-    backend: Backend,
-    texts: Sequence[str],
-    tokens: Sequence[int],
-    policy: BatchPolicy,
-    on_pass: Callable[[], None] = lambda: None,
-) -> list[Scored]:
-    """One model call's texts run in micro-batches (similar lengths together), answers in input order. Offline
-    scoring on a cluster runs its batches through this too: an int8 path quantizes activations per pass, so
-    the same passes give the same scores. `on_pass` hears of each finished pass: the sign of a live model."""
-    scored: list[Scored | None] = [None] * len(texts)
+def micro_passes(
+    backend: Backend, texts: Sequence[str], tokens: Sequence[int], policy: BatchPolicy
+) -> Iterator[tuple[list[int], list[Scored]]]:
+    """One model call's texts run in micro-batches (similar lengths together): each pass's text indices and
+    answers, as the pass finishes, so a caller can stop between passes."""
     for indices in plan_micro_batches(tokens, policy):
-        for index, result in zip(indices, backend.predict([texts[i] for i in indices]), strict=True):
+        yield indices, backend.predict([texts[i] for i in indices])
+
+
+def forward_passes(
+    backend: Backend, texts: Sequence[str], tokens: Sequence[int], policy: BatchPolicy
+) -> list[Scored]:
+    """Every pass of one call, answers in input order. Offline scoring on a cluster runs its batches through
+    this too: an int8 path quantizes activations per pass, so the same passes give the same scores."""
+    scored: list[Scored | None] = [None] * len(texts)
+    for indices, results in micro_passes(backend, texts, tokens, policy):
+        for index, result in zip(indices, results, strict=True):
             scored[index] = result
-        on_pass()
     return scored  # type: ignore[return-value]  # the passes cover every index once
 
 
@@ -146,6 +155,9 @@ class BatchQueue:
         self._on_outcome = on_outcome
         self._before_call = before_call
         self._items: deque[_Item] = deque()
+        self._bulk: deque[_Item] = deque()
+        self._live_calls_in_a_row = 0
+        self._live_seen = -float("inf")
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"queue-{name}")
@@ -154,16 +166,19 @@ class BatchQueue:
 
     @property
     def depth(self) -> int:
-        return len(self._items)
+        return len(self._items) + len(self._bulk)
 
     async def submit(
-        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None
+        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None, bulk: bool = False
     ) -> TimedResult:
-        """Queue the texts, wait for all their results (raises QueueFull at once when there is no room)."""
-        if len(self._items) + len(texts) > self.policy.max_queue:
+        """Queue the texts (in the bulk lane when `bulk`), wait for all their results (raises QueueFull at
+        once when there is no room)."""
+        if self.depth + len(texts) > self.policy.max_queue:
             raise QueueFull(self.name)
         request = _Request(texts, trial, asyncio.get_running_loop().create_future())
-        self._items.extend(
+        if not bulk:
+            self._live_seen = request.submitted
+        (self._bulk if bulk else self._items).extend(
             _Item(request, i, estimate_tokens(text, self.policy)) for i, text in enumerate(texts)
         )
         self._wakeup.set()
@@ -179,13 +194,14 @@ class BatchQueue:
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every queued text has been answered (True) or the timeout passed (False)."""
-        return await poll_until(lambda: not self._items and not self._calling, timeout_s, every_s=0.01)
+        return await poll_until(lambda: not self.depth and not self._calling, timeout_s, every_s=0.01)
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
-        for item in self._items:
+        for item in (*self._items, *self._bulk):
             item.request.future.cancel()
         self._items.clear()
+        self._bulk.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._backend.close()
         # The cancelled worker task keeps its traceback, and with it this queue: drop the model explicitly so
@@ -194,42 +210,50 @@ class BatchQueue:
 
     async def _run(self) -> None:
         while True:
-            if not self._items:
+            if not self.depth:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            waiting_since = time.perf_counter()
-            while should_wait(
-                len(self._items), self.last_batch_size, time.perf_counter() - waiting_since, self.policy
-            ):
-                self._wakeup.clear()
-                remaining = self.policy.max_wait_s - (time.perf_counter() - waiting_since)
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(max(remaining, 0)):
-                        await self._wakeup.wait()
-            batch = self._take_batch()
+            bulk = bulk_goes_next(bool(self._items), bool(self._bulk), self._live_calls_in_a_row, self.policy)
+            if not bulk:
+                await self._gather_live()
+            self._live_calls_in_a_row = 0 if bulk or not self._bulk else self._live_calls_in_a_row + 1
+            batch = self._take_batch(self._bulk if bulk else self._items)
             if batch:
-                self.last_batch_size = len(batch)
+                if not bulk:
+                    self.last_batch_size = len(batch)
                 self._calling = True
                 try:
-                    await self._call(batch)
+                    await self._call(batch, bulk)
                 finally:
                     self._calling = False
 
-    def _take_batch(self) -> list[_Item]:
-        """Pop the next batch from the head, dropping texts whose callers have given up."""
-        while self._items and self._items[0].request.future.done():
-            self._items.popleft()
-        live = (item.tokens for item in self._items if not item.request.future.done())
+    async def _gather_live(self) -> None:
+        """Hold a small live batch back briefly while recent traffic filled bigger ones (`should_wait`)."""
+        waiting_since = time.perf_counter()
+        while should_wait(
+            len(self._items), self.last_batch_size, time.perf_counter() - waiting_since, self.policy
+        ):
+            self._wakeup.clear()
+            remaining = self.policy.max_wait_s - (time.perf_counter() - waiting_since)
+            with suppress(TimeoutError):
+                async with asyncio.timeout(max(remaining, 0)):
+                    await self._wakeup.wait()
+
+    def _take_batch(self, lane: deque[_Item]) -> list[_Item]:
+        """Pop the next batch from the head of a lane, dropping texts whose callers have given up."""
+        while lane and lane[0].request.future.done():
+            lane.popleft()
+        live = (item.tokens for item in lane if not item.request.future.done())
         wanted = batch_length(live, self.policy)
         batch: list[_Item] = []
-        while self._items and len(batch) < wanted:
-            item = self._items.popleft()
+        while lane and len(batch) < wanted:
+            item = lane.popleft()
             if not item.request.future.done():
                 batch.append(item)
         return batch
 
-    async def _call(self, batch: list[_Item]) -> None:
+    async def _call(self, batch: list[_Item], bulk: bool) -> None:
         texts = [item.request.texts[item.index] for item in batch]
         requests = {id(item.request): item.request for item in batch}.values()
         trial = any(request.trial for request in requests)
@@ -240,10 +264,20 @@ class BatchQueue:
 
         tokens = [item.tokens for item in batch]
         progress = _Progress(started)
+        policy = bulk_pass_policy(self.policy, started - self._live_seen) if bulk else self.policy
 
-        def forward() -> list[Scored]:
+        def forward() -> list[Scored | None]:
+            """The call's answers; a bulk call stops after the pass during which a live request arrived
+            (None for the texts it leaves)."""
             self._before_call()
-            return forward_passes(self._backend, texts, tokens, self.policy, on_pass=progress.mark)
+            scored: list[Scored | None] = [None] * len(texts)
+            for indices, results in micro_passes(self._backend, texts, tokens, policy):
+                for index, result in zip(indices, results, strict=True):
+                    scored[index] = result
+                progress.mark()
+                if bulk and self._items:
+                    break
+            return scored
 
         try:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
@@ -264,7 +298,11 @@ class BatchQueue:
         seconds = time.perf_counter() - started
         for request in requests:
             request.inference_s += seconds
+        left = [item for item, result in zip(batch, scored, strict=True) if result is None]
+        self._bulk.extendleft(reversed(left))
         for item, result in zip(batch, scored, strict=True):
+            if result is None:
+                continue
             request = item.request
             request.results[item.index] = result
             request.remaining -= 1
@@ -274,9 +312,11 @@ class BatchQueue:
                     # remaining == 0: every slot of results holds a Scored now
                     TimedResult(request.results, queue_s * 1000, request.inference_s * 1000)  # type: ignore[arg-type]
                 )
-        self._on_outcome(CallOutcome(True, trial, len(batch), seconds))
+        self._on_outcome(CallOutcome(True, trial, len(batch) - len(left), seconds))
 
-    async def _while_alive(self, work: asyncio.Future[list[Scored]], progress: _Progress) -> list[Scored]:
+    async def _while_alive(
+        self, work: asyncio.Future[list[Scored | None]], progress: _Progress
+    ) -> list[Scored | None]:
         """The call's answers, however long it takes while its forward passes keep finishing: a long call is
         slow, not failed (its callers have their own deadline). TimeoutError when no pass finished within the
         call timeout: the model is stuck."""

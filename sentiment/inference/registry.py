@@ -185,19 +185,21 @@ class ModelEntry:
         return str(Path(cached).parent) if isinstance(cached, str) else None
 
     async def run(
-        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None
+        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None, bulk: bool = False
     ) -> TimedResult:
+        """The texts' answers; `bulk` work (a data set, an evaluation) gives way to live requests."""
         if self.queue is None:
             raise ModelNotLoaded(self.key)
         long = [len(text) > LONG_TEXT_CHARS for text in texts]
         if self.long_lane is None or not any(long):
-            return await self.queue.submit(texts, trial, timeout_s)
+            return await self.queue.submit(texts, trial, timeout_s, bulk)
         if all(long):
-            return await self.long_lane.submit(texts, trial, timeout_s)
+            return await self.long_lane.submit(texts, trial, timeout_s, bulk)
         shorts_in = [text for text, is_long in zip(texts, long, strict=True) if not is_long]
         longs_in = [text for text, is_long in zip(texts, long, strict=True) if is_long]
         short_part, long_part = await asyncio.gather(
-            self.queue.submit(shorts_in, trial, timeout_s), self.long_lane.submit(longs_in, trial, timeout_s)
+            self.queue.submit(shorts_in, trial, timeout_s, bulk),
+            self.long_lane.submit(longs_in, trial, timeout_s, bulk),
         )
         shorts, longs = iter(short_part.scored), iter(long_part.scored)
         return TimedResult(

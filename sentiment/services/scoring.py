@@ -2,8 +2,9 @@
 
 A data set is not bound by arrival order, so each chunk of rows is sorted by text length before it goes to the
 queue: every batch the queue forms then holds texts of similar length and little compute goes on padding. The
-chunk is handed over one batch-sized slice at a time, two in flight, so the model never idles between slices
-and live requests queued behind a data set wait for two slices at most, not for the whole chunk.
+chunk is handed over one batch-sized slice at a time, two in flight, so the model never idles between slices.
+Slices go in the queue's bulk lane: live requests are served ahead of them, and a slice being scored gives way
+between its micro-batches when one arrives.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ChunkScorer:
     async def _run_when_room(self, texts: Sequence[str]) -> list[Scored]:
         while True:
             try:
-                return (await self.entry.run(texts)).scored
+                return (await self.entry.run(texts, bulk=True)).scored
             except QueueFull:
                 # Live traffic fills the queue: leave it the room and come back (not a failure of the model).
                 await asyncio.sleep(min(QUEUE_FULL_WAIT_S, self._retry_delay_s))

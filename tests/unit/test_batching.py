@@ -2,6 +2,8 @@ from sentiment.inference.backend import BaseBackend
 from sentiment.inference.batching import (
     BatchPolicy,
     batch_length,
+    bulk_goes_next,
+    bulk_pass_policy,
     estimate_tokens,
     plan_micro_batches,
     should_wait,
@@ -88,3 +90,21 @@ class Device(BaseBackend):
     def __init__(self, device: str, scores_every_window: bool = False) -> None:
         self.device = device
         self.scores_every_window = scores_every_window
+
+
+def test_bulk_work_goes_when_no_live_request_waits_or_after_enough_live_calls() -> None:
+    policy = BatchPolicy(live_calls_per_bulk_call=3)
+    assert not bulk_goes_next(live_waiting=False, bulk_waiting=False, live_calls_in_a_row=9, policy=policy)
+    assert bulk_goes_next(live_waiting=False, bulk_waiting=True, live_calls_in_a_row=0, policy=policy)
+    turns = [bulk_goes_next(True, True, calls, policy) for calls in range(5)]
+    assert turns == [False, False, False, True, True]
+    assert not bulk_goes_next(live_waiting=True, bulk_waiting=False, live_calls_in_a_row=3, policy=policy)
+
+
+def test_bulk_passes_are_short_only_while_live_traffic_is_recent() -> None:
+    policy = BatchPolicy(micro_batch_size=16, bulk_pass_size_near_live=2, live_recent_s=1.0)
+    assert bulk_pass_policy(policy, since_live_s=0.2).micro_batch_size == 2
+    assert bulk_pass_policy(policy, since_live_s=1.0) is policy
+    assert bulk_pass_policy(policy, since_live_s=float("inf")) is policy
+    small = BatchPolicy(micro_batch_size=1, bulk_pass_size_near_live=2)
+    assert bulk_pass_policy(small, since_live_s=0.0) is small

@@ -55,6 +55,41 @@ async def test_requests_waiting_while_the_model_is_busy_share_the_next_batch(
     assert backend.batches == [["busy"], ["text 0", "text 1", "text 2"]]
 
 
+async def test_live_requests_go_ahead_of_bulk_work_and_a_bulk_call_gives_way_between_passes(
+    backend: RecordingBackend,
+) -> None:
+    one_per_pass = BatchPolicy(max_batch_size=4, micro_batch_size=1, max_wait_s=0.0, max_queue=20)
+    queue = BatchQueue("m", backend, one_per_pass, call_timeout_s=None)
+    backend.gate.clear()
+    bulk = asyncio.create_task(queue.submit(["b1", "b2", "b3", "b4"], bulk=True))
+    await asyncio.sleep(0.05)  # the bulk call runs its first pass, held by the gate
+    more_bulk = asyncio.create_task(queue.submit(["c1"], bulk=True))
+    live = asyncio.create_task(queue.submit(["live"]))
+    await asyncio.sleep(0.01)
+    backend.gate.set()
+    bulk_result, _, live_result = await asyncio.gather(bulk, more_bulk, live)
+    await queue.close()
+    # The bulk call stopped after its running pass; the live text went next, then the rest of the bulk lane.
+    assert backend.batches == [["b1"], ["live"], ["b2"], ["b3"], ["b4"], ["c1"]]
+    assert [s.confidence for s in bulk_result.scored] == [2.0] * 4
+    assert live_result.scored[0].confidence == 4.0
+
+
+async def test_bulk_work_gets_a_call_after_every_few_live_ones(backend: RecordingBackend) -> None:
+    policy = BatchPolicy(max_batch_size=1, max_wait_s=0.0, max_queue=20, live_calls_per_bulk_call=2)
+    queue = BatchQueue("m", backend, policy, call_timeout_s=None)
+    backend.gate.clear()
+    first = asyncio.create_task(queue.submit(["l0"]))
+    await asyncio.sleep(0.05)
+    waiting = [asyncio.create_task(queue.submit(["bulk"], bulk=True))]
+    waiting += [asyncio.create_task(queue.submit([f"l{i}"])) for i in range(1, 5)]
+    await asyncio.sleep(0.01)
+    backend.gate.set()
+    await asyncio.gather(first, *waiting)
+    await queue.close()
+    assert backend.batches == [["l0"], ["l1"], ["l2"], ["bulk"], ["l3"], ["l4"]]
+
+
 async def test_results_come_back_to_each_caller_in_its_own_order(backend: RecordingBackend) -> None:
     queue = BatchQueue("m", backend, POLICY, call_timeout_s=None)
     texts_a, texts_b = ["a", "aaa", "aa"], ["bbbbb", "b"]

@@ -44,9 +44,10 @@ class FakeEntry:
         self.in_flight = 0
         self.most_in_flight = 0
 
-    async def run(self, texts: Sequence[str]) -> TimedResult:
+    async def run(self, texts: Sequence[str], bulk: bool = False) -> TimedResult:
         if self.failures:
             raise self.failures.pop(0)
+        assert bulk, "offline scoring goes in the bulk lane"
         self.calls.append(list(texts))
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
