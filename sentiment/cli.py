@@ -242,7 +242,7 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     from sentiment.app import create_app
     from sentiment.inference.memory import limit_malloc_arenas
     from sentiment.services.system import journal_problem
-    from sentiment.web.server import GuardedH11Protocol
+    from sentiment.web.server import GuardedHttpToolsProtocol
 
     journal = settings.writer.journal_dir
     if (problem := journal_problem(journal)) is not None:
@@ -263,7 +263,8 @@ def _serve(settings: Settings, host: str, port: int) -> int:
         port=port,
         log_config=None,
         access_log=False,
-        http=partial(GuardedH11Protocol, limits=settings.server),  # type: ignore[arg-type]  # a protocol factory
+        http=partial(GuardedHttpToolsProtocol, limits=settings.server),  # type: ignore[arg-type]  # a factory
+        loop="uvloop",
         timeout_keep_alive=settings.server.keep_alive_s,  # type: ignore[arg-type]  # uvicorn reads a float
         timeout_graceful_shutdown=settings.server.drain_s,  # type: ignore[arg-type]  # a float too
     )

@@ -40,21 +40,24 @@ class PageSessionBackend(ServerSideSessionBackend):
         return {}
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-        """The cookie's id when a session was loaded under it, else a new one."""
+        """The cookie's id when a session was loaded under it, else a new one (made when the answer stores
+        the session: most requests never need one)."""
         cookie_id = self._cookie_id(connection)
         if cookie_id and isinstance(connection.scope.get("session"), StoredSession):
             return cookie_id
-        return self.generate_session_id()
+        return ""
 
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
+        cookie_id = self._cookie_id(connection)
+        if cookie_id is None and (scope_session is Empty or not scope_session):
+            return  # the common case, every JSON API call: no session before, none after
         store = self.config.get_store_from_app(connection.scope["app"])
         headers = MutableScopeHeaders.from_message(message)
         cookie_params = dict(
             extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys())
         )
-        cookie_id = self._cookie_id(connection)
         # The middleware set the id after loading; None here means the handler cleared the session.
         session_id = connection.get_session_id()
         if cookie_id and session_id != cookie_id:

@@ -10,9 +10,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import pytest
 import uvicorn
 
-from sentiment.web.server import GuardedH11Protocol
+from sentiment.web.server import GuardedH11Protocol, GuardedHttpToolsProtocol
 from sentiment.web.settings import ServerLimits
 
 REQUEST = b"GET / HTTP/1.1\r\nhost: test\r\n\r\n"
@@ -23,13 +24,19 @@ async def hello(scope: dict[str, Any], receive: Callable[..., Any], send: Callab
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+@pytest.fixture(params=[GuardedHttpToolsProtocol, GuardedH11Protocol], ids=["httptools", "h11"])
+def protocol(request: pytest.FixtureRequest) -> type:
+    """Both of uvicorn's HTTP protocols: the service runs httptools, h11 where httptools is missing."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @asynccontextmanager
-async def serving(limits: ServerLimits) -> AsyncIterator[int]:
+async def serving(limits: ServerLimits, protocol: type) -> AsyncIterator[int]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         hello,
-        http=partial(GuardedH11Protocol, limits=limits),  # type: ignore[arg-type]
+        http=partial(protocol, limits=limits),  # type: ignore[arg-type]
         lifespan="off",
         log_config=None,
         timeout_keep_alive=30,
@@ -53,8 +60,8 @@ async def answer_of(port: int, request: bytes = REQUEST) -> bytes:
     return answer
 
 
-async def test_a_head_that_never_completes_is_cut_off_while_others_are_served() -> None:
-    async with serving(ServerLimits(header_timeout_s=0.4)) as port:
+async def test_a_head_that_never_completes_is_cut_off_while_others_are_served(protocol: type) -> None:
+    async with serving(ServerLimits(header_timeout_s=0.4), protocol) as port:
         silent = await asyncio.open_connection("127.0.0.1", port)
         partial_head = await asyncio.open_connection("127.0.0.1", port)
         partial_head[1].write(b"GET / HTTP/1.1\r\nhost: te")
@@ -69,8 +76,8 @@ async def test_a_head_that_never_completes_is_cut_off_while_others_are_served() 
         assert 0.35 < time.monotonic() - started < 2
 
 
-async def test_a_head_dribbled_a_byte_at_a_time_does_not_rearm_the_deadline() -> None:
-    async with serving(ServerLimits(header_timeout_s=0.5)) as port:
+async def test_a_head_dribbled_a_byte_at_a_time_does_not_rearm_the_deadline(protocol: type) -> None:
+    async with serving(ServerLimits(header_timeout_s=0.5), protocol) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
 
         async def dribble() -> None:
@@ -87,8 +94,8 @@ async def test_a_head_dribbled_a_byte_at_a_time_does_not_rearm_the_deadline() ->
         assert time.monotonic() - started < 1.5
 
 
-async def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() -> None:
-    async with serving(ServerLimits(header_timeout_s=0.4)) as port:
+async def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline(protocol: type) -> None:
+    async with serving(ServerLimits(header_timeout_s=0.4), protocol) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(REQUEST)
         first = await asyncio.wait_for(reader.read(1000), 5)
@@ -98,8 +105,8 @@ async def test_the_next_head_on_a_kept_alive_connection_has_the_same_deadline() 
     assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 408")
 
 
-async def test_connections_beyond_the_cap_are_answered_503_at_once() -> None:
-    async with serving(ServerLimits(header_timeout_s=30, max_connections=2)) as port:
+async def test_connections_beyond_the_cap_are_answered_503_at_once(protocol: type) -> None:
+    async with serving(ServerLimits(header_timeout_s=30, max_connections=2), protocol) as port:
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
         await asyncio.sleep(0.05)
         refused = await answer_of(port)
