@@ -140,7 +140,7 @@ class Settings(msgspec.Struct, frozen=True):
         keys = [spec.key for spec in models]
         if len(set(keys)) != len(keys):
             raise SettingsError(f"SENTIMENT_MODELS repeats a model key: {', '.join(keys)}")
-        trained = trained_models(models_dir)
+        trained = trained_models(models_dir, path)
         if clashes := sorted(set(keys) & {spec.key for spec in trained}):
             raise SettingsError(
                 f"model key {', '.join(clashes)} is configured and is also a fine-tuned model in "

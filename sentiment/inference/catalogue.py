@@ -102,12 +102,12 @@ def spec_from_source(key: str, source: str, path: ExecutionPath = "fp32") -> Mod
 TRAINING_CARD = "training.json"
 
 
-def trained_models(models_dir: Path) -> tuple[ModelSpec, ...]:
-    """The models fine-tuned here before, keyed by their folders' names."""
+def trained_models(models_dir: Path, path: ExecutionPath) -> tuple[ModelSpec, ...]:
+    """The models fine-tuned here before, keyed by their folders' names, run on `path` as configured ones."""
     if not models_dir.is_dir():
         return ()
     return tuple(
-        ModelSpec(folder.name, str(folder.resolve()))
+        ModelSpec(folder.name, str(folder.resolve()), path=path)
         for folder in sorted(models_dir.iterdir())
         if not folder.name.startswith(".") and (folder / TRAINING_CARD).is_file()
     )

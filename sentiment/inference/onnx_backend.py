@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import shutil
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from sentiment.core.domain import Label, ModelLoadError, Scored, first_line
 from sentiment.inference.backend import BaseBackend
@@ -19,6 +22,8 @@ from sentiment.inference.long_texts import LongTextEncoder, LongTexts
 from sentiment.inference.paths import source_stamp
 
 MAX_SEQUENCE_LENGTH = 512
+
+log = structlog.get_logger(__name__)
 
 
 def export_folder(source: str, quantize: bool, cache_dir: Path) -> Path:
@@ -43,7 +48,8 @@ def export(source: str, folder: Path) -> None:
     # BERT), not the tokenizer's: a mix-up exports a model that silently reads the mask as token types.
     names = [name for name in inspect.signature(model.forward).parameters if name in sample]
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_SEQUENCE_LENGTH)
-    with warnings.catch_warnings():
+    # The exporter prints its progress: to stderr, so that a command's answer on stdout stays clean JSON.
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         # torch 2.13's exporter trips a FutureWarning of its own (LeafSpec) inside run_decompositions, and
         # says that inputs sharing the same Dim objects keep one axis name: neither is about this code.
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
@@ -98,6 +104,7 @@ class OnnxBackend(BaseBackend):
         folder = export_folder(source, int8, cache_dir)
         target = folder / ("model-int8.onnx" if int8 else "model.onnx")
         if not target.exists():
+            log.info("onnx_exporting", source=source, int8=int8, folder=str(folder))
             partial = folder.with_name(folder.name + f".partial-{os.getpid()}")
             export(source, partial)
             if int8:

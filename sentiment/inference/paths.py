@@ -130,6 +130,7 @@ def _vetted(
     try:
         fast = make()
         if verdict is None:
+            log.info("fast_path_checking", texts=len(SAMPLE_TEXTS), remembered_in=str(remembered))
             verdict = Verdict.of(reference.backend().predict(SAMPLE_TEXTS), fast.predict(SAMPLE_TEXTS))
             _remember(remembered, verdict)
     except Exception as error:  # noqa: BLE001 - a fast path that cannot even be built leaves the model on fp32

@@ -508,7 +508,7 @@ class TrainingService:
             report = await asyncio.to_thread(trainer.run)
             self.current()
             job.report = report
-            await self._on_trained(ModelSpec(report.name, report.folder))
+            await self._on_trained(ModelSpec(report.name, report.folder, path=self._settings.execution_path))
         except TrainingCancelled:
             self.current()
             job.phase = "cancelled"

@@ -76,6 +76,8 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "SENTIMENT_MODELS": f"minilm-tweets3={TWEETS_MODEL}",
         "SENTIMENT_MODELS_DIR": str(tmp_path / "models"),
+        # The default execution path (auto): the next process exports the new model and checks it once.
+        "SENTIMENT_CACHE_DIR": str(tmp_path / "cache"),
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
         "PYTHONPATH": str(ROOT),
     }
