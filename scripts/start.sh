@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the service into .venv (first run only) and start it on http://127.0.0.1:8080.
-# Serves the reference model ../shared/models/minilm-sst2 when that folder exists, VADER otherwise;
-# PRELOAD_MODEL / SENTIMENT_MODELS set by you win. Extra arguments go to `sentiment serve` (e.g. --port 9000).
+# Serves ../shared/models/minilm-tweets3 (3-class) with minilm-sst2 beside it when those folders exist, VADER
+# otherwise; PRELOAD_MODEL / SENTIMENT_MODELS set by you win. Extra arguments go to `sentiment serve` (e.g. --port 9000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +14,18 @@ if [ ! -x .venv/bin/sentiment ] || ! cmp -s pyproject.toml "$stamp"; then
     cp pyproject.toml "$stamp"
 fi
 
-reference=../shared/models/minilm-sst2
-if [ -z "${PRELOAD_MODEL:-}" ] && [ -z "${SENTIMENT_MODELS:-}" ] && [ -d "$reference" ]; then
-    export SENTIMENT_MODELS="minilm-sst2=$reference" PRELOAD_MODEL=minilm-sst2
+# The 3-class social-media model answers by default (a binary model calls "meh, it was ok I guess" positive and
+# leaves every neutral share at 0%); the binary SST-2 model is catalogued beside it, loaded on first use.
+models=../shared/models
+if [ -z "${PRELOAD_MODEL:-}" ] && [ -z "${SENTIMENT_MODELS:-}" ]; then
+    catalogue=()
+    for key in minilm-tweets3 minilm-sst2; do
+        [ -d "$models/$key" ] && catalogue+=("$key=$models/$key")
+    done
+    if [ ${#catalogue[@]} -gt 0 ]; then
+        SENTIMENT_MODELS="$(IFS=,; echo "${catalogue[*]}")"
+        export SENTIMENT_MODELS PRELOAD_MODEL="${catalogue[0]%%=*}"
+    fi
 fi
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 exec .venv/bin/sentiment serve "$@"

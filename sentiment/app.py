@@ -14,6 +14,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import DURATION_VALUES
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components
 
 from sentiment import __version__
 from sentiment.core.domain import VADER_KEY
@@ -57,6 +58,7 @@ from sentiment.web import (
 from sentiment.web.dependencies import DEPENDENCIES
 from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
+from sentiment.web.guard import ADMIN_TOKEN, ADMIN_TOKEN_SCHEME
 from sentiment.web.key_guard import require_api_key, scores_text
 from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
 from sentiment.web.rate_limit import AddressRateLimit
@@ -241,6 +243,9 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         template_config=pages.TEMPLATE_CONFIG,
         # Only the JSON document under /schema: the interactive docs at /docs are served from local files.
         openapi_config=OpenAPIConfig(
-            title="Sentiment service", version=__version__, render_plugins=[JsonRenderPlugin()]
+            title="Sentiment service",
+            version=__version__,
+            render_plugins=[JsonRenderPlugin()],
+            components=Components(security_schemes={ADMIN_TOKEN_SCHEME: ADMIN_TOKEN}),
         ),
     )

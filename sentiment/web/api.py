@@ -15,7 +15,7 @@ from sentiment.services.alerts import AlertService
 from sentiment.services.predictions import PredictionBatch, PredictionService
 from sentiment.services.system import DatabaseHealth, Readiness, Status, SystemService
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import require_admin, require_json
+from sentiment.web.guard import ADMIN_SECURITY, require_admin, require_json
 from sentiment.web.key_guard import count_texts
 from sentiment.web.schemas import AlertOut, BatchIn, BatchOut, Health, PredictIn, PredictionOut
 
@@ -119,6 +119,7 @@ async def list_alerts(
     "/alerts/{alert_id:int}/acknowledge",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary="Acknowledge an alert (admin token)",
     tags=["alerts"],
     responses=error_responses(401, 403, 404),

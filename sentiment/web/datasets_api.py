@@ -40,7 +40,7 @@ from sentiment.services.datasets import (
 from sentiment.web.charts import bar_chart, line_chart
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
-from sentiment.web.guard import CSRF_HEADER, require_admin, require_csrf
+from sentiment.web.guard import ADMIN_SECURITY, CSRF_HEADER, require_admin, require_csrf
 from sentiment.web.key_guard import require_uploader
 from sentiment.web.pages import context
 from sentiment.web.rate_limit import row_charge
@@ -404,6 +404,7 @@ async def export_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
 @delete(
     "/datasets/{dataset_id:uuid}",
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary="Delete a data set with its files, its scored rows and its figures (admin); a running job is "
     "cancelled first",
     tags=["datasets"],
@@ -417,6 +418,7 @@ async def delete_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
 @post(
     "/datasets/{dataset_id:uuid}/cancel",
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     status_code=200,
     summary="Stop a data set's running job (admin): it becomes cancelled, its progress is kept and its "
     "partial export removed",

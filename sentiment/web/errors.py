@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 import structlog
@@ -28,6 +29,7 @@ from sentiment.core.domain import (
     UnknownModel,
 )
 from sentiment.services.system import database_away_error, missing_schema_error
+from sentiment.web.guard import login_link, login_page_for
 from sentiment.web.key_guard import LoginRequired
 
 log = structlog.get_logger(__name__)
@@ -106,8 +108,11 @@ def login_redirect(request: Request, _: LoginRequired) -> Response[Any]:
     """A page asked for without a session while keys are on goes to the login page (htmx, asking for a part
     of a page, follows HX-Redirect)."""
     if request.headers.get("hx-request"):
-        return Response(None, status_code=401, headers={"hx-redirect": "/ui/login"})
-    return Redirect("/ui/login", status_code=303)
+        # The page htmx was updating is the one to come back to, not the part it asked for.
+        page = urlsplit(request.headers.get("hx-current-url", ""))
+        login = login_page_for(page.path + (f"?{page.query}" if page.query else ""))
+        return Response(None, status_code=401, headers={"hx-redirect": login})
+    return Redirect(login_link(request), status_code=303)
 
 
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {

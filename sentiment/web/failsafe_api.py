@@ -12,7 +12,7 @@ from litestar.types import ControllerRouterHandler
 
 from sentiment.services.failsafe import FailsafeReport, FailsafeService
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import require_admin
+from sentiment.web.guard import ADMIN_SECURITY, require_admin
 from sentiment.web.schemas import ModelKey
 
 
@@ -39,6 +39,7 @@ async def failsafe_status(failsafe: NamedDependency[FailsafeService]) -> Failsaf
     "/failsafe/reset",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary="Close breakers by hand: all, or one model (admin token)",
     tags=["failsafe"],
     responses=error_responses(400, 401, 403, 404),
@@ -53,6 +54,7 @@ async def failsafe_reset(
     "/failsafe/faults",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary=(
         "Make a model fail or hang on purpose, for tests and demonstrations; "
         "mode none clears it (admin token)"

@@ -8,10 +8,12 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
+from urllib.parse import urlencode, urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from sentiment.core.domain import RateLimited
@@ -23,6 +25,14 @@ CSRF_FIELD = "csrf_token"
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # What an HTML form on another site can post without a CORS preflight: a JSON endpoint refuses these.
 FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+# The admin token in the OpenAPI document: /docs offers it under "Authorize" for the operations marked.
+ADMIN_TOKEN_SCHEME = "AdminToken"
+ADMIN_SECURITY: list[SecurityRequirement] = [{ADMIN_TOKEN_SCHEME: []}]
+ADMIN_TOKEN = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="SENTIMENT_ADMIN_TOKEN, sent as `Authorization: Bearer <token>`",
+)
 
 
 def csrf_token(session: dict[str, object]) -> str:
@@ -105,3 +115,30 @@ async def require_json(connection: ASGIConnection, _: BaseRouteHandler | None = 
             detail=f"send the body as application/json, not {content_type}",
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
         )
+
+
+def return_path(raw: str | None) -> str | None:
+    """Where to go back to after logging in: a page of this service (its path and query), never another site
+    nor the login page itself; None for anything else."""
+    if not raw or "\\" in raw or any(c.isspace() or not c.isprintable() for c in raw):
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme or parts.netloc or raw.startswith("//"):
+        return None
+    if not (parts.path == "/ui" or parts.path.startswith("/ui/") or parts.path == "/docs"):
+        return None
+    if parts.path == "/ui/login":
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def login_page_for(page: str | None) -> str:
+    """The login page, asked to come back to `page` (a path with its query) when that is one of ours."""
+    back = return_path(page)
+    return f"/ui/login?{urlencode({'next': back})}" if back else "/ui/login"
+
+
+def login_link(connection: ASGIConnection) -> str:
+    """The login page, asked to come back to the page `connection` shows."""
+    query = connection.scope["query_string"].decode("latin-1")
+    return login_page_for(connection.scope["path"] + (f"?{query}" if query else ""))

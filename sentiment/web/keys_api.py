@@ -19,7 +19,7 @@ from sentiment.core.api_keys import MAX_NAME_LENGTH, MAX_RATE_PER_MINUTE, ApiKey
 from sentiment.core.domain import InvalidInput
 from sentiment.services.api_keys import ApiKeyService, CreatedKey
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import is_admin_session, require_admin, require_json
+from sentiment.web.guard import ADMIN_SECURITY, is_admin_session, require_admin, require_json
 from sentiment.web.pages import context
 
 NO_STORE = {"cache-control": "no-store"}
@@ -77,6 +77,7 @@ class CreatedKeyOut(msgspec.Struct):
     "/keys",
     status_code=201,
     guards=[require_admin, require_json],
+    security=ADMIN_SECURITY,
     summary="Create an API key; the answer is the only time the key is shown (admin token)",
     tags=["keys"],
     responses=error_responses(400, 401, 403, 415),
@@ -91,6 +92,7 @@ async def create_key(
 @get(
     "/keys",
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary="Every API key with its usage, never the key (admin token)",
     tags=["keys"],
     responses=ADMIN_ERRORS,
@@ -103,6 +105,7 @@ async def list_keys(api_keys: NamedDependency[ApiKeyService]) -> list[KeyOut]:
     "/keys/{key_id:uuid}",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     summary="Revoke an API key: every replica refuses it within 5 seconds (admin token)",
     tags=["keys"],
     responses=error_responses(401, 403, 404),

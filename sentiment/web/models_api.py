@@ -11,7 +11,7 @@ from litestar.types import ControllerRouterHandler
 
 from sentiment.services.models import ModelDetail, ModelService, ModelsOverview, ModelView
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import require_admin
+from sentiment.web.guard import ADMIN_SECURITY, require_admin
 from sentiment.web.schemas import ModelKey
 
 ADMIN_ERRORS = error_responses(400, 401, 403, 404, 409)
@@ -44,6 +44,7 @@ async def model_detail(key: FromPath[str], models: NamedDependency[ModelService]
     "/models/download",
     status_code=202,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     tags=["models"],
     responses=ADMIN_ERRORS,
     summary="Download a hub model in the background; progress shows in GET /models/{key} (admin token)",
@@ -56,6 +57,7 @@ async def download_model(data: JSONBody[ModelIn], models: NamedDependency[ModelS
     "/models/{key:str}/load",
     status_code=202,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     tags=["models"],
     responses=ADMIN_ERRORS,
     summary="Load a model in the background (admin token)",
@@ -68,6 +70,7 @@ async def load_model(key: FromPath[str], models: NamedDependency[ModelService]) 
     "/models/{key:str}/unload",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     tags=["models"],
     responses=ADMIN_ERRORS,
     summary="Unload a model: queued requests finish on it, then its memory is freed (admin token)",
@@ -80,6 +83,7 @@ async def unload_model(key: FromPath[str], models: NamedDependency[ModelService]
     "/models/default",
     status_code=200,
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     tags=["models"],
     responses=ADMIN_ERRORS,
     summary="Make a model the default, as soon as it is loaded; every replica follows (admin token)",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, URLEncodedBody
+from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -35,8 +35,10 @@ from sentiment.web.guard import (
     client_of,
     csrf_token,
     is_admin_session,
+    login_link,
     require_admin,
     require_csrf,
+    return_path,
     throttled,
 )
 from sentiment.web.key_guard import SESSION_KEY, api_keys_of
@@ -56,6 +58,7 @@ def context(request: Request[Any, Any, Any], active: str, **values: object) -> d
         "is_admin": is_admin_session(request),
         "signed_in": isinstance(request.session.get(SESSION_KEY), str),
         "active": active,
+        "login_link": login_link(request),
         "title": active.rsplit("/", 1)[-1].capitalize() if active != "/ui" else "Overview",
         **values,
     }
@@ -295,11 +298,13 @@ async def acknowledge_from_page(
 class LoginForm(msgspec.Struct):
     token: str = ""
     csrf_token: str = ""
+    next: str = ""  # the page to go back to (validated by return_path)
 
 
 def login_context(
     request: Request[Any, Any, Any], access: AccessService, **values: object
 ) -> dict[str, object]:
+    """The login page's values; `next_page` is where a successful login goes back to."""
     keys_required = api_keys_of(request).required
     return context(
         request, "/ui/login", token_configured=access.configured, keys_required=keys_required, **values
@@ -307,8 +312,14 @@ def login_context(
 
 
 @get("/ui/login", include_in_schema=False)
-async def login_page(request: Request[Any, Any, Any], access: NamedDependency[AccessService]) -> Template:
-    return Template(template_name="login.html", context=login_context(request, access))
+async def login_page(
+    request: Request[Any, Any, Any],
+    access: NamedDependency[AccessService],
+    next_page: Annotated[str | None, QueryParameter(name="next")] = None,
+) -> Template:
+    return Template(
+        template_name="login.html", context=login_context(request, access, next_page=return_path(next_page))
+    )
 
 
 @post("/ui/login", guards=[require_csrf], status_code=200, include_in_schema=False)
@@ -319,7 +330,7 @@ async def login(
     if refusal := throttled(access, client):
         return Template(
             template_name="login.html",
-            context=login_context(request, access, error=refusal.detail),
+            context=login_context(request, access, error=refusal.detail, next_page=return_path(data.next)),
             status_code=429,
             headers={"retry-after": str(refusal.retry_after_s)},
         )
@@ -327,18 +338,20 @@ async def login(
     if access.accepts(data.token):
         access.throttle.succeeded(client)
         start_session(request, {"admin": access.session_mark()})
-        return Redirect("/ui/alerts")
+        return Redirect(return_path(data.next) or "/ui/alerts")
     if keys.required and (key := await keys.verify(data.token)) is not None and key.revoked_at is None:
         access.throttle.succeeded(client)
         start_session(request, {SESSION_KEY: key_digest(data.token)})
-        return Redirect("/ui")
+        return Redirect(return_path(data.next) or "/ui")
     if not access.configured and not keys.required:
         error, status = "no admin token is configured on the service", 403
     else:
         access.throttle.failed(client)
         error, status = ("wrong token or API key" if keys.required else "wrong token"), 401
     return Template(
-        template_name="login.html", context=login_context(request, access, error=error), status_code=status
+        template_name="login.html",
+        context=login_context(request, access, error=error, next_page=return_path(data.next)),
+        status_code=status,
     )
 
 

@@ -17,7 +17,7 @@ from sentiment.core.training import Hyperparameters
 from sentiment.services.training import TrainingJob, TrainingService
 from sentiment.web.datasets_api import DatasetId
 from sentiment.web.errors import error_responses
-from sentiment.web.guard import require_admin, require_json
+from sentiment.web.guard import ADMIN_SECURITY, require_admin, require_json
 from sentiment.web.pages import context
 
 DEFAULTS = Hyperparameters()
@@ -51,6 +51,7 @@ class TrainIn(msgspec.Struct, frozen=True):
 @post(
     "/datasets/{dataset_id:uuid}/train",
     guards=[require_json, require_admin],
+    security=ADMIN_SECURITY,
     status_code=202,
     summary="Fine-tune a model on the data set's text and gold columns (admin): a background job, one at a "
     "time; the new model is served under its name when it ends",
@@ -83,6 +84,7 @@ async def training_job(training: NamedDependency[TrainingService]) -> TrainingJo
 @post(
     "/training/cancel",
     guards=[require_admin],
+    security=ADMIN_SECURITY,
     status_code=200,
     summary="Stop the running training job at its next step (admin); nothing is saved",
     tags=["training"],

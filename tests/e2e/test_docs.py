@@ -27,5 +27,10 @@ def test_docs_render_every_endpoint_offline_under_the_csp(
     watched_page.screenshot("docs")
     missing = [path for path in spec["paths"] if path not in rendered]
     assert missing == []
+    # The admin token can be given once ("Authorize") and is then sent with the admin operations.
+    page.locator("button.authorize").first.click()
+    assert page.locator(".auth-container").filter(has_text="AdminToken").count() == 1
+    # Each admin operation carries a lock, nothing else does.
+    assert page.locator(".opblock .authorization__btn").count() == 14
     assert watched_page.console_errors == []
     assert watched_page.foreign_requests == []

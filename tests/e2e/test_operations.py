@@ -77,27 +77,67 @@ def test_json_log_line_carries_the_request_id_and_never_the_text(
     assert secret_text not in log
 
 
-def test_start_script_installs_again_only_when_the_project_file_changed(tmp_path: Path) -> None:
-    """scripts/start.sh in a copy of the checkout whose .venv tools only record what they were asked."""
-    (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "start.sh").write_bytes((ROOT / "scripts" / "start.sh").read_bytes())
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'sentiment'\n")
-    tools = tmp_path / ".venv" / "bin"
+def fake_checkout(root: Path) -> Path:
+    """scripts/start.sh in a copy of the checkout whose .venv tools only record what they were asked (and, for
+    `sentiment`, which models it was given); the record's path."""
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "start.sh").write_bytes((ROOT / "scripts" / "start.sh").read_bytes())
+    (root / "pyproject.toml").write_text("[project]\nname = 'sentiment'\n")
+    tools = root / ".venv" / "bin"
     tools.mkdir(parents=True)
-    calls = tmp_path / "calls.log"
-    for tool in ("python", "pip", "sentiment"):
+    calls = root / "calls.log"
+    for tool in ("python", "pip"):
         (tools / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
         (tools / tool).chmod(0o755)
+    (tools / "sentiment").write_text(
+        f'#!/bin/sh\necho "sentiment $*" >> {calls}\n'
+        f'echo "$PRELOAD_MODEL|$SENTIMENT_MODELS" > {root / "models.log"}\n'
+    )
+    (tools / "sentiment").chmod(0o755)
+    return calls
 
-    def start() -> list[str]:
-        calls.write_text("")
-        done = subprocess.run(
-            ["bash", "scripts/start.sh"], cwd=tmp_path, capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        return calls.read_text().splitlines()
 
-    assert start() == ["pip install --quiet --upgrade pip", "pip install --quiet -e .", "sentiment serve"]
-    assert start() == ["sentiment serve"]  # nothing changed: no install
+def start(root: Path, **env: str) -> list[str]:
+    calls = root / "calls.log"
+    calls.write_text("")
+    done = subprocess.run(
+        ["bash", "scripts/start.sh"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    return calls.read_text().splitlines()
+
+
+def test_start_script_installs_again_only_when_the_project_file_changed(tmp_path: Path) -> None:
+    fake_checkout(tmp_path)
+    assert start(tmp_path) == [
+        "pip install --quiet --upgrade pip",
+        "pip install --quiet -e .",
+        "sentiment serve",
+    ]
+    assert start(tmp_path) == ["sentiment serve"]  # nothing changed: no install
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'sentiment'\ndependencies = ['dask']\n")
-    assert start()[:2] == ["pip install --quiet --upgrade pip", "pip install --quiet -e ."]
+    assert start(tmp_path)[:2] == ["pip install --quiet --upgrade pip", "pip install --quiet -e ."]
+
+
+def test_start_script_serves_the_three_class_model_with_the_binary_one_beside(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    fake_checkout(root)
+    models = tmp_path / "shared" / "models"
+    clean = {"PRELOAD_MODEL": "", "SENTIMENT_MODELS": ""}
+    start(root, **clean)
+    assert (root / "models.log").read_text().strip() == "|"  # no model folders: VADER
+    (models / "minilm-sst2").mkdir(parents=True)
+    start(root, **clean)
+    assert (root / "models.log").read_text().strip() == "minilm-sst2|minilm-sst2=../shared/models/minilm-sst2"
+    (models / "minilm-tweets3").mkdir()
+    start(root, **clean)
+    assert (root / "models.log").read_text().strip() == (
+        "minilm-tweets3|minilm-tweets3=../shared/models/minilm-tweets3,minilm-sst2=../shared/models/minilm-sst2"
+    )
+    start(root, PRELOAD_MODEL="vader", SENTIMENT_MODELS="")
+    assert (root / "models.log").read_text().strip() == "vader|"  # the user's choice wins

@@ -83,4 +83,14 @@ async def test_every_admin_endpoint_in_the_api_refuses_a_missing_or_wrong_token(
     # delete, API keys list, create and revoke, training start and cancel
     assert len(guarded) == 14
     assert [r for r in results if r[2] != 401] == []
+    # /docs offers the admin token ("Authorize") for exactly these operations
+    assert spec["components"]["securitySchemes"]["AdminToken"]["scheme"] == "bearer"
+    secured = [
+        (method, path)
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and operation.get("security") == [{"AdminToken": []}]
+    ]
+    assert len(secured) == 14
+    assert all("401" in spec["paths"][path][method]["responses"] for method, path in secured)
     assert default == "vader"

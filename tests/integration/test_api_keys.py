@@ -95,9 +95,14 @@ async def test_probes_the_scrape_the_documents_and_the_login_page_need_no_key(
 async def test_pages_send_visitors_without_a_key_to_log_in_with_one(client: AsyncTestClient) -> None:
     pages = ["/", "/ui", "/ui/analyze", "/ui/predictions", "/ui/models"]
     sent = [(await client.get(path, follow_redirects=False)) for path in pages]
-    assert [(r.status_code, r.headers.get("location")) for r in sent] == [(303, "/ui/login")] * len(pages)
+    # Each page is where the login goes back to ("/" redirects to /ui, which is its own way back).
+    back = ["/ui/login", *(f"/ui/login?next={path.replace('/', '%2F')}" for path in pages[1:])]
+    assert [(r.status_code, r.headers.get("location")) for r in sent] == [(303, link) for link in back]
     part = await client.get("/ui/overview/live", headers={"hx-request": "true"}, follow_redirects=False)
     assert (part.status_code, part.headers.get("hx-redirect")) == (401, "/ui/login")
+    on_page = {"hx-request": "true", "hx-current-url": "http://testserver/ui?range=24h"}
+    part = await client.get("/ui/overview/live", headers=on_page, follow_redirects=False)
+    assert (part.status_code, part.headers.get("hx-redirect")) == (401, "/ui/login?next=%2Fui%3Frange%3D24h")
     login = await client.get("/ui/login")
     assert "API key or admin token" in login.text
     key = (await new_key(client))["key"]

@@ -214,3 +214,31 @@ async def test_wrong_bearer_tokens_are_throttled_then_the_client_may_try_again(
     assert (
         await client.post("/ui/login", data={"token": TOKEN, "csrf_token": await page_csrf(client)})
     ).status_code == 429
+
+
+async def test_login_goes_back_to_the_page_it_was_asked_from(client: AsyncTestClient) -> None:
+    models_page = (await client.get("/ui/models?tab=all")).text
+    assert 'href="/ui/login?next=%2Fui%2Fmodels%3Ftab%3Dall"' in models_page
+    form = (await client.get("/ui/login", params={"next": "/ui/models?tab=all"})).text
+    assert '<input type="hidden" name="next" value="/ui/models?tab=all">' in form
+    csrf = await page_csrf(client)
+    answer = await client.post(
+        "/ui/login",
+        data={"token": TOKEN, "csrf_token": csrf, "next": "/ui/models?tab=all"},
+        follow_redirects=False,
+    )
+    assert (answer.status_code, answer.headers["location"]) == (302, "/ui/models?tab=all")
+
+
+@pytest.mark.parametrize(
+    "elsewhere",
+    ["https://evil.example/ui", "//evil.example/ui", "/\\evil.example", "/ui/login", "/alerts", ""],
+)
+async def test_login_never_goes_back_anywhere_but_a_page_of_the_service(
+    client: AsyncTestClient, elsewhere: str
+) -> None:
+    form = (await client.get("/ui/login", params={"next": elsewhere})).text
+    assert 'name="next"' not in form
+    data = {"token": TOKEN, "csrf_token": await page_csrf(client), "next": elsewhere}
+    answer = await client.post("/ui/login", data=data, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (302, "/ui/alerts")
