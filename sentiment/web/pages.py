@@ -20,11 +20,12 @@ from litestar.types import ControllerRouterHandler
 
 from sentiment.core.analytics_math import parse_moment
 from sentiment.core.api_keys import key_digest
-from sentiment.core.domain import LABELS, InvalidInput, SentimentError
+from sentiment.core.domain import LABELS, AlertState, InvalidInput, SentimentError
 from sentiment.core.resources import bundled_dir
 from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
 from sentiment.services.api_keys import ApiKeyService
+from sentiment.services.failsafe import FailsafeService
 from sentiment.services.history import HistoryFilters, HistoryService
 from sentiment.services.models import ModelService, ModelView
 from sentiment.services.overview import OverviewService
@@ -264,18 +265,27 @@ async def model_action(
 # -- alerts -------------------------------------------------------------------------------------------------
 
 
+# The alerts page's filter: active, resolved, or every alert (none).
+AlertFilter = Annotated[AlertState | None, QueryParameter(name="state")]
+
+
 @get("/ui/alerts", include_in_schema=False)
-async def alerts_page(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
+async def alerts_page(
+    request: Request[Any, Any, Any], alerts: NamedDependency[AlertService], alert_state: AlertFilter = None
+) -> Template:
+    listed = await alerts.list(alert_state)
     return render(
-        request, "alerts.html", "partials/alerts_table.html", "/ui/alerts", alerts=await alerts.list()
+        request, "alerts.html", "partials/alerts_table.html", "/ui/alerts", alerts=listed, state=alert_state
     )
 
 
 @get("/ui/alerts/table", include_in_schema=False)
-async def alerts_table(request: Request[Any, Any, Any], alerts: NamedDependency[AlertService]) -> Template:
+async def alerts_table(
+    request: Request[Any, Any, Any], alerts: NamedDependency[AlertService], alert_state: AlertFilter = None
+) -> Template:
     return Template(
         template_name="partials/alerts_table.html",
-        context=context(request, "/ui/alerts", alerts=await alerts.list()),
+        context=context(request, "/ui/alerts", alerts=await alerts.list(alert_state), state=alert_state),
     )
 
 
@@ -283,13 +293,29 @@ async def alerts_table(request: Request[Any, Any, Any], alerts: NamedDependency[
     "/ui/alerts/{alert_id:int}/acknowledge", guards=[require_admin], status_code=200, include_in_schema=False
 )
 async def acknowledge_from_page(
-    request: Request[Any, Any, Any], alert_id: AlertId, alerts: NamedDependency[AlertService]
+    request: Request[Any, Any, Any],
+    alert_id: AlertId,
+    alerts: NamedDependency[AlertService],
+    alert_state: AlertFilter = None,
 ) -> Template:
     await alerts.acknowledge(alert_id)
     return Template(
         template_name="partials/alerts_table.html",
-        context=context(request, "/ui/alerts", alerts=await alerts.list()),
+        context=context(request, "/ui/alerts", alerts=await alerts.list(alert_state), state=alert_state),
     )
+
+
+class BreakerForm(msgspec.Struct):
+    model: str
+
+
+@post("/ui/failsafe/reset", guards=[require_admin], status_code=200, include_in_schema=False)
+async def reset_breaker_from_page(
+    data: URLEncodedBody[BreakerForm], failsafe: NamedDependency[FailsafeService]
+) -> Response[str]:
+    """Closes one model's breaker; the alerts table, told by the event, shows its alert resolved."""
+    failsafe.reset(data.model)
+    return Response("", headers={"hx-trigger": "alerts-changed"})
 
 
 # -- login --------------------------------------------------------------------------------------------------
@@ -385,6 +411,7 @@ ROUTES: list[ControllerRouterHandler] = [
     alerts_page,
     alerts_table,
     acknowledge_from_page,
+    reset_breaker_from_page,
     login_page,
     login,
     logout,

@@ -1,5 +1,6 @@
 """Failsafe endpoints in-process: status, reset and faults behind the admin guard."""
 
+import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -98,3 +99,38 @@ async def test_bad_failsafe_requests_are_clear_4xx(
     client: AsyncTestClient, path: str, payload: dict, status: int
 ) -> None:
     assert (await client.post(path, json=payload, headers=ADMIN)).status_code == status
+
+
+async def test_the_alerts_page_resets_an_open_breaker_and_filters_by_state(client: AsyncTestClient) -> None:
+    await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "fail"}, headers=ADMIN)
+    for _ in range(3):
+        await client.post("/predict", json={"text": "good"})
+    await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "none"}, headers=ADMIN)
+    in_app(client, client.app.state.services.alerts.settle)
+    assert "Reset breaker" not in (await client.get("/ui/alerts")).text  # not logged in: no admin buttons
+    assert (await client.post("/ui/failsafe/reset", data={"model": "minilm-sst2"})).status_code == 401
+    csrf = await log_in_as_admin(client)
+    active = (await client.get("/ui/alerts", params={"state": "active"})).text
+    assert "Reset breaker" in active and 'hx-vals=\'{"model": "minilm-sst2"}\'' in active
+    reset = await client.post(
+        "/ui/failsafe/reset", data={"model": "minilm-sst2"}, headers={"x-csrf-token": csrf}
+    )
+    assert (reset.status_code, reset.headers["hx-trigger"]) == (200, "alerts-changed")
+    assert sst2_breaker((await client.get("/failsafe/status")).json())["state"] == "closed"
+    in_app(client, client.app.state.services.alerts.settle)
+    resolved = (await client.get("/ui/alerts/table", params={"state": "resolved"})).text
+    assert "breaker_open:minilm-sst2" in resolved
+    assert "Reset breaker" not in resolved and "Acknowledge" not in resolved  # only for active alerts
+    assert "No active alerts." in (await client.get("/ui/alerts/table", params={"state": "active"})).text
+    assert (await client.get("/ui/alerts", params={"state": "open"})).status_code == 400
+
+
+async def log_in_as_admin(client: AsyncTestClient) -> str:
+    """A page session logged in with the admin token; its CSRF token."""
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/ui/login")).text)
+    assert csrf is not None
+    await client.post("/ui/login", data={"token": "t0ken", "csrf_token": csrf.group(1)})
+    page = (await client.get("/ui/alerts")).text
+    token = re.search(r'"x-csrf-token": "([^"]+)"', page)
+    assert token is not None and "Log out" in page
+    return token.group(1)
