@@ -127,6 +127,8 @@ class RecentWindow:
         self._slices: deque[_Slice] = deque()
 
     def record(self, texts: int, fallback_texts: int, latency_ms: float) -> None:
+        """One answered request; its latency is kept per text, so that a large batch, slow as a whole but
+        quick for each of its texts, does not look like a slow model."""
         now = self._clock()
         start = now - now % self._slice_s
         if not self._slices or self._slices[-1].start != start:
@@ -136,7 +138,7 @@ class RecentWindow:
         current.texts += texts
         current.fallback_texts += fallback_texts
         if len(current.latencies_ms) < self.MAX_LATENCIES_PER_SLICE:
-            current.latencies_ms.append(latency_ms)
+            current.latencies_ms.append(latency_ms / max(texts, 1))
 
     def totals(self) -> WindowTotals:
         cutoff = self._clock() - self._window_s

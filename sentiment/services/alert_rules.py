@@ -60,7 +60,7 @@ def evaluate(totals: WindowTotals, storage: StorageState, rules: AlertRules) -> 
         slow = Condition(
             "slow_inference",
             "warning",
-            f"p95 latency {totals.latency_p95_ms:.0f} ms in {window} "
+            f"p95 latency per text {totals.latency_p95_ms:.0f} ms in {window} "
             f"(threshold {rules.latency_p95_ms:.0f} ms)",
         )
     return {

@@ -89,11 +89,22 @@ def test_window_forgets_requests_older_than_its_length() -> None:
     window.record(texts=4, fallback_texts=4, latency_ms=900)
     clock.now += 30
     window.record(texts=1, fallback_texts=0, latency_ms=10)
-    assert window.totals() == WindowTotals(2, 5, 4, 900)
+    assert window.totals() == WindowTotals(2, 5, 4, 225)  # 900 ms for 4 texts: 225 ms per text
     clock.now += 40
     assert window.totals() == WindowTotals(1, 1, 0, 10)
     clock.now += 60
     assert window.totals() == WindowTotals(0, 0, 0, None)
+
+
+def test_large_batches_slow_as_a_whole_do_not_look_like_a_slow_model() -> None:
+    clock = FakeClock()
+    batches, singles = RecentWindow(60, clock), RecentWindow(60, clock)
+    for _ in range(10):
+        batches.record(texts=256, fallback_texts=0, latency_ms=3_000)  # 11.7 ms per text
+        singles.record(texts=1, fallback_texts=0, latency_ms=600)
+    assert evaluate(batches.totals(), HEALTHY, RULES)["slow_inference"] is None
+    slow = evaluate(singles.totals(), HEALTHY, RULES)["slow_inference"]
+    assert slow is not None and slow.message.startswith("p95 latency per text 600 ms in the last 60 s")
 
 
 class RecordingAlerts:
