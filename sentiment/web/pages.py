@@ -20,7 +20,7 @@ from litestar.types import ControllerRouterHandler
 
 from sentiment.core.analytics_math import parse_moment
 from sentiment.core.api_keys import key_digest
-from sentiment.core.domain import LABELS, AlertState, InvalidInput, SentimentError
+from sentiment.core.domain import LABELS, VADER_KEY, AlertState, InvalidInput, SentimentError
 from sentiment.core.resources import bundled_dir
 from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
@@ -153,7 +153,19 @@ async def analyze_text(
             label_width=80,
         )
         values = {"prediction": prediction, "chart": chart}
+        if prediction.model_used == VADER_KEY:
+            values["vader_compound"] = vader_compound(prediction.sentiment, prediction.confidence)
     return Template(template_name="partials/analysis.html", context=context(request, "/ui/analyze", **values))
+
+
+def vader_compound(label: str, confidence: float) -> str:
+    """VADER's compound score, read back from its answer (whose confidence is |compound| for a positive or
+    negative label and 1 - 20|compound| inside the neutral band): a score in [-1, 1], not a probability."""
+    if label == "positive":
+        return f"+{confidence:.3f}"
+    if label == "negative":
+        return f"\u2212{confidence:.3f}"
+    return f"\u00b1{(1 - confidence) / 20:.3f}"
 
 
 # -- predictions --------------------------------------------------------------------------------------------

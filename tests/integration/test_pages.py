@@ -7,6 +7,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
+from sentiment.web.pages import vader_compound
 from tests.conftest import in_app, make_settings
 
 
@@ -30,6 +31,17 @@ async def test_analyze_form_answers_in_place_with_the_session_csrf_token(client:
     assert response.status_code == 200
     assert '<span class="label positive">positive</span>' in response.text
     assert "<html" not in response.text  # a fragment for htmx, not a page
+    # VADER's answer is shown as VADER's: its compound score and proportions, not a confidence.
+    assert "by VADER's rules: compound score +0." in response.text and "with confidence" not in response.text
+    assert "not probabilities" in response.text
+
+
+@pytest.mark.parametrize(
+    ("label", "confidence", "shown"),
+    [("positive", 0.6369, "+0.637"), ("negative", 0.5, "\u22120.500"), ("neutral", 0.8, "\u00b10.010")],
+)
+def test_vader_compound_is_read_back_from_the_answer(label: str, confidence: float, shown: str) -> None:
+    assert vader_compound(label, confidence) == shown
 
 
 @pytest.mark.parametrize("token", [None, "forged"])
