@@ -75,6 +75,8 @@ class OfferedModels(msgspec.Struct):
 
     keys: list[str]
     default_model: str
+    # Why an offered model would not answer a request itself now (its breaker open, say); none for the rest.
+    notes: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def offered_models(registry: ModelRegistry) -> OfferedModels:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import msgspec
 from uuid_utils.compat import uuid7
 
+from sentiment.breaker import BreakerState
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import VADER_KEY, InvalidInput, ModelNotLoaded, Prediction, Scored, is_blank
 from sentiment.inference.cache import ResultCache
@@ -66,7 +67,22 @@ class PredictionService:
         return self._max_text_length
 
     def offered(self) -> OfferedModels:
-        return offered_models(self._registry)
+        """The models a form offers, each with why it would not answer itself now, if it would not."""
+        offered = offered_models(self._registry)
+        notes = {key: note for key in offered.keys if (note := self._standing_in(key)) is not None}
+        return msgspec.structs.replace(offered, notes=notes)
+
+    def _standing_in(self, key: str) -> str | None:
+        if key == VADER_KEY:
+            return None
+        if (status := self._registry.entry(key).status) != "loaded":
+            return f"{status}, not loaded yet"
+        state = self._failsafe.breaker(key).state
+        if state is BreakerState.OPEN:
+            return "its breaker is open: VADER answers until a trial call succeeds"
+        if state is BreakerState.HALF_OPEN:
+            return "its breaker is half-open: one trial call goes to it, VADER answers the rest"
+        return None
 
     async def predict(self, texts: Sequence[str], model: str | None = None) -> PredictionBatch:
         """Answer and store: the rows' room is taken first and they are durable in the journal before they are

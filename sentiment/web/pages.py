@@ -120,6 +120,7 @@ async def analyze_page(
     offered = predictions.offered()
     values = {
         "models": offered.keys,
+        "model_notes": offered.notes,
         "default_model": offered.default_model,
         "max_text_length": predictions.max_text_length,
         # SENTIMENT_UPLOADS=admin: the upload form is offered to admins and key holders only.

@@ -108,6 +108,8 @@ async def test_the_alerts_page_resets_an_open_breaker_and_filters_by_state(clien
     await client.post("/failsafe/faults", json={"model": "minilm-sst2", "mode": "none"}, headers=ADMIN)
     in_app(client, client.app.state.services.alerts.settle)
     assert "Reset breaker" not in (await client.get("/ui/alerts")).text  # not logged in: no admin buttons
+    analyze = (await client.get("/ui/analyze")).text  # the model picker says why the model does not answer
+    assert "minilm-sst2 (its breaker is open: VADER answers until a trial call succeeds)</option>" in analyze
     assert (await client.post("/ui/failsafe/reset", data={"model": "minilm-sst2"})).status_code == 401
     csrf = await log_in_as_admin(client)
     active = (await client.get("/ui/alerts", params={"state": "active"})).text
