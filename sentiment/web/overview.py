@@ -43,6 +43,7 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
         "query": f"?range={chosen}",
         "summary": {
             "total": f"{summary.total_predictions:,}",
+            "count": summary.total_predictions,
             "fallback_rate": summary.fallback_rate,
             "average_ms": summary.average_response_time,
             "activations": summary.circuit_breaker_activations,

@@ -131,3 +131,14 @@ async def test_predictions_page_ignores_a_moment_outside_the_calendar_and_says_s
         response.status_code == 200
         and "ignored a filter that is not valid: since must lie between" in response.text
     )
+
+
+async def test_an_empty_overview_shows_first_steps_and_no_made_up_figures(client: AsyncTestClient) -> None:
+    empty = (await client.get("/ui/overview/live")).text
+    assert "First steps" in empty and 'href="/ui/analyze"' in empty
+    assert "0.0 ms" not in empty and "&mdash;" in empty
+    assert "Only VADER answers now, and it has no breaker" in empty
+    await client.post("/predict", json={"text": "what a lovely day"})
+    assert in_app(client, client.app.state.resources.writer.flush, 10)
+    scored = (await client.get("/ui/overview/live")).text
+    assert "First steps" not in scored and " ms</div>" in scored
