@@ -663,7 +663,7 @@ async def dataset_page(
         raise NotFoundException(f"no data set {dataset_id}")
     values = report_values(report)
     values["title"] = report.progress.dataset.name
-    return Template(template_name="dataset.html", context=context(request, "/ui/analyze", **values))
+    return Template(template_name="dataset.html", context=context(request, "/ui/datasets", **values))
 
 
 @get("/ui/datasets/{dataset_id:uuid}/report", include_in_schema=False)
@@ -677,6 +677,19 @@ async def report_fragment(
         template_name="partials/dataset_report.html",
         context=context(request, "/ui/analyze", **report_values(report)),
     )
+
+
+# The data sets page lists this many, newest first.
+LISTED_DATASETS = 100
+
+
+@get("/ui/datasets", include_in_schema=False)
+async def datasets_page(
+    request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
+) -> Template:
+    listed = [progress_values(progress, poll=False) for progress in await datasets.recent(LISTED_DATASETS)]
+    values = {"recent": listed, "listed_at_most": LISTED_DATASETS, "title": "Data sets"}
+    return Template(template_name="datasets.html", context=context(request, "/ui/datasets", **values))
 
 
 @get("/ui/datasets/recent", include_in_schema=False)
@@ -698,6 +711,7 @@ ROUTES: list[ControllerRouterHandler] = [
     delete_dataset,
     cancel_dataset,
     upload_from_page,
+    datasets_page,
     start_from_page,
     cancel_from_page,
     delete_from_page,

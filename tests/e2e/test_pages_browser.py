@@ -12,7 +12,7 @@ from tests.conftest import SST2_MODEL, PageWatch, ServerProcess
 from tests.seeding import seed_month
 
 pytestmark = pytest.mark.browser
-PAGES = ("/ui", "/ui/analyze", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login")
+PAGES = ("/ui", "/ui/analyze", "/ui/datasets", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login")
 ADMIN = {"authorization": "Bearer browser-token"}
 
 

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 PAGES = {
     "/ui": "overview",
     "/ui/analyze": "analyze",
+    "/ui/datasets": "data sets",
     "/ui/predictions": "predictions",
     "/ui/models": "models",
     "/ui/alerts": "alerts",

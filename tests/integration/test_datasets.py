@@ -381,6 +381,9 @@ async def test_the_page_flow_picks_columns_then_polls_progress_until_the_report(
     assert "accuracy" in page and "macro-F1" in page
     recent = (await client.get("/ui/datasets/recent")).text
     assert "airline.csv" in recent
+    listed = (await client.get("/ui/datasets")).text  # the data sets page, in the menu
+    assert f'href="/ui/datasets/{dataset_id}">airline.csv</a>' in listed
+    assert 'aria-current="page">Data sets</a>' in listed and "<th>created</th>" in listed
 
 
 async def test_a_model_and_vader_are_scored_side_by_side_and_a_binary_model_is_flagged(

@@ -107,7 +107,9 @@ async def test_user_text_is_escaped_on_the_predictions_page(client: AsyncTestCli
 async def test_every_page_renders_under_the_csp_with_no_inline_script_or_style(
     client: AsyncTestClient,
 ) -> None:
-    for path in ("/ui/analyze", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login", "/docs"):
+    pages = ["/ui/analyze", "/ui/datasets", "/ui/predictions", "/ui/models", "/ui/alerts", "/ui/login"]
+    pages.append("/docs")
+    for path in pages:
         response = await client.get(path)
         assert response.status_code == 200, path
         html = response.text
