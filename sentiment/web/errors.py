@@ -140,6 +140,7 @@ _ERROR_MEANING = {
     404: "unknown model or resource; for models, extra.known_models lists the keys",
     409: "the model is catalogued but not loaded, or the action contradicts the current state",
     415: "the body is labelled as a form or plain text: send it as application/json",
+    429: "too many wrong tokens or keys from this address: Retry-After says when to try again",
     503: "not ready, or the model's queue is full (then Retry-After says when to retry)",
     507: "the data sets' files hold their quota (SENTIMENT_DATA_QUOTA_MB) or the disk is nearly full: delete "
     "data sets to make room",
@@ -147,7 +148,10 @@ _ERROR_MEANING = {
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the errors an endpoint can answer, all in the one error shape."""
+    """OpenAPI entries for the errors an endpoint can answer, all in the one error shape. An endpoint that
+    checks a token (401) also throttles wrong ones (429)."""
+    if 401 in statuses and 429 not in statuses:
+        statuses = (*statuses, 429)
     return {
         status: ResponseSpec(
             data_container=ErrorBody,
