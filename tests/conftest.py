@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -323,3 +324,10 @@ def own_postgres() -> Iterator[object]:
     server.start()
     yield server
     server.remove()
+
+
+async def page_csrf(client: AsyncTestClient, path: str = "/ui/analyze") -> str:
+    """The CSRF token of the client's page session, read from a page's form (which opens the session)."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get(path)).text)
+    assert match, "the page form carries no CSRF token"
+    return match.group(1)

@@ -143,6 +143,9 @@ SAMPLE_FINGERPRINT = hashlib.sha256("\n".join(f"{t}\t{label}" for t, label in SA
 
 
 def agreement(reference: Sequence[str], candidate: Sequence[str]) -> float:
+    """The share of equal labels; nothing to compare is no agreement."""
+    if not reference:
+        return 0.0
     return sum(a == b for a, b in zip(reference, candidate, strict=True)) / len(reference)
 
 
@@ -170,22 +173,19 @@ class Verdict(msgspec.Struct, frozen=True):
     def of(
         cls, reference: Sequence[Scored], candidate: Sequence[Scored], gold: Sequence[str] = SAMPLE_LABELS
     ) -> Verdict:
-        expected = [scored.label for scored in reference]
-        found = [scored.label for scored in candidate]
         labels = {label for scored in reference for label in scored.scores}
         decided = [
             index
             for index, scored in enumerate(reference)
             if margin(scored) >= TIE_MARGIN and gold[index] in labels
         ]
+        expected = [reference[index].label for index in decided]
+        found = [candidate[index].label for index in decided]
+        truth = [gold[index] for index in decided]
         return cls(
-            agreement=agreement([expected[i] for i in decided], [found[i] for i in decided])
-            if decided
-            else 0.0,
-            accuracy=agreement([gold[i] for i in decided], [found[i] for i in decided]) if decided else 0.0,
-            reference_accuracy=agreement([gold[i] for i in decided], [expected[i] for i in decided])
-            if decided
-            else 0.0,
+            agreement=agreement(expected, found),
+            accuracy=agreement(truth, found),
+            reference_accuracy=agreement(truth, expected),
             texts=len(gold),
             ties=len(gold) - len(decided),
         )

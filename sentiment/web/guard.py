@@ -123,7 +123,7 @@ def return_path(raw: str | None) -> str | None:
     if not raw or "\\" in raw or any(c.isspace() or not c.isprintable() for c in raw):
         return None
     parts = urlsplit(raw)
-    if parts.scheme or parts.netloc or raw.startswith("//"):
+    if parts.scheme or parts.netloc:
         return None
     if not (parts.path == "/ui" or parts.path.startswith("/ui/") or parts.path == "/docs"):
         return None

@@ -29,7 +29,7 @@ from sentiment.settings import Settings
 from sentiment.storage.database import create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
 from sentiment.storage.tables import DatasetCountRow, DatasetRow, PredictionRollupRow, PredictionRow
-from tests.conftest import in_app, make_settings
+from tests.conftest import in_app, make_settings, page_csrf
 
 ADMIN = {"authorization": "Bearer s3cret"}
 QUOTA_16_KB = 16 / 1024
@@ -55,12 +55,6 @@ async def upload(client: AsyncTestClient, content: bytes) -> Any:
     return await client.post(
         "/datasets", files={"file": ("data.csv", content, "text/csv")}, data={"text_column": "text"}
     )
-
-
-async def page_csrf(client: AsyncTestClient, path: str = "/ui/analyze") -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get(path)).text)
-    assert match, "the page form carries no CSRF token"
-    return match.group(1)
 
 
 async def page_upload(client: AsyncTestClient, content: bytes) -> Any:

@@ -19,32 +19,19 @@ from tests.conftest import SST2_MODEL, in_app, make_settings, wait_until_settled
 
 
 class LabelFlipper(BaseBackend):
-    """A fast path gone wrong: every label the reference gives, reversed."""
+    """A fast path gone wrong: fp32's answers with the label of every `every`-th text of a call reversed
+    (every one by default)."""
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, every: int = 1) -> None:
         self.labels = inner.labels
-        self.execution_path = "int8"
-        self._inner = inner
-
-    def predict(self, texts: Sequence[str]) -> list[Scored]:
-        flipped = {"negative": "positive", "positive": "negative", "neutral": "neutral"}
-        return [Scored(flipped[s.label], s.confidence, s.scores) for s in self._inner.predict(texts)]  # type: ignore[arg-type]
-
-
-class SometimesWrong(BaseBackend):
-    """A planted fast path: fp32's answers with the label of every `every`-th text of a call changed."""
-
-    def __init__(self, inner: Backend, every: int) -> None:
-        self.labels = inner.labels
-        self.execution_path = "onnx-int8"
+        self.execution_path = "planted"
         self._inner, self._every = inner, every
 
     def predict(self, texts: Sequence[str]) -> list[Scored]:
-        answers = self._inner.predict(texts)
-        other = {"negative": "positive", "positive": "negative"}
+        flipped = {"negative": "positive", "positive": "negative", "neutral": "neutral"}
         return [
-            Scored(other[s.label], s.confidence, s.scores) if i % self._every == 0 else s  # type: ignore[arg-type]
-            for i, s in enumerate(answers)
+            Scored(flipped[s.label], s.confidence, s.scores) if i % self._every == 0 else s  # type: ignore[arg-type]
+            for i, s in enumerate(self._inner.predict(texts))
         ]
 
 
@@ -54,7 +41,7 @@ def test_a_planted_path_that_changes_two_percent_of_labels_is_refused(tmp_path: 
         "auto",
         None,
         tmp_path,
-        make_fast=lambda source, _: SometimesWrong(TransformersBackend(source), 50),
+        make_fast=lambda source, _: LabelFlipper(TransformersBackend(source), every=50),
     )
     assert backend.execution_path == "fp32"
     assert backend.fast_path_rejected is not None

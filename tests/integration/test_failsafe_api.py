@@ -1,6 +1,5 @@
 """Failsafe endpoints in-process: status, reset and faults behind the admin guard."""
 
-import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -9,7 +8,7 @@ from litestar.testing import AsyncTestClient
 from sentiment.app import create_app
 from sentiment.inference.backend import Backend
 from sentiment.inference.catalogue import ModelSpec
-from tests.conftest import in_app, make_settings, wait_until_settled
+from tests.conftest import in_app, make_settings, page_csrf, wait_until_settled
 
 ADMIN = {"authorization": "Bearer t0ken"}
 
@@ -128,11 +127,10 @@ async def test_the_alerts_page_resets_an_open_breaker_and_filters_by_state(clien
 
 
 async def log_in_as_admin(client: AsyncTestClient) -> str:
-    """A page session logged in with the admin token; its CSRF token."""
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get("/ui/login")).text)
-    assert csrf is not None
-    await client.post("/ui/login", data={"token": "t0ken", "csrf_token": csrf.group(1)})
+    """A page session logged in with the admin token; its new CSRF token."""
+    await client.post(
+        "/ui/login", data={"token": "t0ken", "csrf_token": await page_csrf(client, "/ui/login")}
+    )
     page = (await client.get("/ui/alerts")).text
-    token = re.search(r'"x-csrf-token": "([^"]+)"', page)
-    assert token is not None and "Log out" in page
-    return token.group(1)
+    assert "Log out" in page
+    return await page_csrf(client, "/ui/login")

@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from sentiment.app import create_app
 from sentiment.web.pages import vader_compound
-from tests.conftest import in_app, make_settings
+from tests.conftest import in_app, make_settings, page_csrf
 
 
 @pytest.fixture
@@ -16,13 +16,6 @@ async def client(sqlite_url: str) -> AsyncIterator[AsyncTestClient]:
     app = create_app(make_settings(sqlite_url, admin_token="s3cret"))
     async with AsyncTestClient(app=app) as client:
         yield client
-
-
-async def page_csrf(client: AsyncTestClient, path: str = "/ui/analyze") -> str:
-    html = (await client.get(path)).text
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, "the page form carries no CSRF token"
-    return match.group(1)
 
 
 async def test_analyze_form_answers_in_place_with_the_session_csrf_token(client: AsyncTestClient) -> None:

@@ -2,7 +2,6 @@
 session is refused, login starts a new session with a new CSRF token, and wrong admin tokens are throttled on
 the login page and on the bearer check alike."""
 
-import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -17,9 +16,10 @@ from sentiment.core.throttle import AttemptThrottle
 from sentiment.services.alerts import AlertService
 from sentiment.storage.tables import SessionRow
 from tests.clocks import FakeClock
-from tests.conftest import in_app, make_settings
+from tests.conftest import in_app, make_settings, page_csrf
 
 TOKEN = "s3cret"
+LOGIN = "/ui/login"
 
 
 async def raise_alert(alerts: AlertService) -> None:
@@ -53,16 +53,12 @@ def use_cookie(client: AsyncTestClient, session_id: str | None) -> None:
         client.cookies.set("session", session_id, domain=client.base_url.host)
 
 
-async def page_csrf(client: AsyncTestClient, path: str = "/ui/login") -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', (await client.get(path)).text)
-    assert match, "the page form carries no CSRF token"
-    return match.group(1)
-
-
 async def log_in(client: AsyncTestClient) -> str:
     """Log in on the page; return the new session's id."""
     response = await client.post(
-        "/ui/login", data={"token": TOKEN, "csrf_token": await page_csrf(client)}, follow_redirects=False
+        "/ui/login",
+        data={"token": TOKEN, "csrf_token": await page_csrf(client, LOGIN)},
+        follow_redirects=False,
     )
     assert response.status_code == 302, response.text
     return client.cookies["session"]
@@ -90,7 +86,7 @@ async def test_logout_ends_the_session_even_for_a_copied_cookie(database_url: st
         # The cookie works (and so would any copy of it) until logout.
         assert await acknowledge_from_page(client) == 200
         logout = await client.post(
-            "/ui/logout", data={"csrf_token": await page_csrf(client)}, follow_redirects=False
+            "/ui/logout", data={"csrf_token": await page_csrf(client, LOGIN)}, follow_redirects=False
         )
         assert logout.status_code == 302 and logout.headers["set-cookie"].startswith("session=null;")
         assert in_app(client, session_expiries, app.state.resources.engine) == []  # its row is deleted
@@ -151,7 +147,7 @@ async def test_login_starts_a_new_session_and_the_old_id_and_csrf_token_stop_wor
     client: AsyncTestClient,
 ) -> None:
     use_cookie(client, "planted-by-someone-else")
-    old_csrf = await page_csrf(client)
+    old_csrf = await page_csrf(client, LOGIN)
     old_id = client.cookies["session"]
     assert old_id != "planted-by-someone-else"  # an id the store does not know is never adopted
 
@@ -174,7 +170,7 @@ async def test_wrong_tokens_on_the_login_page_are_throttled_then_the_client_may_
 ) -> None:
     clock = FakeClock()
     client.app.state.services.access.throttle = AttemptThrottle(clock, free_attempts=2, base_delay_s=30.0)
-    csrf = await page_csrf(client)
+    csrf = await page_csrf(client, LOGIN)
 
     async def attempt(token: str) -> int:
         form = {"token": token, "csrf_token": csrf}
@@ -212,7 +208,7 @@ async def test_wrong_bearer_tokens_are_throttled_then_the_client_may_try_again(
     assert [await attempt("guess") for _ in range(3)] == [401, 401, 401]  # the right token cleared the count
     # The login page counts against the same client: it waits as well.
     assert (
-        await client.post("/ui/login", data={"token": TOKEN, "csrf_token": await page_csrf(client)})
+        await client.post("/ui/login", data={"token": TOKEN, "csrf_token": await page_csrf(client, LOGIN)})
     ).status_code == 429
 
 
@@ -221,7 +217,7 @@ async def test_login_goes_back_to_the_page_it_was_asked_from(client: AsyncTestCl
     assert 'href="/ui/login?next=%2Fui%2Fmodels%3Ftab%3Dall"' in models_page
     form = (await client.get("/ui/login", params={"next": "/ui/models?tab=all"})).text
     assert '<input type="hidden" name="next" value="/ui/models?tab=all">' in form
-    csrf = await page_csrf(client)
+    csrf = await page_csrf(client, LOGIN)
     answer = await client.post(
         "/ui/login",
         data={"token": TOKEN, "csrf_token": csrf, "next": "/ui/models?tab=all"},
@@ -239,6 +235,6 @@ async def test_login_never_goes_back_anywhere_but_a_page_of_the_service(
 ) -> None:
     form = (await client.get("/ui/login", params={"next": elsewhere})).text
     assert 'name="next"' not in form
-    data = {"token": TOKEN, "csrf_token": await page_csrf(client), "next": elsewhere}
+    data = {"token": TOKEN, "csrf_token": await page_csrf(client, LOGIN), "next": elsewhere}
     answer = await client.post("/ui/login", data=data, follow_redirects=False)
     assert (answer.status_code, answer.headers["location"]) == (302, "/ui/alerts")

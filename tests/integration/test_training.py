@@ -24,7 +24,7 @@ from sentiment.core.training import Hyperparameters
 from sentiment.services.settings import DatasetSettings
 from sentiment.services.training import Trainer, TrainingRequest, TrainingService
 from sentiment.settings import Settings
-from tests.conftest import DATA, ROOT, TWEETS_MODEL, make_settings
+from tests.conftest import DATA, FP32, ROOT, TWEETS_MODEL, make_settings
 
 pytestmark = pytest.mark.slow
 AIRLINE = DATA / "airline_tweets.csv"
@@ -189,7 +189,7 @@ def app_settings(tmp_path: Path, database_url: str) -> Settings:
         {
             "SENTIMENT_MODELS": f"minilm-tweets3={TWEETS_MODEL}",
             "SENTIMENT_MODELS_DIR": str(tmp_path / "models"),
-            "SENTIMENT_EXECUTION_PATH": "fp32",
+            **FP32,
         },
         dotenv=tmp_path / "no.env",
     ).models
