@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
+import logging
 import os
 import shutil
-import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,43 @@ def export_folder(source: str, quantize: bool, cache_dir: Path) -> Path:
     return cache_dir / f"{source_stamp(source)}-{'int8' if quantize else 'fp32'}"
 
 
+class _QuantizerAdvice(logging.Filter):
+    """onnxruntime's quantizer advises pre-processing through the root logger on every run: advice for
+    image models, not a problem with this export."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Please consider to run pre-processing")
+
+
+@contextlib.contextmanager
+def _exporter_quiet(source: str) -> Iterator[None]:
+    """The exporter narrates each step on stdout and warns through torch's own log handler about optional
+    operator sets (torchvision's) this model never uses: kept at debug level, so a command run at WARNING says
+    nothing and its answer on stdout stays clean JSON."""
+    narration = io.StringIO()
+    torch_onnx_log = logging.getLogger("torch.onnx")
+    level = torch_onnx_log.level
+    torch_onnx_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(narration):
+            # torch 2.13's exporter trips a FutureWarning of its own (LeafSpec) inside run_decompositions, and
+            # says that inputs sharing the same Dim objects keep one axis name: neither is about this code.
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
+            warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name.*will not be used.*")
+            yield
+    finally:
+        torch_onnx_log.setLevel(level)
+        log.debug("onnx_exporter_output", source=source, output=narration.getvalue())
+
+
 def export(source: str, folder: Path) -> None:
     """torch's recommended (dynamo) exporter, with dynamic
     batch and sequence axes; `model.onnx` in `folder`."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         source, local_files_only=True, dtype=torch.float32
@@ -48,12 +80,7 @@ def export(source: str, folder: Path) -> None:
     # BERT), not the tokenizer's: a mix-up exports a model that silently reads the mask as token types.
     names = [name for name in inspect.signature(model.forward).parameters if name in sample]
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence", max=MAX_SEQUENCE_LENGTH)
-    # The exporter prints its progress: to stderr, so that a command's answer on stdout stays clean JSON.
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
-        # torch 2.13's exporter trips a FutureWarning of its own (LeafSpec) inside run_decompositions, and
-        # says that inputs sharing the same Dim objects keep one axis name: neither is about this code.
-        warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
-        warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name.*will not be used.*")
+    with _exporter_quiet(source):
         program = torch.onnx.export(
             model,
             tuple(sample[n] for n in names),
@@ -74,9 +101,14 @@ def quantize(folder: Path) -> None:
     unsigned on AVX-512 VNNI), activations per tensor."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        folder / "model.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8, per_channel=True
-    )
+    advice = _QuantizerAdvice()
+    logging.getLogger().addFilter(advice)
+    try:
+        quantize_dynamic(
+            folder / "model.onnx", folder / "model-int8.onnx", weight_type=QuantType.QInt8, per_channel=True
+        )
+    finally:
+        logging.getLogger().removeFilter(advice)
 
 
 class OnnxBackend(BaseBackend):

@@ -23,12 +23,21 @@ def test_predict_prints_one_prediction_as_json_from_vader(tmp_path: Path) -> Non
 
 
 def test_predict_takes_a_model_folder(tmp_path: Path) -> None:
-    done = sentiment(tmp_path, "predict", "a dull, lifeless and boring film", "--model", str(SST2_MODEL))
+    # A cache of its own: the first run on a machine exports and checks the model (the default path, auto).
+    done = sentiment(
+        tmp_path,
+        "predict",
+        "a dull, lifeless and boring film",
+        "--model",
+        str(SST2_MODEL),
+        env={"SENTIMENT_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     assert (answer["sentiment"], answer["model_used"]) == ("negative", SST2_MODEL.name)
     assert set(answer["scores"]) == {"negative", "positive"}
-    # Loading a model says nothing at WARNING: no torchao kernels or torch deprecations reported as problems.
+    # Loading a model says nothing at WARNING: no torchao kernels, torch deprecations, exporter narration or
+    # quantizer advice reported as problems.
     assert done.stderr == ""
 
 
