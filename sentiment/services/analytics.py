@@ -33,7 +33,8 @@ from sentiment.storage.repositories import storable_text
 
 
 class AnalyticsFilters(msgspec.Struct, frozen=True):
-    """Which predictions a summary covers: [since, until) in UTC, one model_used, one data set; all optional.
+    """Which predictions a summary covers: [since, until) in UTC, one model_used, one data set (without one,
+    live traffic only: data-set rows never move the live figures); all optional.
 
     `bucket` is the width of the time series' buckets, chosen from the range when absent."""
 

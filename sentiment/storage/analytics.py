@@ -223,19 +223,19 @@ class AnalyticsRepository:
 
     @staticmethod
     def _filter_rows(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
+        """One model's rows or all; one data set's rows, or without one, live traffic only (a corpus scored
+        in minutes would otherwise swamp the live figures)."""
         if model is not None:
             query = query.where(PredictionRow.model_used == model)
-        if dataset is not None:
-            query = query.where(PredictionRow.dataset_id == dataset)
-        return query
+        return query.where(
+            PredictionRow.dataset_id == dataset if dataset is not None else PredictionRow.dataset_id.is_(None)
+        )
 
     @staticmethod
     def _filter_rollups(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
         if model is not None:
             query = query.where(PredictionRollupRow.model_used == model)
-        if dataset is not None:
-            query = query.where(PredictionRollupRow.dataset_key == dataset)
-        return query
+        return query.where(PredictionRollupRow.dataset_key == (dataset or NO_DATASET))
 
 
 def _during(span: Range) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

@@ -22,8 +22,9 @@ _MOMENT = "an ISO 8601 date or datetime (no offset means UTC; send + as %2B)"
     "/analytics",
     summary="Totals, sentiment distribution, model usage, latency, breaker activations and counts over time",
     description=(
-        "Covers the predictions stored in [since, until), optionally for one model (model_used) and one "
-        "data set. Defaults: until is now, since is the hour of the earliest matching prediction (all "
+        "Covers the predictions stored in [since, until), optionally for one model (model_used): live "
+        "traffic (/predict and /predict/batch), or with `dataset` one data set's rows instead. Defaults: "
+        "until is now, since is the hour of the earliest matching prediction (all "
         "time). The bucket of the time series is chosen from the range (minute up to 3 hours, hour up to "
         "7 days, day beyond) unless given; buckets are UTC and all are listed, zero where nothing was stored."
     ),
@@ -51,7 +52,9 @@ async def analytics_summary(
     model: Annotated[
         str | None, QueryParameter(description="only predictions answered by this model (model_used)")
     ] = None,
-    dataset: Annotated[UUID | None, QueryParameter(description="only predictions of this data set")] = None,
+    dataset: Annotated[
+        UUID | None, QueryParameter(description="this data set's rows instead of live traffic")
+    ] = None,
     bucket: Annotated[
         Bucket | None,
         QueryParameter(description="width of the time-series buckets; chosen from the range if absent"),

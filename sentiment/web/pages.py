@@ -3,10 +3,12 @@ script or style. Page forms carry the session's CSRF token; admin actions go thr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from uuid import UUID
 
 import msgspec
 from litestar import Request, Response, get, post
@@ -26,7 +28,7 @@ from sentiment.services.access import AccessService
 from sentiment.services.alerts import AlertService
 from sentiment.services.api_keys import ApiKeyService
 from sentiment.services.failsafe import FailsafeService
-from sentiment.services.history import HistoryFilters, HistoryService
+from sentiment.services.history import SORTS, HistoryService, PredictionFilters
 from sentiment.services.models import ModelService, ModelView
 from sentiment.services.overview import OverviewService
 from sentiment.services.predictions import PredictionService
@@ -176,6 +178,25 @@ def _moment(raw: str | None, name: str) -> datetime | None:
     return parse_moment(raw, name) if raw else None
 
 
+_FALLBACK_CHOICES = {"true": True, "false": False}
+
+
+def history_filters(query: Mapping[str, str]) -> PredictionFilters:
+    """The predictions page's filters, named as GET /predictions names them (so its export link can pass them
+    on as they are); a value that is not a choice is ignored, a malformed time or data set raises."""
+    return PredictionFilters(
+        text=query.get("q") or None,
+        label=query.get("label") if query.get("label") in LABELS else None,
+        model=query.get("model") or None,
+        since=_moment(query.get("since"), "since"),
+        until=_moment(query.get("until"), "until"),
+        dataset=UUID(query["dataset"]) if query.get("dataset") else None,
+        group=query.get("group") or None,
+        fallback=_FALLBACK_CHOICES.get(query.get("fallback", "")),
+        sort=next((sort for sort in SORTS if sort == query.get("sort")), "newest"),
+    )
+
+
 @get("/ui/predictions", include_in_schema=False)
 async def predictions_page(
     request: Request[Any, Any, Any], history: NamedDependency[HistoryService]
@@ -183,28 +204,28 @@ async def predictions_page(
     query = request.query_params
     error = None
     try:
-        filters = HistoryFilters(
-            text=query.get("text") or None,
-            label=query.get("label") if query.get("label") in LABELS else None,
-            model=query.get("model") or None,
-            since=_moment(query.get("since"), "since"),
-            until=_moment(query.get("until"), "until"),
-            page=max(1, int(query.get("page") or 1)),
-        )
+        filters = history_filters(query)
+        page_number = max(1, int(query.get("page") or 1))
     except (ValueError, InvalidInput) as invalid:
-        error, filters = f"ignored a filter that is not valid: {invalid}", HistoryFilters()
-    page = await history.page(filters)
-    kept = {k: v for k, v in query.items() if k != "page" and v}
+        error, filters, page_number = f"ignored a filter that is not valid: {invalid}", PredictionFilters(), 1
+    page = await history.page(filters, page_number)
+    kept = {k: v for k, v in query.items() if k != "page" and v} if error is None else {}
 
     def link(number: int) -> str:
         return "/ui/predictions?" + urlencode({**kept, "page": number})
+
+    def export_link(export_format: str) -> str:
+        return f"/predictions/export.{export_format}?" + urlencode(kept)
 
     values = {
         "page": page,
         "filters": filters,
         "error": error,
         "link": link,
+        "export_link": export_link,
         "models": history.model_keys,
+        "datasets": await history.datasets(),
+        "sorts": SORTS,
         "since_value": filters.since.strftime("%Y-%m-%dT%H:%M") if filters.since else "",
         "until_value": filters.until.strftime("%Y-%m-%dT%H:%M") if filters.until else "",
     }

@@ -96,7 +96,7 @@ def test_hostile_stored_text_shows_as_text_and_runs_nothing(
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     for _ in range(50):
-        page.goto(f"{server.base_url}/ui/predictions?text=onerror")
+        page.goto(f"{server.base_url}/ui/predictions?q=onerror")
         if page.get_by_text(hostile, exact=True).count():
             break
         time.sleep(0.1)

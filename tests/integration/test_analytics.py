@@ -148,15 +148,17 @@ async def test_model_filter_counts_that_models_predictions_and_its_breaker_only(
         assert summary.model == "b"
 
 
-async def test_defaults_cover_all_time_up_to_now(known: AsyncEngine) -> None:
+async def test_defaults_cover_all_live_traffic_up_to_now(known: AsyncEngine) -> None:
     for service in services(known):
         summary = await service.summary(AnalyticsFilters())
-        assert summary.total_predictions == 6
+        assert summary.total_predictions == 5  # the data set's row is not live traffic
         assert (summary.since, summary.until, summary.bucket) == (at(10), NOW, "hour")
         assert len(summary.time_series) == 10  # 10:00 ... 19:00
+        assert summary.time_series[0] == TimePoint(at(10), "hour", LabelCounts(1, 0, 0))
         assert summary.time_series[4] == TimePoint(at(14), "hour", LabelCounts(0, 0, 1))
+        assert summary.model_usage == {"a": 40.0, "b": 40.0, "vader": 20.0}
         assert summary.circuit_breaker_activations == 2
-        assert summary.average_response_time == round(1102.0 / 6, 3)
+        assert summary.average_response_time == round(1092.0 / 5, 3)
 
 
 async def test_dataset_filter_starts_at_the_data_sets_first_hour(known: AsyncEngine) -> None:

@@ -92,7 +92,7 @@ async def test_user_text_is_escaped_on_the_predictions_page(client: AsyncTestCli
     hostile = "<img src=x onerror=alert(1)>"
     await client.post("/predict", json={"text": hostile})
     in_app(client, client.app.state.resources.writer.flush, 10)
-    html = (await client.get("/ui/predictions", params={"text": "onerror"})).text
+    html = (await client.get("/ui/predictions", params={"q": "onerror"})).text
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert hostile not in html
 

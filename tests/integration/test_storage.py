@@ -24,7 +24,7 @@ from sentiment.inference.catalogue import ModelSpec
 from sentiment.services.alerts import AlertService
 from sentiment.services.settings import AlertRules
 from sentiment.storage.database import create_engine, head_revision, schema_problem, upgrade
-from sentiment.storage.history import HistoryFilters, HistoryRepository
+from sentiment.storage.history import HistoryRepository, PredictionFilters
 from sentiment.storage.repositories import AlertRepository, PredictionRepository, text_hash
 from sentiment.storage.settings import WriterSettings
 from sentiment.storage.tables import PredictionRow
@@ -102,11 +102,11 @@ async def test_history_filters_pages_newest_first_and_a_page_past_the_end_is_the
     engine = create_engine(database_url)
     async with engine.connect() as connection:
         history = HistoryRepository(connection)
-        first = await history.page(HistoryFilters(page_size=25))
-        beyond = await history.page(HistoryFilters(page=99_999_999_999_999_999_999, page_size=25))
-        negative = await history.page(HistoryFilters(label="negative", page_size=25))
-        literal = await history.page(HistoryFilters(text="100%", page_size=25))
-        wildcard = await history.page(HistoryFilters(text="_", page_size=25))
+        first = await history.page(PredictionFilters(), 1, 25)
+        beyond = await history.page(PredictionFilters(), 99_999_999_999_999_999_999, 25)
+        negative = await history.page(PredictionFilters(label="negative"), 1, 25)
+        literal = await history.page(PredictionFilters(text="100%"), 1, 25)
+        wildcard = await history.page(PredictionFilters(text="_"), 1, 25)
     await engine.dispose()
     assert (first.total, first.pages, len(first.rows), first.rows[0].text) == (30, 2, 25, "great 100% day 29")
     assert (beyond.page, len(beyond.rows), beyond.rows[-1].text) == (2, 5, "awful 100% day 0")
@@ -128,7 +128,9 @@ async def test_a_text_holding_nul_is_stored_and_does_not_block_the_rows_after_it
     engine = create_engine(database_url)
     async with engine.connect() as connection:
         stored = (await connection.execute(select(PredictionRow.text, PredictionRow.text_hash))).all()
-        found = await HistoryRepository(connection).page(HistoryFilters(text="\u0000", model="vader\u0000"))
+        found = await HistoryRepository(connection).page(
+            PredictionFilters(text="\u0000", model="vader\u0000"), 1, 25
+        )
     await engine.dispose()
     assert sorted(text for text, _ in stored) == ["also\ufffdodd", "bad \ufffd byte", "fine"]
     assert text_hash("bad \u0000 byte") in {digest for _, digest in stored}  # the hash is of the text as sent
