@@ -157,6 +157,20 @@ def trend_width(first_key: str, last_key: str) -> TrendWidth:
     return choose_width(key_start(last_key) - key_start(first_key), TREND_WIDTHS, "month")
 
 
+# A panel among several (one per group) stays readable with at most this many buckets: shares per hour over a
+# week of tweets are mostly noise from a handful of rows each.
+PANEL_POINTS = 40
+
+
+def panel_width(first_key: str, last_key: str, finest: TrendWidth) -> TrendWidth:
+    """The finest width, no finer than `finest`, that draws the span in at most PANEL_POINTS buckets."""
+    first, last = key_start(first_key), key_start(last_key)
+    widths: tuple[TrendWidth, ...] = ("hour", "day", "month")
+    return next(
+        (w for w in widths[widths.index(finest) :] if bucket_count(first, last, w) < PANEL_POINTS), "month"
+    )
+
+
 # A hundred years of months. Past it (rows dated centuries apart, year 1 and 9999: typos, placeholders) a
 # trend that listed every bucket would be megabytes for a handful of rows.
 MAX_TREND_POINTS = 1200

@@ -75,6 +75,7 @@ from sentiment.core.timeparse import (
     detect_format,
     format_named,
     hour_key,
+    panel_width,
     trend_starts,
     trend_width,
 )
@@ -98,6 +99,7 @@ from sentiment.services.tabular import (
 from sentiment.services.training import DatasetSource
 from sentiment.storage.database import OUTAGE_BACKOFF
 from sentiment.storage.datasets import (
+    GROUP_TIME_SEPARATOR,
     RUNNING,
     CountKey,
     Dataset,
@@ -120,6 +122,8 @@ MODEL_LOAD_WAIT_S = 600.0
 DATABASE_PATIENCE_S = 120.0
 GROUP_LENGTH = 200
 TOP_GROUPS = 12
+# The largest groups drawn one panel each over time (small multiples) on a report.
+GROUP_TRENDS = 6
 EXPIRY_SWEEP_S = 300.0
 RESUME_SWEEP_S = 30.0
 INTERRUPTED = "the service stopped while scoring; the job resumes when the service starts again"
@@ -196,6 +200,10 @@ class DatasetReport(msgspec.Struct, frozen=True):
     groups: list[GroupCounts]
     group_count: int
     metrics: dict[str, Metrics]
+    # The largest groups' trends over the same buckets as `trend` (none for data sets scored before they were
+    # counted, or without a time or group column).
+    group_trends: dict[str, list[TrendPoint]] = {}
+    group_trend_width: Literal["hour", "day", "month"] | None = None
 
 
 class Upload:
@@ -686,6 +694,25 @@ class DatasetService:
                     for start in starts
                 ]
             top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
+            group_trends: dict[str, list[TrendPoint]] = {}
+            group_width = None
+            if span is not None and width is not None and top:
+                group_width = panel_width(*span, width)
+                per_group: dict[str, dict[datetime, dict[str, int]]] = {}
+                shown = [name for name, _ in top[:GROUP_TRENDS]]
+                counted = await repository.group_time_counts(dataset_id, shown, group_width)
+                for name, key, sentiment, count in counted:
+                    per_group.setdefault(name, {}).setdefault(key_start(key), {})[sentiment] = count
+                filled = {start for buckets in per_group.values() for start in buckets}
+                panel_starts, _ = trend_starts(key_start(span[0]), key_start(span[1]), group_width, filled)
+                group_trends = {
+                    name or "(none)": [
+                        TrendPoint(start, {label: buckets.get(start, {}).get(label, 0) for label in LABELS})
+                        for start in panel_starts
+                    ]
+                    for name in shown
+                    if (buckets := per_group.get(name))
+                }
         groups = [
             GroupCounts(
                 name or "(none)", {label: counts.get(label, 0) for label in LABELS}, sum(counts.values())
@@ -707,6 +734,8 @@ class DatasetService:
             groups=groups,
             group_count=group_count,
             metrics=figures,
+            group_trends=group_trends,
+            group_trend_width=group_width,
         )
 
     async def export(self, dataset_id: UUID) -> tuple[Dataset, Path] | None:
@@ -1129,10 +1158,12 @@ class JobTally:
         for index, (row, result) in enumerate(zip(chunk.rows, scored, strict=True)):
             label = result.label
             counts["label", "", label] += 1
+            hour = None
             if plan.time is not None and plan.time_format is not None:
                 value = row.values[plan.time]
                 try:
-                    counts["time", hour_key(plan.time_format.parse(value)), label] += 1
+                    hour = hour_key(plan.time_format.parse(value))
+                    counts["time", hour, label] += 1
                 except (ValueError, OverflowError):
                     self.untimed += 1
                     shown = value.strip()[:40]
@@ -1146,7 +1177,10 @@ class JobTally:
                         )
                     )
             if plan.group is not None:
-                counts["group", group_key(row.values[plan.group]), label] += 1
+                group = group_key(row.values[plan.group])
+                counts["group", group, label] += 1
+                if hour is not None:
+                    counts["gtime", f"{hour}{GROUP_TIME_SEPARATOR}{group}", label] += 1
             if gold is not None and plan.gold is not None:
                 truth = gold.label(row.values[plan.gold])
                 if truth is None:

@@ -44,8 +44,12 @@ class OverviewService:
         self._failsafe = failsafe
         self._alerts = alerts
 
-    async def snapshot(self, since: datetime | None, until: datetime) -> Overview:
-        summary = await self._analytics.summary(AnalyticsFilters(since=since, until=until))
+    @property
+    def model_keys(self) -> list[str]:
+        return [entry.key for entry in self._registry.entries()]
+
+    async def snapshot(self, since: datetime | None, until: datetime, model: str | None = None) -> Overview:
+        summary = await self._analytics.summary(AnalyticsFilters(since=since, until=until, model=model))
         latency = [
             ModelLatency(entry.key, figures.requests, figures.latency_p50_ms, figures.latency_p95_ms)
             for entry in self._registry.entries()

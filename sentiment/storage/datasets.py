@@ -27,7 +27,8 @@ DatasetStatus = Literal[
 ]
 # A job is at work on the data set (or its process ended without saying so: the heartbeat tells).
 RUNNING: tuple[DatasetStatus, ...] = ("queued", "counting", "scoring")
-Dimension = Literal["label", "time", "group"]
+Dimension = Literal["label", "time", "group", "gtime"]
+GROUP_TIME_SEPARATOR = "|"  # a `gtime` key: the hour's key (13 characters), this, then the group
 CountKey = tuple[Dimension, str, str]  # (dimension, key, sentiment)
 
 
@@ -224,6 +225,27 @@ class DatasetRepository:
         )
         return [
             (key, sentiment, int(count)) for key, sentiment, count in await self._connection.execute(query)
+        ]
+
+    async def group_time_counts(
+        self, dataset_id: UUID, groups: Sequence[str], width: Width
+    ) -> list[tuple[str, str, str, int]]:
+        """(group, bucket key, sentiment, count) of the named groups, hours summed into `width` buckets."""
+        key = DatasetCountRow.key
+        hour_length = KEY_LENGTH["hour"]
+        bucket = func.substr(key, 1, KEY_LENGTH[width])
+        group = func.substr(key, hour_length + 2)
+        query = (
+            select(group, bucket, DatasetCountRow.sentiment, func.sum(DatasetCountRow.count))
+            .where(
+                DatasetCountRow.dataset_id == dataset_id,
+                DatasetCountRow.dimension == "gtime",
+                group.in_(list(groups)),
+            )
+            .group_by(group, bucket, DatasetCountRow.sentiment)
+        )
+        return [
+            (g, b, sentiment, int(count)) for g, b, sentiment, count in await self._connection.execute(query)
         ]
 
     async def group_counts(

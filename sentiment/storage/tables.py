@@ -170,13 +170,14 @@ class DatasetRow(Base):
 
 class DatasetCountRow(Base):
     """A data set's predictions counted per label along one dimension, kept up to date as its job scores:
-    `label` (key ''), `time` (key: the row's UTC hour, 'YYYY-MM-DDTHH') and `group` (key: the group value)."""
+    `label` (key ''), `time` (key: the row's UTC hour, 'YYYY-MM-DDTHH'), `group` (key: the group value) and
+    `gtime` (key: the hour, '|', the group)."""
 
     __tablename__ = "dataset_counts"
 
     dataset_id: Mapped[UUID] = mapped_column(Uuid, primary_key=True)
     dimension: Mapped[str] = mapped_column(String(8), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
     sentiment: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 

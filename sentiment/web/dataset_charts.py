@@ -12,8 +12,8 @@ from sentiment.core.domain import LABELS
 
 class Segment(msgspec.Struct, frozen=True):
     label: str
-    x: float
-    width: float
+    x: float  # percent of the width
+    width: float  # percent of the width
     count: int
     percent: float
     css: str
@@ -27,34 +27,24 @@ class StackedBar(msgspec.Struct, frozen=True):
 
 
 class StackedChart(msgspec.Struct, frozen=True):
-    width: int
     height: int
-    label_width: int
-    plot_width: int
     bars: list[StackedBar]
 
 
-def stacked_bars(
-    groups: Sequence[tuple[str, Mapping[str, int]]],
-    width: int = 720,
-    label_width: int = 150,
-    bar_height: int = 28,
-) -> StackedChart:
-    """A 100% bar per group: each label's share of the group's rows, negative to positive from the left."""
-    plot = width - label_width - 70  # room on the right for the group's row count
+def stacked_bars(groups: Sequence[tuple[str, Mapping[str, int]]], row_height: int = 38) -> StackedChart:
+    """A 100% bar per group under its name (its row count at the right end of that line): each label's share
+    of the group's rows, negative to positive from the left, in percent of the width."""
     bars = []
     for index, (name, counts) in enumerate(groups):
         total = sum(counts.get(label, 0) for label in LABELS)
-        x = float(label_width)
+        x = 0.0
         segments = []
         for label in LABELS:
             count = counts.get(label, 0)
-            share = count / total if total else 0.0
+            share = 100 * count / total if total else 0.0
             segments.append(
-                Segment(
-                    label, round(x, 2), round(plot * share, 2), count, round(100 * share, 1), f"bar-{label}"
-                )
+                Segment(label, round(x, 3), round(share, 3), count, round(share, 1), f"bar-{label}")
             )
-            x += plot * share
-        bars.append(StackedBar(name, index * bar_height, total, segments))
-    return StackedChart(width, len(groups) * bar_height + 8, label_width, plot, bars)
+            x += share
+        bars.append(StackedBar(name, index * row_height, total, segments))
+    return StackedChart(len(groups) * row_height, bars)

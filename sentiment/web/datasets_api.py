@@ -8,10 +8,12 @@ chunk by chunk, so neither the request nor the file is ever held in memory and t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 from uuid import UUID
 
 import msgspec
@@ -27,6 +29,7 @@ from litestar.response import File, Template
 from litestar.types import ControllerRouterHandler
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
+from sentiment.core.buckets import Width, shifted
 from sentiment.core.domain import LABELS, Conflict, InvalidInput, SentimentError
 from sentiment.core.evaluation import Metrics
 from sentiment.services.datasets import (
@@ -34,10 +37,11 @@ from sentiment.services.datasets import (
     DatasetReport,
     DatasetService,
     Progress,
+    TrendPoint,
     Upload,
     UploadTooLarge,
 )
-from sentiment.web.charts import bar_chart, line_chart
+from sentiment.web.charts import bar_chart, sentiment_charts, view_of
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
 from sentiment.web.guard import ADMIN_SECURITY, CSRF_HEADER, require_admin, require_csrf
@@ -179,6 +183,19 @@ class ReportOut(msgspec.Struct):
             "server, prompt and settings), to reproduce the results; null until scoring starts"
         ),
     ] = None
+    group_trends: Annotated[
+        dict[str, list[TrendPointOut]],
+        msgspec.Meta(
+            description="the largest groups' rows per label over the trend's buckets, one series per group "
+            "(empty without a time and a group column)"
+        ),
+    ] = {}
+    group_trend_bucket: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="hour, day or month: the finest that draws each group in at most 40 buckets"
+        ),
+    ] = None
 
     @classmethod
     def from_report(cls, report: DatasetReport) -> ReportOut:
@@ -192,6 +209,11 @@ class ReportOut(msgspec.Struct):
             group_count=report.group_count,
             metrics=report.metrics,
             model_details=report.progress.dataset.model_details,
+            group_trends={
+                name: [TrendPointOut(point.start, point.counts) for point in points]
+                for name, points in report.group_trends.items()
+            },
+            group_trend_bucket=report.group_trend_width,
         )
 
 
@@ -629,24 +651,48 @@ async def progress_fragment(
     return _progress_template(request, await _progress(datasets, dataset_id))
 
 
-def report_values(report: DatasetReport) -> dict[str, object]:
+def _trend_series(
+    points: Sequence[TrendPoint], width: Width
+) -> list[tuple[datetime, datetime, Mapping[str, int]]]:
+    return [(point.start, _bucket_end(point.start, width), point.counts) for point in points]
+
+
+def _bucket_end(start: datetime, width: Width) -> datetime:
+    """The start of the next bucket; the last moment datetime holds for the bucket of December 9999."""
+    try:
+        return shifted(start, 1, width)
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def report_values(report: DatasetReport, query: Mapping[str, str]) -> dict[str, object]:
+    """The report's figures and charts; `view` in the query: its trend as counts (default) or shares."""
     values = progress_values(report.progress, poll=False)
     values["in_report"] = True
     total = sum(report.distribution.values())
     values["report"] = report
     values["distribution"] = bar_chart(
-        [(label, 100 * report.distribution[label] / total if total else 0.0) for label in LABELS],
-        unit="%",
-        label_width=80,
+        [(label, 100 * report.distribution[label] / total if total else 0.0) for label in LABELS], unit="%"
     )
+    view = view_of(query.get("view"))
+    width = report.trend_width
     values["trend"] = (
-        line_chart(
-            [point.start for point in report.trend],
-            {label: [point.counts[label] for point in report.trend] for label in LABELS},
-        )
-        if report.trend
+        sentiment_charts(_trend_series(report.trend, width), view, linear=report.trend_complete)
+        if report.trend and width
         else None
     )
+    # One small panel per large group, each its shares with their 95% bands, on the report's time axis.
+    panel = report.group_trend_width
+    values["group_trends"] = [
+        (
+            name,
+            sentiment_charts(_trend_series(points, panel), "share", linear=report.trend_complete, height=180),
+        )
+        for name, points in report.group_trends.items()
+        if panel
+    ]
+    page = f"/ui/datasets/{report.progress.dataset.id}"
+    values["with_view"] = lambda chosen: f"{page}?{urlencode({'view': chosen})}"
     values["groups"] = (
         stacked_bars([(group.name, group.counts) for group in report.groups]) if report.groups else None
     )
@@ -661,7 +707,7 @@ async def dataset_page(
     report = await datasets.report(dataset_id)
     if report is None:
         raise NotFoundException(f"no data set {dataset_id}")
-    values = report_values(report)
+    values = report_values(report, request.query_params)
     values["title"] = report.progress.dataset.name
     return Template(template_name="dataset.html", context=context(request, "/ui/datasets", **values))
 
@@ -675,7 +721,7 @@ async def report_fragment(
         raise NotFoundException(f"no data set {dataset_id}")
     return Template(
         template_name="partials/dataset_report.html",
-        context=context(request, "/ui/analyze", **report_values(report)),
+        context=context(request, "/ui/analyze", **report_values(report, request.query_params)),
     )
 
 

@@ -1,14 +1,22 @@
-"""What the overview page shows, turned from the overview service's snapshot into plain values and charts."""
+"""What the overview page shows, turned from the overview service's snapshot into plain values and charts.
+
+Its filters live in the URL (`range`, or `since`/`until` for a range of one's own; `model`; `view` counts or
+share), so a view can be shared, bookmarked and left with the back button."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from urllib.parse import urlencode
 
+import msgspec
+
+from sentiment.core.analytics_math import parse_moment
+from sentiment.core.buckets import shifted
 from sentiment.core.clock import utc_now
-from sentiment.core.domain import LABELS
+from sentiment.core.domain import LABELS, InvalidInput
 from sentiment.services.overview import OverviewService
-from sentiment.web.charts import bar_chart, line_chart
+from sentiment.web.charts import bar_chart, sentiment_charts, view_of
 
 RANGES: dict[str, tuple[str, timedelta | None]] = {
     "1h": ("last hour", timedelta(hours=1)),
@@ -17,6 +25,7 @@ RANGES: dict[str, tuple[str, timedelta | None]] = {
     "30d": ("last 30 days", timedelta(days=30)),
     "all": ("all time", None),
 }
+FILTERS = ("range", "since", "until", "model", "view")
 
 
 def _ms(value: float | None) -> str:
@@ -24,23 +33,54 @@ def _ms(value: float | None) -> str:
 
 
 async def overview_values(overview: OverviewService, query: Mapping[str, str]) -> dict[str, object]:
-    chosen = query.get("range", "all")
-    if chosen not in RANGES:
-        chosen = "all"
-    label, span = RANGES[chosen]
     now = utc_now()
-    snapshot = await overview.snapshot(since=now - span if span else None, until=now)
+    kept = {name: query[name] for name in FILTERS if query.get(name)}
+    error = None
+    try:
+        since = parse_moment(kept["since"], "since") if "since" in kept else None
+        until = parse_moment(kept["until"], "until") if "until" in kept else None
+    except InvalidInput as invalid:
+        error, since, until = f"ignored a date that is not valid: {invalid.detail}", None, None
+        kept.pop("since", None), kept.pop("until", None)
+    custom = since is not None or until is not None
+    chosen = kept.get("range", "all") if kept.get("range") in RANGES and not custom else "all"
+    label, span = RANGES[chosen]
+    if custom:
+        label = f"{since:%Y-%m-%d %H:%M} to " if since else "from the start to "
+        label += f"{until:%Y-%m-%d %H:%M} UTC" if until else "now"
+    else:
+        since = now - span if span else None
+    model = kept.get("model") if kept.get("model") in overview.model_keys else None
+    view = view_of(kept.get("view"))
+    snapshot = await overview.snapshot(since=since, until=until or now, model=model)
     summary = snapshot.summary
-    times = [point.bucket_start for point in summary.time_series]
-    timeline = line_chart(
-        times, {name: [getattr(point.counts, name) for point in summary.time_series] for name in LABELS}
-    )
+    series = [
+        (
+            point.bucket_start,
+            shifted(point.bucket_start, 1, point.bucket),
+            msgspec.structs.asdict(point.counts),
+        )
+        for point in summary.time_series
+    ]
     usage = sorted(summary.model_usage.items(), key=lambda item: -item[1])
+
+    def with_view(chosen_view: str) -> str:
+        return "/ui?" + urlencode({**kept, "view": chosen_view})
+
     return {
-        "range_label": label,
+        "range_label": label + (f", {model}" if model else ""),
         "ranges": [(key, name) for key, (name, _) in RANGES.items()],
-        "chosen_range": chosen,
-        "query": f"?range={chosen}",
+        "chosen_range": None if custom else chosen,
+        "filters": {
+            "since": f"{since:%Y-%m-%dT%H:%M}" if custom and since else "",
+            "until": f"{until:%Y-%m-%dT%H:%M}" if until else "",
+            "model": model or "",
+            "view": view,
+        },
+        "models": overview.model_keys,
+        "error": error,
+        "query": "?" + urlencode(kept),
+        "with_view": with_view,
         "summary": {
             "total": f"{summary.total_predictions:,}",
             "count": summary.total_predictions,
@@ -49,13 +89,11 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
             "activations": summary.circuit_breaker_activations,
             "bucket": summary.bucket,
         },
-        "timeline": timeline,
+        "timeline": sentiment_charts(series, view, now=summary.last_updated),
         "distribution": bar_chart(
-            [(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS],
-            unit="%",
-            label_width=80,
+            [(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS], unit="%"
         ),
-        "usage": bar_chart(usage, unit="%", label_width=120),
+        "usage": bar_chart(usage, unit="%"),
         "latency": [
             {"key": row.model, "requests": row.requests, "p50": _ms(row.p50_ms), "p95": _ms(row.p95_ms)}
             for row in snapshot.latency

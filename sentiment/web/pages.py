@@ -152,8 +152,6 @@ async def analyze_text(
                 if label in prediction.scores
             ],
             unit="%",
-            width=420,
-            label_width=80,
         )
         values = {"prediction": prediction, "chart": chart}
         if prediction.model_used == VADER_KEY:

@@ -118,6 +118,19 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
         "American",
     }
     assert sum(group["total"] for group in report["groups"]) == 500
+    # Each group over time, counted apart from the group totals and the trend, adds up to both.
+    assert report["group_trend_bucket"] in ("hour", "day")
+    assert set(report["group_trends"]) == {group["name"] for group in report["groups"]}
+    for group in report["groups"]:
+        points = report["group_trends"][group["name"]]
+        for label in ("negative", "neutral", "positive"):
+            assert sum(point["counts"][label] for point in points) == group["counts"][label]
+    by_start: dict[str, int] = {}
+    for points in report["group_trends"].values():
+        for point in points:
+            by_start[point["start"]] = by_start.get(point["start"], 0) + sum(point["counts"].values())
+    if report["group_trend_bucket"] == "hour":
+        assert by_start == {point["start"]: sum(point["counts"].values()) for point in report["trend"]}
     vader = report["metrics"]["vader"]
     assert vader["total"] == 500 and sum(map(sum, vader["confusion"])) == 500
     assert 0 < vader["accuracy"] < 1
