@@ -207,7 +207,8 @@ async def predictions_page(
     except (ValueError, InvalidInput) as invalid:
         error, filters, page_number = f"ignored a filter that is not valid: {invalid}", PredictionFilters(), 1
     page = await history.page(filters, page_number)
-    kept = {k: v for k, v in query.items() if k != "page" and v} if error is None else {}
+    kept = {k: v for k, v in query.items() if k != "page" and v and (k, v) != ("sort", "newest")}
+    kept = kept if error is None else {}
 
     def link(number: int) -> str:
         return "/ui/predictions?" + urlencode({**kept, "page": number})
@@ -227,7 +228,12 @@ async def predictions_page(
         "since_value": filters.since.strftime("%Y-%m-%dT%H:%M") if filters.since else "",
         "until_value": filters.until.strftime("%Y-%m-%dT%H:%M") if filters.until else "",
     }
-    return render(request, "predictions.html", "partials/predictions_table.html", "/ui/predictions", **values)
+    shown = render(
+        request, "predictions.html", "partials/predictions_table.html", "/ui/predictions", **values
+    )
+    # The address bar gets the filters that are set, not every empty field of the form.
+    shown.headers["HX-Push-Url"] = link(page.page) if page.page > 1 else "/ui/predictions?" + urlencode(kept)
+    return shown
 
 
 # -- models -------------------------------------------------------------------------------------------------
