@@ -8,7 +8,7 @@ counts as 0 in the macro averages, and is reported as undefined (None) per class
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -179,3 +179,49 @@ def format_report(name: str, figures: Metrics, note: str | None = None) -> str:
     if note:
         lines += ["", f"  note: {note}"]
     return "\n".join(lines)
+
+
+class Agreement(msgspec.Struct, frozen=True):
+    """How often two models give a row the same label, and Cohen's kappa: that agreement beyond what their
+    label shares alone would give by chance (1 complete, 0 chance, below 0 worse than chance)."""
+
+    first: str
+    second: str
+    rows: int
+    observed: float
+    kappa: float | None  # None where chance agreement is already complete (both always say one label)
+
+
+def agreement(first: str, second: str, table: Sequence[Sequence[int]]) -> Agreement | None:
+    """From a table of (first's label, second's label) counts in LABELS order; None when it counts no row."""
+    rows = sum(map(sum, table))
+    if rows == 0:
+        return None
+    observed = sum(table[i][i] for i in range(len(LABELS))) / rows
+    first_shares = [sum(table[i]) / rows for i in range(len(LABELS))]
+    second_shares = [sum(row[j] for row in table) / rows for j in range(len(LABELS))]
+    chance = sum(a * b for a, b in zip(first_shares, second_shares, strict=True))
+    kappa = (observed - chance) / (1 - chance) if chance < 1 else None
+    return Agreement(first, second, rows, observed, kappa)
+
+
+class Disagreement(msgspec.Struct, frozen=True):
+    """A row the models read differently: each model's label and polarity (positive minus negative
+    probability, -1..1), and the spread of those polarities, the row's rank among disagreements."""
+
+    line: int
+    text: str
+    labels: dict[str, str]
+    polarity: dict[str, float]
+    spread: float
+
+
+def polarity(scores: Mapping[str, float]) -> float:
+    return scores.get("positive", 0.0) - scores.get("negative", 0.0)
+
+
+def most_disagreed(
+    kept: Iterable[Disagreement], more: Iterable[Disagreement], keep: int
+) -> list[Disagreement]:
+    """The `keep` rows of both with the widest spread, widest first (earlier lines first among equals)."""
+    return sorted([*kept, *more], key=lambda row: (-row.spread, row.line))[:keep]

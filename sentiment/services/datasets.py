@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
+from itertools import combinations
 from pathlib import Path
 from typing import IO, Literal, NamedTuple, TypeVar
 from uuid import UUID
@@ -59,12 +60,17 @@ from sentiment.core.domain import (
     first_line,
 )
 from sentiment.core.evaluation import (
+    Agreement,
     Confusion,
+    Disagreement,
     GoldLabels,
     Metrics,
     UnreadableGold,
+    agreement,
     metrics,
     missing_classes_note,
+    most_disagreed,
+    polarity,
     read_gold_values,
 )
 from sentiment.core.retry import retry
@@ -124,6 +130,11 @@ GROUP_LENGTH = 200
 TOP_GROUPS = 12
 # The largest groups drawn one panel each over time (small multiples) on a report.
 GROUP_TRENDS = 6
+# A comparison: at most this many models besides the one that stores the rows; the rows they disagree on most
+# that a report lists, and how much of each row's text it keeps.
+MAX_COMPARED = 4
+DISAGREEMENTS_KEPT = 25
+DISAGREEMENT_TEXT = 280
 EXPIRY_SWEEP_S = 300.0
 RESUME_SWEEP_S = 30.0
 INTERRUPTED = "the service stopped while scoring; the job resumes when the service starts again"
@@ -168,6 +179,8 @@ class DatasetOptions(msgspec.Struct, frozen=True):
     gold_column: str | None = None
     # A FORMATS name or a strptime pattern; detected from the rows when absent.
     time_format: str | None = None
+    # Models that score every row too, for a comparison (their answers are not stored as predictions).
+    compare: tuple[str, ...] = ()
 
 
 class Progress(msgspec.Struct, frozen=True):
@@ -204,6 +217,9 @@ class DatasetReport(msgspec.Struct, frozen=True):
     # counted, or without a time or group column).
     group_trends: dict[str, list[TrendPoint]] = {}
     group_trend_width: Literal["hour", "day", "month"] | None = None
+    # With models compared: every pair's agreement and kappa, and the rows they disagree on most.
+    agreements: list[Agreement] = []
+    disagreements: list[Disagreement] = []
 
 
 class Upload:
@@ -490,6 +506,7 @@ class DatasetService:
                 f"data set {dataset_id} is already {dataset.status}; upload the file again to rescore it"
             )
         entry = self._registry.select(options.model)
+        others = self._compared_with(entry, options.compare)
         await self._quota.measure()
         self._quota.check()
         table_path = self._source(dataset.id, dataset.name)
@@ -499,6 +516,7 @@ class DatasetService:
             "status": "queued",
             "run_id": job.run,
             "model": entry.key,
+            "compare_models": [other.key for other in others] or None,
             "text_column": options.text_column,
             "time_column": options.time_column or None,
             "group_column": options.group_column or None,
@@ -511,12 +529,29 @@ class DatasetService:
                 raise Conflict(f"data set {dataset_id} was started by another request")
         if charge is not None:
             charge(plan.rows_seen)
-        self._launch(job, plan, entry, charge)
-        log.info("dataset_started", dataset=str(dataset_id), model=entry.key)
+        self._launch(job, plan, entry, others, charge)
+        log.info("dataset_started", dataset=str(dataset_id), model=entry.key, compare=[o.key for o in others])
         return await self.progress(dataset_id)
 
-    def _launch(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None) -> None:
-        task = asyncio.create_task(self._run(job, plan, entry, charge), name=f"dataset-{job.dataset_id}")
+    def _compared_with(self, entry: ModelEntry, keys: Sequence[str]) -> list[ModelEntry]:
+        """The models to compare with `entry`: each named once, not `entry` itself, each one that could
+        score now (an unknown key is refused as for the main model)."""
+        others = [self._registry.select(key) for key in dict.fromkeys(keys) if key and key != entry.key]
+        if len(others) > MAX_COMPARED:
+            raise InvalidInput(f"compare at most {MAX_COMPARED} models with the one that scores the rows")
+        return others
+
+    def _launch(
+        self,
+        job: JobRun,
+        plan: ReadPlan,
+        entry: ModelEntry,
+        others: Sequence[ModelEntry],
+        charge: RowsCharge | None,
+    ) -> None:
+        task = asyncio.create_task(
+            self._run(job, plan, entry, others, charge), name=f"dataset-{job.dataset_id}"
+        )
         self._jobs[job.dataset_id] = Running(job.run, task)
         if self._heartbeat is None:
             self._heartbeat = asyncio.create_task(self._beat(), name="dataset-heartbeat")
@@ -554,6 +589,7 @@ class DatasetService:
                 raise SentimentError("the data set records no model to resume with")
             try:
                 entry = self._registry.entry(dataset.model)
+                others = [self._registry.entry(key) for key in dataset.compare_models or []]
             except UnknownModel as error:
                 raise SentimentError(f"the job cannot resume: {first_line(error)}") from None
             path = self._source(dataset.id, dataset.name)
@@ -563,7 +599,7 @@ class DatasetService:
             log.warning("dataset_failed", dataset=str(dataset.id), error=first_line(error))
             await self._fail(job, error)
             return
-        self._launch(job, plan, entry, None)
+        self._launch(job, plan, entry, others, None)
 
     async def resume_forever(self) -> None:
         """At start and every RESUME_SWEEP_S, resume the jobs that stopped (on a replica that died, too); a
@@ -736,6 +772,8 @@ class DatasetService:
             metrics=figures,
             group_trends=group_trends,
             group_trend_width=group_width,
+            agreements=agreements(dataset.agreement or {}),
+            disagreements=msgspec.convert(dataset.disagreements or [], list[Disagreement]),
         )
 
     async def export(self, dataset_id: UUID) -> tuple[Dataset, Path] | None:
@@ -757,7 +795,14 @@ class DatasetService:
 
     # -- the job ------------------------------------------------------------------------------------------
 
-    async def _run(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, charge: RowsCharge | None) -> None:
+    async def _run(
+        self,
+        job: JobRun,
+        plan: ReadPlan,
+        entry: ModelEntry,
+        others: Sequence[ModelEntry],
+        charge: RowsCharge | None,
+    ) -> None:
         try:
             # A resumed run keeps when the job first started.
             started = {} if job.resumed else {"started_at": self._clock()}
@@ -766,9 +811,10 @@ class DatasetService:
             if charge is not None:
                 charge(inspection.rows)
             gold = plan.gold_labels(inspection)
-            await self._wait_loaded(entry)
+            for model in (entry, *others):
+                await self._wait_loaded(model)
             await self._save(job, status="scoring", rows_total=inspection.rows, model_details=entry.details)
-            await self._score(job, plan, entry, gold)
+            await self._score(job, plan, entry, others, gold)
         except asyncio.CancelledError:
             # The export stays: the run that resumes the job goes on from what the last chunk stored says.
             with suppress(Exception):
@@ -810,12 +856,21 @@ class DatasetService:
             with suppress(OSError):
                 path.unlink(missing_ok=True)
 
-    async def _score(self, job: JobRun, plan: ReadPlan, entry: ModelEntry, gold: GoldLabels | None) -> None:
+    async def _score(
+        self,
+        job: JobRun,
+        plan: ReadPlan,
+        entry: ModelEntry,
+        others: Sequence[ModelEntry],
+        gold: GoldLabels | None,
+    ) -> None:
         scorer = ChunkScorer(entry)
-        # With gold labels VADER scores the rows too, for its
-        # metrics side by side (not stored as predictions).
-        compare = ChunkScorer(self._registry.vader) if gold is not None and entry.key != VADER_KEY else None
-        compared = [] if gold is None else [entry.key, *([VADER_KEY] if compare else [])]
+        # The models compared score every row too (not stored as predictions); with gold labels VADER always
+        # does, for its metrics side by side.
+        comparers = {other.key: ChunkScorer(other) for other in others}
+        if gold is not None and entry.key != VADER_KEY:
+            comparers.setdefault(VADER_KEY, ChunkScorer(self._registry.vader))
+        compared = [] if gold is None else [entry.key, *comparers]
         stored = job.resumed
         state = JobTally.resumed(stored) if stored else JobTally()
         confusion = confusion_from(stored.confusion if stored else {}, compared)
@@ -834,7 +889,7 @@ class DatasetService:
             content is taken back from the export, to be counted and exported again without the rows
             refused."""
             tally, matrices = copy.deepcopy((state, confusion))
-            counts = tally.count(plan, batch.chunk, batch.scored, batch.vader, gold, matrices, entry.key)
+            counts = tally.count(plan, batch.chunk, batch.scored, batch.others, gold, matrices, entry.key)
             tally.refused += batch.refused
             tally.rows_done += batch.chunk.consumed
             tally.rate = (tally.rows_done - point.rows) / max(time.perf_counter() - started, 1e-6)
@@ -861,18 +916,18 @@ class DatasetService:
         try:
             while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
                 scored: list[Scored] = []
-                vader: list[Scored] = []
+                answers: dict[str, list[Scored]] = {}
                 per_text_ms = 0.0
                 if chunk.rows:
                     texts = [row.values[plan.text] for row in chunk.rows]
                     chunk_started = time.perf_counter()
                     scored = await scorer.score(texts)
                     per_text_ms = (time.perf_counter() - chunk_started) * 1000 / len(texts)
-                    vader = await compare.score(texts) if compare else []
+                    answers = {key: await other.score(texts) for key, other in comparers.items()}
                 predictions = chunk_predictions(
                     plan, chunk.rows, scored, entry.key, job.dataset_id, self._clock(), per_text_ms
                 )
-                batch = ScoredChunk(chunk, scored, vader, predictions)
+                batch = ScoredChunk(chunk, scored, answers, predictions)
                 try:
                     state, confusion = await store(batch)
                 except RowsRefused:
@@ -960,12 +1015,12 @@ class DatasetService:
 
 
 class ScoredChunk(NamedTuple):
-    """A chunk with what came of its rows, in their order: the model's answers, VADER's (compared on gold
-    labels) and the predictions to store; `refused`: rows the database refused, moved to the problems."""
+    """A chunk with what came of its rows, in their order: the model's answers, each compared model's, and
+    the predictions to store; `refused`: rows the database refused, moved to the problems."""
 
     chunk: Chunk
     scored: list[Scored]
-    vader: list[Scored]
+    others: dict[str, list[Scored]]
     predictions: list[Prediction]
     refused: int = 0
 
@@ -977,7 +1032,7 @@ class ScoredChunk(NamedTuple):
         return ScoredChunk(
             Chunk([rows[i] for i in kept], sorted(problems)),
             [self.scored[i] for i in kept],
-            [self.vader[i] for i in kept] if self.vader else [],
+            {key: [answers[i] for i in kept] for key, answers in self.others.items()},
             [self.predictions[i] for i in kept],
             self.refused + len(refused),
         )
@@ -1070,6 +1125,20 @@ async def patiently(call: Callable[[], Awaitable[T]], dataset_id: UUID) -> T:
     )
 
 
+def pair_key(first: str, second: str) -> str:
+    return f"{first}|{second}"
+
+
+def agreements(tables: Mapping[str, list[list[int]]]) -> list[Agreement]:
+    """Each stored pair's agreement and kappa (pairs that count no row left out)."""
+    found = []
+    for pair, table in tables.items():
+        first, _, second = pair.partition("|")
+        if (figures := agreement(first, second, table)) is not None:
+            found.append(figures)
+    return found
+
+
 def confusion_from(stored: Mapping[str, list[list[int]]], models: Iterable[str]) -> dict[str, Confusion]:
     """The confusion matrices a job keeps for `models`, going on from those stored (a new one for a model
     with none stored)."""
@@ -1102,6 +1171,9 @@ class JobTally:
         self.problem_count = 0
         self.untimed = 0
         self.no_gold = 0
+        # Per pair of models 'a|b', the (a's label, b's label) counts; the rows read most differently.
+        self.agreement: dict[str, Confusion] = {}
+        self.disagreements: list[Disagreement] = []
 
     def progress(self, confusion: dict[str, Confusion], now: datetime) -> dict[str, object]:
         """The tallies as the data set's stored progress."""
@@ -1114,6 +1186,8 @@ class JobTally:
             "rate": self.rate,
             "confusion": {model: matrix.counts for model, matrix in confusion.items()},
             "tally": {"refused": self.refused, "untimed": self.untimed, "no_gold": self.no_gold},
+            "agreement": {pair: table.counts for pair, table in self.agreement.items()} or None,
+            "disagreements": msgspec.to_builtins(self.disagreements) or None,
             "heartbeat_at": now,
         }
 
@@ -1132,6 +1206,8 @@ class JobTally:
         tally.refused = stored.get("refused", 0)
         tally.untimed = stored.get("untimed", 0)
         tally.no_gold = stored.get("no_gold", 0)
+        tally.agreement = confusion_from(dataset.agreement or {}, dataset.agreement or {})
+        tally.disagreements = msgspec.convert(dataset.disagreements or [], list[Disagreement])
         return tally
 
     def problem(self, line: int, reason: str) -> None:
@@ -1144,13 +1220,13 @@ class JobTally:
         plan: ReadPlan,
         chunk: Chunk,
         scored: list[Scored],
-        vader: list[Scored],
+        others: Mapping[str, list[Scored]],
         gold: GoldLabels | None,
         confusion: dict[str, Confusion],
         model: str,
     ) -> Counter[CountKey]:
-        """The chunk's counts by label, time and group, and its
-        gold pairs; its problems recorded in line order."""
+        """The chunk's counts by label, time and group, its gold pairs, and how the models compared agree;
+        its problems recorded in line order."""
         problems: list[Problem] = list(chunk.problems)
         self.rows_skipped += len(chunk.problems)
         self.rows_scored += len(chunk.rows)
@@ -1187,11 +1263,32 @@ class JobTally:
                     self.no_gold += 1
                     continue
                 confusion[model].add(truth, label)
-                if vader:
-                    confusion[VADER_KEY].add(truth, vader[index].label)
+                for other, answers in others.items():
+                    confusion[other].add(truth, answers[index].label)
         for problem in sorted(problems):
             self.problem(problem.line, problem.reason)
+        if others:
+            self._compare(plan, chunk, {model: scored, **others})
         return counts
+
+    def _compare(self, plan: ReadPlan, chunk: Chunk, answers: Mapping[str, Sequence[Scored]]) -> None:
+        """Count each pair of models' labels given together, and keep the rows read most differently: those
+        the models label differently, ranked by how far apart their polarities are."""
+        pairs = list(combinations(answers, 2))
+        tables = [self.agreement.setdefault(pair_key(*pair), Confusion()) for pair in pairs]
+        candidates = []
+        for index, row in enumerate(chunk.rows):
+            for (first, second), table in zip(pairs, tables, strict=True):
+                table.add(answers[first][index].label, answers[second][index].label)
+            labels = {key: results[index].label for key, results in answers.items()}
+            if len(set(labels.values())) > 1:
+                polarities = {
+                    key: round(polarity(results[index].scores), 4) for key, results in answers.items()
+                }
+                spread = round(max(polarities.values()) - min(polarities.values()), 4)
+                text = row.values[plan.text][:DISAGREEMENT_TEXT]
+                candidates.append(Disagreement(row.line, text, dict(labels), polarities, spread))
+        self.disagreements = most_disagreed(self.disagreements, candidates, DISAGREEMENTS_KEPT)
 
     def notes(
         self,

@@ -226,7 +226,7 @@ async def import_scores(
                         rows.append(row)
                         scored.append(answer)
                 usable = Chunk(rows, sorted(problems))
-                counts = tally.count(plan, usable, scored, [], gold, confusion, options.model)
+                counts = tally.count(plan, usable, scored, {}, gold, confusion, options.model)
                 tally.rows_done += chunk.consumed
                 tally.rate = (tally.rows_done - resumed_after) / max(time.perf_counter() - started, 1e-6)
                 predictions = chunk_predictions(plan, rows, scored, options.model, dataset_id, clock(), 0.0)

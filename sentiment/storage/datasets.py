@@ -64,6 +64,9 @@ class Dataset(msgspec.Struct, frozen=True):
     export_bytes: int | None = None
     tally: dict[str, int] | None = None
     resumes: int = 0
+    compare_models: list[str] | None = None
+    agreement: dict[str, list[list[int]]] | None = None
+    disagreements: list[dict[str, object]] | None = None
 
 
 _TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at")

@@ -164,6 +164,12 @@ class DatasetRow(Base):
     export_bytes: Mapped[int | None] = mapped_column(BigInteger)
     tally: Mapped[dict[str, int] | None] = mapped_column(JSON)
     resumes: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Models that scored every row beside `model` (their answers are compared, not stored as predictions).
+    compare_models: Mapped[list[str] | None] = mapped_column(JSON)
+    # Per pair of models 'a|b', the counts of (a's label, b's label) over the rows, in LABELS order.
+    agreement: Mapped[dict[str, list[list[int]]] | None] = mapped_column(JSON)
+    # The rows the models disagree on most: line, text, and each model's label and polarity.
+    disagreements: Mapped[list[dict[str, object]] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_datasets_created_at", "created_at"),)
 

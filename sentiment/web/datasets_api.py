@@ -31,7 +31,7 @@ from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from sentiment.core.buckets import Width, shifted
 from sentiment.core.domain import LABELS, Conflict, InvalidInput, SentimentError
-from sentiment.core.evaluation import Metrics
+from sentiment.core.evaluation import Agreement, Disagreement, Metrics
 from sentiment.services.datasets import (
     DatasetOptions,
     DatasetReport,
@@ -96,6 +96,9 @@ class DatasetOut(msgspec.Struct):
     notes: list[str]
     error: str | None
     links: dict[str, str]
+    compare_models: Annotated[
+        list[str], msgspec.Meta(description="models that scored every row too, compared with `model`")
+    ]
     resumes: Annotated[
         int,
         msgspec.Meta(
@@ -119,6 +122,7 @@ class DatasetOut(msgspec.Struct):
             size_bytes=d.size_bytes,
             columns=d.columns,
             model=d.model,
+            compare_models=d.compare_models or [],
             text_column=d.text_column,
             time_column=d.time_column,
             group_column=d.group_column,
@@ -190,6 +194,21 @@ class ReportOut(msgspec.Struct):
             "(empty without a time and a group column)"
         ),
     ] = {}
+    agreements: Annotated[
+        list[Agreement],
+        msgspec.Meta(
+            description="every pair of the models that scored the rows: the share of rows given the same "
+            "label (observed) and Cohen's kappa (agreement beyond chance; null where chance agreement is "
+            "complete)"
+        ),
+    ] = []
+    disagreements: Annotated[
+        list[Disagreement],
+        msgspec.Meta(
+            description="the rows the models label differently, widest spread of polarity (P(positive) - "
+            "P(negative)) first, with each model's label and polarity (at most 25)"
+        ),
+    ] = []
     group_trend_bucket: Annotated[
         str | None,
         msgspec.Meta(
@@ -214,6 +233,8 @@ class ReportOut(msgspec.Struct):
                 for name, points in report.group_trends.items()
             },
             group_trend_bucket=report.group_trend_width,
+            agreements=report.agreements,
+            disagreements=report.disagreements,
         )
 
 
@@ -254,6 +275,11 @@ class UploadOperation(Operation):
                             ),
                             "time_format": text(
                                 "how to read the time column (a strptime pattern); detected when absent"
+                            ),
+                            "compare_models": text(
+                                "model keys, comma-separated (at most 4), that score every row too: the "
+                                "report compares them with the model (gold metrics, pairwise agreement and "
+                                "Cohen's kappa, the rows they disagree on most)"
                             ),
                         },
                     )
@@ -326,6 +352,7 @@ def _options(fields: dict[str, str]) -> DatasetOptions:
         group_column=fields.get("group_column") or None,
         gold_column=fields.get("gold_column") or None,
         time_format=fields.get("time_format") or None,
+        compare=tuple(key.strip() for key in fields.get("compare_models", "").split(",") if key.strip()),
     )
 
 
@@ -485,7 +512,7 @@ def _columns_form(
     dataset_id: UUID,
     name: str,
     columns: list[str],
-    chosen: dict[str, str],
+    chosen: Mapping[str, object],
     error: str | None = None,
 ) -> Template:
     offered = datasets.offered()
@@ -524,7 +551,11 @@ async def upload_from_page(
             context=context(request, "/ui/analyze", error=error.detail),
         )
     columns = dataset.columns
-    chosen = {"text": _guess(columns, TEXT_NAMES) or columns[0], "time": _guess(columns, TIME_NAMES) or ""}
+    chosen: dict[str, object] = {
+        "text": _guess(columns, TEXT_NAMES) or columns[0],
+        "time": _guess(columns, TIME_NAMES) or "",
+        "compare": [],
+    }
     return _columns_form(request, datasets, dataset.id, dataset.name, columns, chosen)
 
 
@@ -534,7 +565,13 @@ class StartForm(msgspec.Struct):
     group_column: str = ""
     gold_column: str = ""
     model: str = ""
+    # One checkbox ticked arrives as a string, several as a list.
+    compare_models: str | list[str] = ""
     csrf_token: str = ""
+
+    @property
+    def compared(self) -> list[str]:
+        return [self.compare_models] if isinstance(self.compare_models, str) else self.compare_models
 
 
 @post(
@@ -555,6 +592,7 @@ async def start_from_page(
         "group_column": data.group_column,
         "gold_column": data.gold_column,
         "model": data.model,
+        "compare_models": ",".join(data.compared),
     }
     try:
         progress = await datasets.start(dataset_id, _options(fields), row_charge(request))
@@ -571,6 +609,7 @@ async def start_from_page(
             "group": data.group_column,
             "gold": data.gold_column,
             "model": data.model,
+            "compare": data.compared,
         }
         return _columns_form(
             request, datasets, dataset_id, found.dataset.name, found.dataset.columns, chosen, error.detail
@@ -697,6 +736,10 @@ def report_values(report: DatasetReport, query: Mapping[str, str]) -> dict[str, 
         stacked_bars([(group.name, group.counts) for group in report.groups]) if report.groups else None
     )
     values["metrics"] = list(report.metrics.items())
+    values["compared"] = list(report.disagreements[0].labels) if report.disagreements else []
+    values["text_link"] = lambda text: (
+        "/ui/predictions?" + urlencode({"dataset": str(report.progress.dataset.id), "q": text[:80]})
+    )
     return values
 
 

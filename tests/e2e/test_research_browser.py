@@ -230,3 +230,47 @@ def test_no_page_scrolls_sideways_on_a_phone_and_chart_text_stays_10_to_16_px(
             watched_page.screenshot(f"{width}-{name}")
     assert charts > 100  # the pages did draw their charts
     assert watched_page.console_errors == []
+
+
+def test_a_data_set_scored_by_two_models_shows_them_side_by_side_with_kappa_and_their_disagreements(
+    server: ServerProcess, watched_page: PageWatch, tmp_path: Path
+) -> None:
+    base, page = server.base_url, watched_page.page
+    sample = tmp_path / "airline-400.csv"
+    lines = list(csv.reader(io.StringIO(AIRLINE.read_text(encoding="utf-8"))))[:401]
+    with sample.open("w", encoding="utf-8", newline="") as out:
+        csv.writer(out).writerows(lines)
+
+    page.goto(f"{base}/ui/analyze")
+    page.set_input_files("#dataset-file", str(sample))
+    page.click("#dataset-upload button[type=submit]")
+    page.locator("#dataset-columns").wait_for()
+    page.select_option("#dataset-gold", "airline_sentiment")
+    page.select_option("#dataset-model", "vader")
+    page.locator("#dataset-compare").get_by_label("minilm-sst2").check()
+    page.click("#dataset-columns button[type=submit]")
+    page.locator("#dataset-report-link").wait_for(timeout=180_000)
+    page.click("#dataset-report-link")
+
+    metrics = page.locator("#dataset-metrics-table")
+    metrics.wait_for()
+    assert metrics.locator("th").all_inner_texts()[1:] == [
+        "vader",
+        "minilm-sst2",
+    ]  # gold figures side by side
+    assert page.locator("#dataset-metrics table.confusion").count() == 2
+    pair = page.locator("#dataset-agreement tbody tr")
+    assert pair.count() == 1 and pair.locator("td").first.inner_text() == "vader · minilm-sst2"
+    kappa = float(pair.locator("td.kappa").inner_text())
+    assert -1 <= kappa <= 1
+    disagreements = page.locator("#dataset-disagreements tbody tr")
+    assert 0 < disagreements.count() <= 25
+    first = disagreements.first
+    labels = first.locator("span.label").all_inner_texts()
+    assert len(labels) == 2 and labels[0] != labels[1]
+    watched_page.screenshot("research-model-comparison")
+
+    first.locator("td.text a").click()
+    page.wait_for_url(re.compile(r"/ui/predictions\?dataset="))
+    assert int(page.locator("[data-total]").get_attribute("data-total") or 0) >= 1
+    assert watched_page.console_errors == []

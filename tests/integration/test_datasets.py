@@ -517,3 +517,72 @@ async def test_rows_dated_centuries_apart_give_a_short_trend_not_every_month_bet
     assert report.json()["trend_complete"] is False and len(report.content) < 10_000
     page = await client.get(f"/ui/datasets/{body['id']}")
     assert 'id="dataset-trend-gaps"' in page.text and len(page.content) < 200_000
+
+
+def kappa(first: list[str], second: list[str]) -> float:
+    """Cohen's kappa written out from its definition, apart from the service's own code."""
+    n = len(first)
+    observed = sum(a == b for a, b in zip(first, second, strict=True)) / n
+    chance = sum((first.count(label) / n) * (second.count(label) / n) for label in set(first) | set(second))
+    return (observed - chance) / (1 - chance)
+
+
+async def test_a_data_set_scored_by_two_models_reports_their_agreement_kappa_and_disagreements(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = create_app(settings_for(database_url, tmp_path, default_model="minilm-tweets3"))
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        sample = airline_sample(tmp_path, 300)
+        response = await upload(
+            client,
+            sample,
+            "airline.csv",
+            **AIRLINE_COLUMNS,
+            model="vader",
+            compare_models="minilm-tweets3, vader",
+        )
+        assert response.status_code == 202, response.text
+        body = await finished(client, response.json()["id"])
+        assert body["status"] == "done" and body["compare_models"] == ["minilm-tweets3"]
+        report = (await client.get(f"/datasets/{body['id']}/report")).json()
+        rows = list(csv.DictReader(io.StringIO(sample.read_text(encoding="utf-8"))))
+        texts = [row["text"] for row in rows]
+        answers: dict[str, list[dict[str, Any]]] = {}
+        for model in ("vader", "minilm-tweets3"):
+            for start in range(0, 300, 100):
+                batch = {"texts": texts[start : start + 100], "model": model}
+                answers.setdefault(model, []).extend(
+                    (await client.post("/predict/batch", json=batch)).json()["results"]
+                )
+    labels = {model: [answer["sentiment"] for answer in results] for model, results in answers.items()}
+    # The data set's stored predictions are the scoring model's only: the compared answers are not rows.
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        stored = select(PredictionRow.model_used, func.count()).where(
+            PredictionRow.dataset_id == UUID(body["id"])
+        )
+        assert (await connection.execute(stored.group_by(PredictionRow.model_used))).all() == [("vader", 300)]
+    await engine.dispose()
+
+    (pair,) = report["agreements"]
+    assert (pair["first"], pair["second"], pair["rows"]) == ("vader", "minilm-tweets3", 300)
+    same = sum(a == b for a, b in zip(labels["vader"], labels["minilm-tweets3"], strict=True))
+    assert pair["observed"] == pytest.approx(same / 300)
+    assert pair["kappa"] == pytest.approx(kappa(labels["vader"], labels["minilm-tweets3"]), abs=1e-9)
+    assert set(report["metrics"]) == {"vader", "minilm-tweets3"}  # both against the gold labels
+
+    disagreements = report["disagreements"]
+    assert 0 < len(disagreements) <= 25
+    assert len(disagreements) == min(25, 300 - same)
+    spreads = [row["spread"] for row in disagreements]
+    assert spreads == sorted(spreads, reverse=True)
+    for row in disagreements:
+        index = next(i for i, text in enumerate(texts) if text[:280] == row["text"])  # texts may span lines
+        assert row["labels"] == {model: labels[model][index] for model in labels}
+        assert row["labels"]["vader"] != row["labels"]["minilm-tweets3"]
+
+
+async def test_comparing_with_an_unknown_model_is_refused_before_scoring(client: AsyncTestClient) -> None:
+    response = await upload(client, b"text\nhi\n", text_column="text", model="vader", compare_models="nope")
+    assert response.status_code == 404 and "nope" in response.text

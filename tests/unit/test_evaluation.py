@@ -4,10 +4,14 @@ import pytest
 
 from sentiment.core.evaluation import (
     Confusion,
+    Disagreement,
     UnreadableGold,
+    agreement,
     format_report,
     metrics,
     missing_classes_note,
+    most_disagreed,
+    polarity,
     read_gold_values,
 )
 
@@ -109,3 +113,35 @@ def test_the_printed_report_has_the_headline_figures_and_the_matrix() -> None:
     assert "macro recall  0.5833" in report
     assert "  negative           3         1         0" in report
     assert report.endswith("note: a note")
+
+
+def test_agreement_and_kappa_of_a_textbook_table() -> None:
+    # 50 rows: both say negative on 20, both positive on 15, they differ on 15: observed 0.7. The first says
+    # negative on 25, the second on 30: chance 25/50 * 30/50 + 25/50 * 20/50 = 0.5, kappa (0.7 - 0.5) / 0.5.
+    table = [[20, 0, 5], [0, 0, 0], [10, 0, 15]]
+    found = agreement("a", "b", table)
+    assert found is not None
+    assert (found.first, found.second, found.rows, found.observed) == ("a", "b", 50, 0.7)
+    assert found.kappa == pytest.approx(0.4)
+
+
+def test_kappa_is_one_for_full_agreement_zero_at_chance_and_undefined_when_chance_is_certain() -> None:
+    full = agreement("a", "b", [[3, 0, 0], [0, 4, 0], [0, 0, 5]])
+    chance = agreement("a", "b", [[1, 0, 1], [0, 0, 0], [1, 0, 1]])
+    certain = agreement("a", "b", [[0, 0, 0], [0, 0, 0], [0, 0, 9]])
+    assert full is not None and full.kappa == 1.0
+    assert chance is not None and chance.kappa == 0.0
+    assert certain is not None and (certain.observed, certain.kappa) == (1.0, None)
+    assert agreement("a", "b", [[0] * 3] * 3) is None
+
+
+def test_the_widest_disagreements_are_kept_widest_first() -> None:
+    def row(line: int, spread: float) -> Disagreement:
+        return Disagreement(
+            line, f"text {line}", {"a": "negative", "b": "positive"}, {"a": 0.0, "b": spread}, spread
+        )
+
+    kept = most_disagreed([row(2, 0.5), row(3, 0.9)], [row(7, 0.7), row(5, 0.9), row(9, 0.1)], keep=3)
+    assert [r.line for r in kept] == [3, 5, 7]  # equal spreads: the earlier line first
+    assert polarity({"negative": 0.2, "neutral": 0.1, "positive": 0.7}) == pytest.approx(0.5)
+    assert polarity({"negative": 0.9, "positive": 0.1}) == pytest.approx(-0.8)
