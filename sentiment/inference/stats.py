@@ -92,11 +92,24 @@ class ModelStats:
         )
 
 
+class ModelWindow(msgspec.Struct, frozen=True):
+    """One model's share of the window (by the model asked for): so an alert can say which model it is."""
+
+    texts: int
+    fallback_texts: int
+    latency_p95_ms: float | None
+
+    @property
+    def fallback_rate(self) -> float:
+        return self.fallback_texts / self.texts if self.texts else 0.0
+
+
 class WindowTotals(msgspec.Struct, frozen=True):
     requests: int
     texts: int
     fallback_texts: int
     latency_p95_ms: float | None
+    by_model: dict[str, ModelWindow] = {}
 
     @property
     def fallback_rate(self) -> float:
@@ -109,9 +122,10 @@ class _Slice:
     def __init__(self, start: float) -> None:
         self.start = start
         self.requests = 0
-        self.texts = 0
-        self.fallback_texts = 0
-        self.latencies_ms: list[float] = []
+        # Per model asked for: texts, fallback texts.
+        self.texts: dict[str, int] = {}
+        self.fallback_texts: dict[str, int] = {}
+        self.latencies_ms: list[tuple[str, float]] = []
 
 
 class RecentWindow:
@@ -126,28 +140,45 @@ class RecentWindow:
         self._clock = clock
         self._slices: deque[_Slice] = deque()
 
-    def record(self, texts: int, fallback_texts: int, latency_ms: float) -> None:
-        """One answered request; its latency is kept per text, so that a large batch, slow as a whole but
-        quick for each of its texts, does not look like a slow model."""
+    def record(self, model: str, texts: int, fallback_texts: int, latency_ms: float) -> None:
+        """One answered request for `model`; its latency is kept per text, so that a large batch, slow as a
+        whole but quick for each of its texts, does not look like a slow model."""
         now = self._clock()
         start = now - now % self._slice_s
         if not self._slices or self._slices[-1].start != start:
             self._slices.append(_Slice(start))
         current = self._slices[-1]
         current.requests += 1
-        current.texts += texts
-        current.fallback_texts += fallback_texts
+        current.texts[model] = current.texts.get(model, 0) + texts
+        current.fallback_texts[model] = current.fallback_texts.get(model, 0) + fallback_texts
         if len(current.latencies_ms) < self.MAX_LATENCIES_PER_SLICE:
-            current.latencies_ms.append(latency_ms / max(texts, 1))
+            current.latencies_ms.append((model, latency_ms / max(texts, 1)))
 
     def totals(self) -> WindowTotals:
         cutoff = self._clock() - self._window_s
         while self._slices and self._slices[0].start + self._slice_s <= cutoff:
             self._slices.popleft()
-        latencies = [latency for s in self._slices for latency in s.latencies_ms]
+        texts: dict[str, int] = {}
+        fallback: dict[str, int] = {}
+        latencies: dict[str, list[float]] = {}
+        for piece in self._slices:
+            for model, count in piece.texts.items():
+                texts[model] = texts.get(model, 0) + count
+                fallback[model] = fallback.get(model, 0) + piece.fallback_texts[model]
+            for model, latency in piece.latencies_ms:
+                latencies.setdefault(model, []).append(latency)
+        every = [latency for values in latencies.values() for latency in values]
         return WindowTotals(
             requests=sum(s.requests for s in self._slices),
-            texts=sum(s.texts for s in self._slices),
-            fallback_texts=sum(s.fallback_texts for s in self._slices),
-            latency_p95_ms=percentile(latencies, 95) if latencies else None,
+            texts=sum(texts.values()),
+            fallback_texts=sum(fallback.values()),
+            latency_p95_ms=percentile(every, 95) if every else None,
+            by_model={
+                model: ModelWindow(
+                    count,
+                    fallback[model],
+                    percentile(latencies[model], 95) if latencies.get(model) else None,
+                )
+                for model, count in sorted(texts.items())
+            },
         )

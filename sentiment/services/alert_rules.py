@@ -49,19 +49,35 @@ def evaluate(totals: WindowTotals, storage: StorageState, rules: AlertRules) -> 
     enough = totals.requests >= rules.min_requests
     fallback = None
     if enough and totals.fallback_rate > rules.fallback_rate:
+        models = sorted(
+            ((m, w) for m, w in totals.by_model.items() if w.fallback_texts),
+            key=lambda item: -item[1].fallback_texts,
+        )
+        named = "; ".join(
+            f"{m}: {w.fallback_rate:.0%} ({w.fallback_texts:,} of {w.texts:,} texts)" for m, w in models
+        )
         fallback = Condition(
             "fallback_rate_high",
             "warning",
             f"{totals.fallback_rate:.0%} of texts were answered by VADER in {window} "
-            f"(threshold {rules.fallback_rate:.0%})",
+            f"(threshold {rules.fallback_rate:.0%})" + (f"; asked for {named}" if named else ""),
         )
     slow = None
     if enough and totals.latency_p95_ms is not None and totals.latency_p95_ms > rules.latency_p95_ms:
+        models = sorted(
+            (
+                (m, w)
+                for m, w in totals.by_model.items()
+                if w.latency_p95_ms is not None and w.latency_p95_ms > rules.latency_p95_ms
+            ),
+            key=lambda item: -(item[1].latency_p95_ms or 0.0),
+        )
+        named = "; ".join(f"{m}: p95 {w.latency_p95_ms:.0f} ms" for m, w in models)
         slow = Condition(
             "slow_inference",
             "warning",
             f"p95 latency per text {totals.latency_p95_ms:.0f} ms in {window} "
-            f"(threshold {rules.latency_p95_ms:.0f} ms)",
+            f"(threshold {rules.latency_p95_ms:.0f} ms)" + (f"; slowest {named}" if named else ""),
         )
     return {
         "fallback_rate_high": fallback,

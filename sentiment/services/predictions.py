@@ -118,7 +118,7 @@ class PredictionService:
         await self._writer.store(predictions, reservation)
         fallback_texts = sum(prediction.fallback_used for prediction in predictions)
         entry.stats.record_request(len(predictions), total_ms, fallback_texts)
-        self._recent.record(len(predictions), fallback_texts, total_ms)
+        self._recent.record(entry.key, len(predictions), fallback_texts, total_ms)
         for prediction in predictions:
             PREDICTIONS.labels(model=prediction.model_used, label=prediction.sentiment).inc()
         queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)

@@ -1,6 +1,6 @@
 """Alert rules as plain logic, and the window of recent requests they read, with a fake clock."""
 
-from sentiment.inference.stats import RecentWindow, WindowTotals
+from sentiment.inference.stats import ModelWindow, RecentWindow, WindowTotals
 from sentiment.services.alert_rules import AlertMonitor, StorageState, evaluate
 from sentiment.services.settings import AlertRules
 from tests.clocks import FakeClock
@@ -86,12 +86,15 @@ def test_a_journal_that_cannot_write_has_its_own_alert_whatever_the_database_doe
 def test_window_forgets_requests_older_than_its_length() -> None:
     clock = FakeClock()
     window = RecentWindow(60, clock, slices=6)
-    window.record(texts=4, fallback_texts=4, latency_ms=900)
+    window.record("a", texts=4, fallback_texts=4, latency_ms=900)
     clock.now += 30
-    window.record(texts=1, fallback_texts=0, latency_ms=10)
-    assert window.totals() == WindowTotals(2, 5, 4, 225)  # 900 ms for 4 texts: 225 ms per text
+    window.record("b", texts=1, fallback_texts=0, latency_ms=10)
+    # 900 ms for 4 texts: 225 ms per text
+    assert window.totals() == WindowTotals(
+        2, 5, 4, 225, {"a": ModelWindow(4, 4, 225), "b": ModelWindow(1, 0, 10)}
+    )
     clock.now += 40
-    assert window.totals() == WindowTotals(1, 1, 0, 10)
+    assert window.totals() == WindowTotals(1, 1, 0, 10, {"b": ModelWindow(1, 0, 10)})
     clock.now += 60
     assert window.totals() == WindowTotals(0, 0, 0, None)
 
@@ -100,11 +103,26 @@ def test_large_batches_slow_as_a_whole_do_not_look_like_a_slow_model() -> None:
     clock = FakeClock()
     batches, singles = RecentWindow(60, clock), RecentWindow(60, clock)
     for _ in range(10):
-        batches.record(texts=256, fallback_texts=0, latency_ms=3_000)  # 11.7 ms per text
-        singles.record(texts=1, fallback_texts=0, latency_ms=600)
+        batches.record("m", texts=256, fallback_texts=0, latency_ms=3_000)  # 11.7 ms per text
+        singles.record("m", texts=1, fallback_texts=0, latency_ms=600)
     assert evaluate(batches.totals(), HEALTHY, RULES)["slow_inference"] is None
     slow = evaluate(singles.totals(), HEALTHY, RULES)["slow_inference"]
     assert slow is not None and slow.message.startswith("p95 latency per text 600 ms in the last 60 s")
+
+
+def test_alert_texts_name_the_models_behind_them() -> None:
+    clock = FakeClock()
+    window = RecentWindow(60, clock)
+    for _ in range(10):
+        window.record("minilm-sst2", texts=10, fallback_texts=8, latency_ms=10)
+        window.record("minilm-tweets3", texts=1, fallback_texts=0, latency_ms=900)
+        window.record("vader", texts=10, fallback_texts=0, latency_ms=1)
+    conditions = evaluate(window.totals(), HEALTHY, RULES)
+    fallback, slow = conditions["fallback_rate_high"], conditions["slow_inference"]
+    assert fallback is not None and fallback.message.endswith(
+        "; asked for minilm-sst2: 80% (80 of 100 texts)"
+    )
+    assert slow is not None and slow.message.endswith("; slowest minilm-tweets3: p95 900 ms")
 
 
 class RecordingAlerts:
@@ -124,7 +142,7 @@ def test_monitor_raises_once_while_a_condition_holds_and_resolves_when_it_clears
     alerts = RecordingAlerts()
     monitor = AlertMonitor(RULES, window, alerts)  # type: ignore[arg-type]
     for _ in range(10):
-        window.record(texts=1, fallback_texts=1, latency_ms=5)
+        window.record("m", texts=1, fallback_texts=1, latency_ms=5)
     monitor.check(HEALTHY)
     monitor.check(StorageState(unreachable="down"))
     monitor.check(HEALTHY)
