@@ -255,7 +255,8 @@ def _actions(model: ModelView) -> list[str]:
 def _models_values(models: ModelService, error: str | None = None) -> dict[str, object]:
     overview_ = models.overview()
     busy = any(m.status in {"loading", "downloading"} for m in overview_.models)
-    return {"overview": overview_, "actions": _actions, "busy": busy, "error": error}
+    details = {model.key: models.detail(model.key) for model in overview_.models}
+    return {"overview": overview_, "details": details, "actions": _actions, "busy": busy, "error": error}
 
 
 @get("/ui/models", include_in_schema=False)

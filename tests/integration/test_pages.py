@@ -137,3 +137,15 @@ async def test_an_empty_overview_shows_first_steps_and_no_made_up_figures(client
     assert in_app(client, client.app.state.resources.writer.flush, 10)
     scored = (await client.get("/ui/overview/live")).text
     assert "First steps" not in scored and " ms</div>" in scored
+
+
+async def test_the_models_page_shows_each_models_figures(client: AsyncTestClient) -> None:
+    await client.post("/predict/batch", json={"texts": ["good", "bad", "fine", "great"], "model": "vader"})
+    await client.post("/predict", json={"text": "lovely", "model": "vader"})
+    html = (await client.get("/ui/models")).text
+    figures = html[html.index('id="model-figures"') :]
+    row = re.search(r"<tr>\s*<td>vader</td>(.*?)</tr>", figures, re.DOTALL)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.DOTALL)
+    assert cells[1:3] == ["2", "5"]  # requests, texts
+    assert re.fullmatch(r"\d+\.\d / \d+\.\d", cells[3])  # p50 / p95 per text
