@@ -135,6 +135,8 @@ GROUP_TRENDS = 6
 MAX_COMPARED = 4
 DISAGREEMENTS_KEPT = 25
 DISAGREEMENT_TEXT = 280
+# Example texts on a report: the most confident of each label, and one of each label per large group.
+EXAMPLES_PER_LABEL = 3
 EXPIRY_SWEEP_S = 300.0
 RESUME_SWEEP_S = 30.0
 INTERRUPTED = "the service stopped while scoring; the job resumes when the service starts again"
@@ -198,6 +200,13 @@ class GroupCounts(msgspec.Struct, frozen=True):
     total: int
 
 
+class Example(msgspec.Struct, frozen=True):
+    label: str
+    text: str
+    confidence: float
+    group: str | None = None
+
+
 class TrendPoint(msgspec.Struct, frozen=True):
     start: datetime
     counts: dict[str, int]
@@ -220,6 +229,8 @@ class DatasetReport(msgspec.Struct, frozen=True):
     # With models compared: every pair's agreement and kappa, and the rows they disagree on most.
     agreements: list[Agreement] = []
     disagreements: list[Disagreement] = []
+    # The most confident stored texts of each label, overall and in each of the largest groups.
+    examples: list[Example] = []
 
 
 class Upload:
@@ -730,6 +741,12 @@ class DatasetService:
                     for start in starts
                 ]
             top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
+            examples = [
+                Example(label, text, confidence, group)
+                for group, label, text, confidence in await repository.examples(
+                    dataset_id, EXAMPLES_PER_LABEL, [name for name, _ in top[:GROUP_TRENDS]], 1
+                )
+            ]
             group_trends: dict[str, list[TrendPoint]] = {}
             group_width = None
             if span is not None and width is not None and top:
@@ -774,6 +791,7 @@ class DatasetService:
             group_trend_width=group_width,
             agreements=agreements(dataset.agreement or {}),
             disagreements=msgspec.convert(dataset.disagreements or [], list[Disagreement]),
+            examples=examples,
         )
 
     async def export(self, dataset_id: UUID) -> tuple[Dataset, Path] | None:

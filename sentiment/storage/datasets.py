@@ -251,6 +251,37 @@ class DatasetRepository:
             (g, b, sentiment, int(count)) for g, b, sentiment, count in await self._connection.execute(query)
         ]
 
+    async def examples(
+        self, dataset_id: UUID, per_label: int, groups: Sequence[str], per_group: int
+    ) -> list[tuple[str | None, str, str, float]]:
+        """(group or None, label, text, confidence): the `per_label` most confident stored rows of each label,
+        then the `per_group` most confident of each label in each of `groups`; one scan each (a window over
+        the data set's rows), most confident first."""
+        p = PredictionRow
+        found: list[tuple[str | None, str, str, float]] = []
+        for partition, limit, where in (
+            ((p.sentiment,), per_label, ()),
+            ((p.group_name, p.sentiment), per_group, (p.group_name.in_(list(groups)),)),
+        ):
+            if limit <= 0 or (len(partition) == 2 and not groups):
+                continue
+            rank = func.row_number().over(partition_by=partition, order_by=(p.confidence.desc(), p.id))
+            ranked = (
+                select(p.group_name, p.sentiment, p.text, p.confidence, rank.label("rank"))
+                .where(p.dataset_id == dataset_id, p.text.is_not(None), *where)
+                .subquery()
+            )
+            query = select(ranked.c.group_name, ranked.c.sentiment, ranked.c.text, ranked.c.confidence).where(
+                ranked.c.rank <= limit
+            )
+            found += [
+                (group if len(partition) == 2 else None, label, text, float(confidence))
+                for group, label, text, confidence in await self._connection.execute(
+                    query.order_by(ranked.c.confidence.desc())
+                )
+            ]
+        return found
+
     async def group_counts(
         self, dataset_id: UUID, limit: int
     ) -> tuple[list[tuple[str, dict[str, int]]], int]:

@@ -36,6 +36,7 @@ from sentiment.services.datasets import (
     DatasetOptions,
     DatasetReport,
     DatasetService,
+    Example,
     Progress,
     TrendPoint,
     Upload,
@@ -209,6 +210,13 @@ class ReportOut(msgspec.Struct):
             "P(negative)) first, with each model's label and polarity (at most 25)"
         ),
     ] = []
+    examples: Annotated[
+        list[Example],
+        msgspec.Meta(
+            description="the most confident stored texts of each label (group null), and of each label in "
+            "each of the largest groups"
+        ),
+    ] = []
     group_trend_bucket: Annotated[
         str | None,
         msgspec.Meta(
@@ -235,6 +243,7 @@ class ReportOut(msgspec.Struct):
             group_trend_bucket=report.group_trend_width,
             agreements=report.agreements,
             disagreements=report.disagreements,
+            examples=report.examples,
         )
 
 
@@ -737,6 +746,26 @@ def report_values(report: DatasetReport, query: Mapping[str, str]) -> dict[str, 
     )
     values["metrics"] = list(report.metrics.items())
     values["compared"] = list(report.disagreements[0].labels) if report.disagreements else []
+    dataset_id = str(report.progress.dataset.id)
+    values["examples"] = {
+        label: [e for e in report.examples if e.group is None and e.label == label] for label in LABELS
+    }
+    group_examples: dict[str, dict[str, Example]] = {}
+    for example in report.examples:
+        if example.group is not None:
+            group_examples.setdefault(example.group, {})[example.label] = example
+    values["group_examples"] = group_examples
+    values["examples_link"] = lambda label, group=None: (
+        "/ui/predictions?"
+        + urlencode(
+            {
+                "dataset": dataset_id,
+                "label": label,
+                **({"group": group} if group is not None else {}),
+                "sort": "most_confident",
+            }
+        )
+    )
     values["text_link"] = lambda text: (
         "/ui/predictions?" + urlencode({"dataset": str(report.progress.dataset.id), "q": text[:80]})
     )

@@ -131,6 +131,24 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
             by_start[point["start"]] = by_start.get(point["start"], 0) + sum(point["counts"].values())
     if report["group_trend_bucket"] == "hour":
         assert by_start == {point["start"]: sum(point["counts"].values()) for point in report["trend"]}
+    # Example texts: the most confident stored rows of each label, overall and per group, from the file.
+    source = {
+        row["text"]: row for row in csv.DictReader(io.StringIO(airline_sample(tmp_path, 500).read_text()))
+    }
+    overall = [e for e in report["examples"] if e["group"] is None]
+    assert {e["label"] for e in overall} <= {"negative", "neutral", "positive"} and 0 < len(overall) <= 9
+    for label in ("negative", "neutral", "positive"):
+        confidences = [e["confidence"] for e in overall if e["label"] == label]
+        top = (
+            await client.get(
+                "/predictions",
+                params={"dataset": dataset_id, "label": label, "sort": "most_confident", "limit": 3},
+            )
+        ).json()["predictions"]
+        assert confidences == [row["confidence"] for row in top]  # the list API, sorted its own way, agrees
+    per_group = [e for e in report["examples"] if e["group"] is not None]
+    assert per_group and all(source[e["text"]]["airline"] == e["group"] for e in per_group)
+    assert all(e["text"] in source for e in overall)
     vader = report["metrics"]["vader"]
     assert vader["total"] == 500 and sum(map(sum, vader["confusion"])) == 500
     assert 0 < vader["accuracy"] < 1
