@@ -48,6 +48,7 @@ from uuid_utils.compat import uuid7
 
 from sentiment.core.buckets import key_start
 from sentiment.core.clock import WallClock, utc_now
+from sentiment.core.columns import ColumnGuess, gold_labels, guess_columns
 from sentiment.core.domain import (
     LABELS,
     VADER_KEY,
@@ -137,6 +138,10 @@ DISAGREEMENTS_KEPT = 25
 DISAGREEMENT_TEXT = 280
 # Example texts on a report: the most confident of each label, and one of each label per large group.
 EXAMPLES_PER_LABEL = 3
+# The column picker: rows read to guess the columns (enough to meet a second group in a file sorted by it),
+# and rows shown.
+LOOK_ROWS = 5000
+PREVIEW_ROWS = 5
 EXPIRY_SWEEP_S = 300.0
 RESUME_SWEEP_S = 30.0
 INTERRUPTED = "the service stopped while scoring; the job resumes when the service starts again"
@@ -205,6 +210,16 @@ class Example(msgspec.Struct, frozen=True):
     text: str
     confidence: float
     group: str | None = None
+
+
+class Look(msgspec.Struct, frozen=True):
+    """An uploaded data set's first rows, the guessed role of its columns, and the labels of every column that
+    reads as gold labels."""
+
+    dataset: Dataset
+    preview: list[list[str]]
+    guess: ColumnGuess
+    gold_columns: dict[str, tuple[str, ...]]
 
 
 class TrendPoint(msgspec.Struct, frozen=True):
@@ -424,6 +439,29 @@ class DatasetService:
 
     def offered(self) -> OfferedModels:
         return offered_models(self._registry)
+
+    def model_labels(self) -> dict[str, tuple[str, ...]]:
+        return {entry.key: tuple(entry.labels) for entry in self._registry.serving()}
+
+    async def look(self, dataset_id: UUID) -> Look | None:
+        """The first rows of an uploaded data set and what its columns look like: for the column picker."""
+        dataset = await self._get(dataset_id)
+        if dataset is None:
+            return None
+
+        def read() -> list[list[str]]:
+            table = open_table(self._source(dataset.id, dataset.name))
+            chunk = next(read_chunks(table, 0, LOOK_ROWS), None)
+            return [list(row.values) for row in chunk.rows] if chunk else []
+
+        rows = await asyncio.to_thread(read)
+        columns = dataset.columns
+        gold = {
+            column: found
+            for index, column in enumerate(columns)
+            if (found := gold_labels([row[index] for row in rows if index < len(row) and row[index].strip()]))
+        }
+        return Look(dataset, rows[:PREVIEW_ROWS], guess_columns(columns, rows), gold)
 
     # -- files --------------------------------------------------------------------------------------------
 

@@ -24,12 +24,13 @@ from litestar.exceptions import ClientException, NotFoundException, PermissionDe
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, URLEncodedBody
+from litestar.params import FromPath, QueryParameter, URLEncodedBody
 from litestar.response import File, Template
 from litestar.types import ControllerRouterHandler
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
 from sentiment.core.buckets import Width, shifted
+from sentiment.core.columns import covering_model, label_mismatch
 from sentiment.core.domain import LABELS, Conflict, InvalidInput, SentimentError
 from sentiment.core.evaluation import Agreement, Disagreement, Metrics
 from sentiment.services.datasets import (
@@ -37,6 +38,7 @@ from sentiment.services.datasets import (
     DatasetReport,
     DatasetService,
     Example,
+    Look,
     Progress,
     TrendPoint,
     Upload,
@@ -492,21 +494,6 @@ async def cancel_dataset(dataset_id: DatasetId, datasets: NamedDependency[Datase
 
 # -- pages ---------------------------------------------------------------------------------------------------
 
-TEXT_NAMES = ("text", "tweet", "review", "sentence", "content", "body", "message")
-TIME_NAMES = ("created", "time", "date", "timestamp")
-
-
-def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
-    lowered = [column.lower() for column in columns]
-    for name in names:
-        if name in lowered:
-            return columns[lowered.index(name)]
-    for name in names:
-        for column, low in zip(columns, lowered, strict=True):
-            if name in low:
-                return column
-    return None
-
 
 async def require_csrf_header(connection: ASGIConnection, handler: BaseRouteHandler | None = None) -> None:
     """For uploads from the page: the token must come as htmx's header (the body is a stream parsed later)."""
@@ -518,24 +505,55 @@ async def require_csrf_header(connection: ASGIConnection, handler: BaseRouteHand
 def _columns_form(
     request: Request[Any, Any, Any],
     datasets: DatasetService,
-    dataset_id: UUID,
-    name: str,
-    columns: list[str],
+    look: Look,
     chosen: Mapping[str, object],
     error: str | None = None,
 ) -> Template:
     offered = datasets.offered()
     values = {
-        "dataset_id": dataset_id,
-        "name": name,
-        "columns": columns,
+        "dataset_id": look.dataset.id,
+        "name": look.dataset.name,
+        "columns": look.dataset.columns,
+        "preview": look.preview,
         "models": offered.keys,
         "default_model": offered.default_model,
         "chosen": chosen,
         "error": error,
+        "warning": _label_warning(
+            datasets, look, str(chosen.get("model") or ""), str(chosen.get("gold") or "")
+        ),
     }
     return Template(
         template_name="partials/dataset_columns.html", context=context(request, "/ui/analyze", **values)
+    )
+
+
+def _label_warning(datasets: DatasetService, look: Look, model: str, gold_column: str) -> str | None:
+    """Said before scoring when the chosen model lacks labels the chosen gold column holds."""
+    return label_mismatch(
+        model, datasets.model_labels().get(model, ()), look.gold_columns.get(gold_column, ())
+    )
+
+
+async def _look(datasets: DatasetService, dataset_id: UUID) -> Look:
+    look = await datasets.look(dataset_id)
+    if look is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    return look
+
+
+@get("/ui/datasets/{dataset_id:uuid}/label-check", include_in_schema=False)
+async def label_check(
+    request: Request[Any, Any, Any],
+    dataset_id: DatasetId,
+    datasets: NamedDependency[DatasetService],
+    model: Annotated[str, QueryParameter()] = "",
+    gold_column: Annotated[str, QueryParameter()] = "",
+) -> Template:
+    warning = _label_warning(datasets, await _look(datasets, dataset_id), model, gold_column)
+    return Template(
+        template_name="partials/dataset_label_warning.html",
+        context=context(request, "/ui/analyze", warning=warning),
     )
 
 
@@ -559,13 +577,20 @@ async def upload_from_page(
             template_name="partials/dataset_error.html",
             context=context(request, "/ui/analyze", error=error.detail),
         )
-    columns = dataset.columns
+    look = await _look(datasets, dataset.id)
+    guess, offered = look.guess, datasets.offered()
     chosen: dict[str, object] = {
-        "text": _guess(columns, TEXT_NAMES) or columns[0],
-        "time": _guess(columns, TIME_NAMES) or "",
+        "text": guess.text,
+        "time": guess.time,
+        "group": guess.group,
+        "gold": guess.gold,
+        # A model whose labels cover the gold labels: a binary one would never get the neutral rows right.
+        "model": covering_model(
+            offered.keys, datasets.model_labels(), guess.gold_labels, offered.default_model
+        ),
         "compare": [],
     }
-    return _columns_form(request, datasets, dataset.id, dataset.name, columns, chosen)
+    return _columns_form(request, datasets, look, chosen)
 
 
 class StartForm(msgspec.Struct):
@@ -620,9 +645,7 @@ async def start_from_page(
             "model": data.model,
             "compare": data.compared,
         }
-        return _columns_form(
-            request, datasets, dataset_id, found.dataset.name, found.dataset.columns, chosen, error.detail
-        )
+        return _columns_form(request, datasets, await _look(datasets, dataset_id), chosen, error.detail)
     if progress is None:
         raise NotFoundException(f"no data set {dataset_id}")
     return _progress_template(request, progress)
@@ -821,6 +844,7 @@ async def recent_fragment(
 
 
 ROUTES: list[ControllerRouterHandler] = [
+    label_check,
     upload_dataset,
     list_datasets,
     get_dataset,

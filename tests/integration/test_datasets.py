@@ -29,7 +29,7 @@ from sentiment.services.tabular import neutralised
 from sentiment.storage.database import alembic_config, create_engine, upgrade
 from sentiment.storage.datasets import Dataset, DatasetRepository
 from sentiment.storage.tables import PredictionRow
-from tests.conftest import DATA, in_app, make_settings, wait_until_settled
+from tests.conftest import DATA, in_app, make_settings, page_csrf, wait_until_settled
 
 AIRLINE = DATA / "airline_tweets.csv"
 AIRLINE_COLUMNS = {
@@ -604,3 +604,55 @@ async def test_a_data_set_scored_by_two_models_reports_their_agreement_kappa_and
 async def test_comparing_with_an_unknown_model_is_refused_before_scoring(client: AsyncTestClient) -> None:
     response = await upload(client, b"text\nhi\n", text_column="text", model="vader", compare_models="nope")
     assert response.status_code == 404 and "nope" in response.text
+
+
+async def test_the_column_picker_shows_the_first_rows_guesses_the_columns_and_warns_of_missing_labels(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    lines = ["id,when,brand,sentiment_gold,body"]
+    brands, labels = ("Acme", "Globex", "Initech"), ("negative", "neutral", "positive")
+    for i in range(60):
+        lines.append(
+            f"{i},2026-03-0{1 + i % 9}T10:00:00Z,{brands[i % 3]},{labels[i % 3]},post number {i} about it"
+        )
+    content = ("\n".join(lines) + "\n").encode()
+    app = create_app(settings_for(sqlite_url, tmp_path, default_model="minilm-sst2"))
+    async with AsyncTestClient(app=app) as client:
+        await wait_until_settled(app)
+        token = await page_csrf(client)
+        form = (
+            await client.post(
+                "/ui/datasets",
+                files={"file": ("posts.csv", content, "text/csv")},
+                headers={"x-csrf-token": token},
+            )
+        ).text
+        dataset_id = re.search(r"/ui/datasets/([0-9a-f-]+)/start", form).group(1)  # type: ignore[union-attr]
+        preview = form[
+            form.index('id="dataset-preview"') : form.index("</table>", form.index('id="dataset-preview"'))
+        ]
+        assert preview.count("<tr>") == 1 + 5 and "post number 4 about it" in preview
+        for select, column in [
+            ("text", "body"),
+            ("time", "when"),
+            ("group", "brand"),
+            ("gold", "sentiment_gold"),
+        ]:
+            chosen = re.search(rf'id="dataset-{select}".*?<option value="([^"]*)" selected>', form, re.DOTALL)
+            assert chosen is not None and chosen.group(1) == column, select
+        # The default model is binary, the gold labels are three: the form starts on one that has all three.
+        model = re.search(r'id="dataset-model".*?<option value="([^"]*)" selected>', form, re.DOTALL)
+        assert model is not None and model.group(1) == "vader"
+        assert 'id="dataset-label-mismatch"' not in form
+        binary = await client.get(
+            f"/ui/datasets/{dataset_id}/label-check",
+            params={"model": "minilm-sst2", "gold_column": "sentiment_gold"},
+        )
+        assert (
+            "minilm-sst2 answers negative or positive only" in binary.text and "neutral rows" in binary.text
+        )
+        fine = await client.get(
+            f"/ui/datasets/{dataset_id}/label-check",
+            params={"model": "vader", "gold_column": "sentiment_gold"},
+        )
+        assert fine.status_code == 200 and "dataset-label-mismatch" not in fine.text
