@@ -759,6 +759,15 @@ class DatasetService:
         async with self._engine.connect() as connection:
             return [self._progress(d) for d in await DatasetRepository(connection).recent(limit)]
 
+    async def page(self, page: int, page_size: int) -> tuple[list[Progress], int]:
+        """Page `page` (from 1; past the end, the last) of the data sets, newest first, and their number."""
+        async with self._engine.connect() as connection:
+            repository = DatasetRepository(connection)
+            total = await repository.count()
+            page = min(max(1, page), max(1, -(-total // page_size)))
+            found = await repository.recent(page_size, (page - 1) * page_size)
+        return [self._progress(d) for d in found], total
+
     async def report(self, dataset_id: UUID) -> DatasetReport | None:
         async with self._engine.connect() as connection:
             repository = DatasetRepository(connection)

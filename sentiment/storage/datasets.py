@@ -109,9 +109,17 @@ class DatasetRepository:
         ).first()
         return _dataset(row) if row else None
 
-    async def recent(self, limit: int = 20) -> list[Dataset]:
-        query = select(DatasetRow.__table__).order_by(DatasetRow.created_at.desc()).limit(limit)
+    async def recent(self, limit: int = 20, offset: int = 0) -> list[Dataset]:
+        query = (
+            select(DatasetRow.__table__)
+            .order_by(DatasetRow.created_at.desc(), DatasetRow.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         return [_dataset(row) for row in await self._connection.execute(query)]
+
+    async def count(self) -> int:
+        return int(await self._connection.scalar(select(func.count()).select_from(DatasetRow)) or 0)
 
     async def update(self, dataset_id: UUID, **values: object) -> None:
         await self._connection.execute(update(DatasetRow).where(DatasetRow.id == dataset_id).values(**values))

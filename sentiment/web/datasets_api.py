@@ -820,16 +820,25 @@ async def report_fragment(
     )
 
 
-# The data sets page lists this many, newest first.
-LISTED_DATASETS = 100
+# The data sets page lists this many a page, newest first.
+DATASETS_PER_PAGE = 25
 
 
 @get("/ui/datasets", include_in_schema=False)
 async def datasets_page(
-    request: Request[Any, Any, Any], datasets: NamedDependency[DatasetService]
+    request: Request[Any, Any, Any],
+    datasets: NamedDependency[DatasetService],
+    page: Annotated[int, QueryParameter(ge=1, le=1_000_000)] = 1,
 ) -> Template:
-    listed = [progress_values(progress, poll=False) for progress in await datasets.recent(LISTED_DATASETS)]
-    values = {"recent": listed, "listed_at_most": LISTED_DATASETS, "title": "Data sets"}
+    found, total = await datasets.page(page, DATASETS_PER_PAGE)
+    pages = max(1, -(-total // DATASETS_PER_PAGE))
+    values = {
+        "recent": [progress_values(progress, poll=False) for progress in found],
+        "total": total,
+        "page": min(page, pages),
+        "pages": pages,
+        "title": "Data sets",
+    }
     return Template(template_name="datasets.html", context=context(request, "/ui/datasets", **values))
 
 

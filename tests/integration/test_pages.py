@@ -149,3 +149,24 @@ async def test_the_models_page_shows_each_models_figures(client: AsyncTestClient
     cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.DOTALL)
     assert cells[1:3] == ["2", "5"]  # requests, texts
     assert re.fullmatch(r"\d+\.\d / \d+\.\d", cells[3])  # p50 / p95 per text
+
+
+async def test_the_data_sets_page_pages_through_every_data_set_newest_first(client: AsyncTestClient) -> None:
+    for i in range(30):
+        uploaded = await client.post(
+            "/datasets",
+            files={"file": (f"set-{i:02d}.csv", b"text\nhi\n", "text/csv")},
+            data={"text_column": "text"},
+        )
+        assert uploaded.status_code == 202, uploaded.text
+    first = (await client.get("/ui/datasets")).text
+    second = (await client.get("/ui/datasets", params={"page": 2})).text
+    beyond = (await client.get("/ui/datasets", params={"page": 9})).text
+
+    def names(html: str) -> list[str]:
+        return re.findall(r">(set-\d\d\.csv)</a>", html)
+
+    assert names(first) == [f"set-{i:02d}.csv" for i in range(29, 4, -1)]
+    assert names(second) == [f"set-{i:02d}.csv" for i in range(4, -1, -1)]
+    assert "30 data sets" in first and "page 1 of 2" in first and 'href="/ui/datasets?page=2"' in first
+    assert names(beyond) == names(second)  # past the end: the last page
