@@ -44,6 +44,7 @@ from sentiment.services.datasets import (
     Upload,
     UploadTooLarge,
 )
+from sentiment.web.chart_csv import SERIES_CSV, csv_response, series_csv
 from sentiment.web.charts import bar_chart, sentiment_charts, view_of
 from sentiment.web.dataset_charts import stacked_bars
 from sentiment.web.errors import ErrorBody, error_responses
@@ -448,6 +449,34 @@ async def dataset_report(dataset_id: DatasetId, datasets: NamedDependency[Datase
 
 
 @get(
+    "/datasets/{dataset_id:uuid}/trend.csv",
+    summary="A data set's trend as CSV: per bucket of the rows' own time, counts, shares with 95% intervals",
+    description=(
+        "One line per bucket of the report's trend (group empty), then per bucket of each of the largest "
+        "groups' trends: rows (n), the count of each label, each label's share in percent with its 95% "
+        "Wilson interval, and net sentiment in points. The numbers behind the report's charts."
+    ),
+    tags=["datasets"],
+    responses={**error_responses(404), 200: SERIES_CSV},
+)
+async def dataset_trend_csv(
+    dataset_id: DatasetId, datasets: NamedDependency[DatasetService]
+) -> Response[str]:
+    report = await datasets.report(dataset_id)
+    if report is None:
+        raise NotFoundException(f"no data set {dataset_id}")
+    points = [
+        ("", start, end, counts) for start, end, counts in _trend_series(report.trend, report.trend_width)
+    ]
+    for name, trend in report.group_trends.items():
+        points += [
+            (name, start, end, counts)
+            for start, end, counts in _trend_series(trend, report.group_trend_width)
+        ]
+    return csv_response(series_csv(points), f"{Path(report.progress.dataset.name).stem}-trend.csv")
+
+
+@get(
     "/datasets/{dataset_id:uuid}/export",
     summary="The scored CSV: every input column, then label, confidence and one score per class",
     tags=["datasets"],
@@ -723,8 +752,10 @@ async def progress_fragment(
 
 
 def _trend_series(
-    points: Sequence[TrendPoint], width: Width
+    points: Sequence[TrendPoint], width: Width | None
 ) -> list[tuple[datetime, datetime, Mapping[str, int]]]:
+    if width is None:
+        return []
     return [(point.start, _bucket_end(point.start, width), point.counts) for point in points]
 
 
@@ -854,6 +885,7 @@ async def recent_fragment(
 
 ROUTES: list[ControllerRouterHandler] = [
     label_check,
+    dataset_trend_csv,
     upload_dataset,
     list_datasets,
     get_dataset,

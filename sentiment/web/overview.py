@@ -90,6 +90,15 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
             "bucket": summary.bucket,
         },
         "timeline": sentiment_charts(series, view, now=summary.last_updated),
+        "series_csv": "/analytics/series.csv?"
+        + urlencode(
+            {
+                "since": summary.since.isoformat(),
+                "until": summary.until.isoformat(),
+                "bucket": summary.bucket,
+                **({"model": model} if model else {}),
+            }
+        ),
         "distribution": bar_chart(
             [(name, summary.sentiment_distribution.get(name, 0.0)) for name in LABELS], unit="%"
         ),

@@ -4,6 +4,8 @@ on write that answer exactly what the raw rows answer."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -438,3 +440,34 @@ async def test_retention_keeps_rollups_equal_to_the_rows_that_remain(database_ur
         assert await with_rollups.summary(AnalyticsFilters()) == await from_rows.summary(AnalyticsFilters())
     finally:
         await engine.dispose()
+
+
+async def test_the_series_as_csv_holds_the_counts_shares_and_net_of_each_bucket(
+    database_url: str, known: AsyncEngine
+) -> None:
+    async with analytics_client(database_url) as client:
+        response = await client.get(
+            "/analytics/series.csv", params={"since": "2026-03-01T10:00:00Z", "until": "2026-03-01T15:00:00Z"}
+        )
+        summary = (
+            await client.get(
+                "/analytics", params={"since": "2026-03-01T10:00:00Z", "until": "2026-03-01T15:00:00Z"}
+            )
+        ).json()
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == 'attachment; filename="sentiment-hours.csv"'
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [row["bucket_start"] for row in rows] == [
+        point["bucket_start"] for point in summary["time_series"]
+    ]
+    assert [(row["negative"], row["neutral"], row["positive"]) for row in rows] == [
+        tuple(str(point["counts"][label]) for label in LABELS) for point in summary["time_series"]
+    ]
+    ten, eleven, twelve = rows[0], rows[1], rows[2]
+    assert (ten["n"], ten["negative_share"], ten["net"]) == ("1", "100.000", "-100.000")  # 10:45, negative
+    assert (ten["negative_ci_low"], ten["negative_ci_high"]) == ("20.655", "100.000")  # Wilson, n = 1: 1 / (1 + z²)
+    assert (eleven["positive_share"], eleven["bucket_end"]) == ("100.000", "2026-03-01T12:00:00Z")
+    assert twelve["neutral_share"] == "100.000" and twelve["net"] == "0.000"
+    assert rows[3]["n"] == "1" and rows[4]["n"] == "1"
+    empty = [row for row in rows if row["n"] == "0"]
+    assert all(row["net"] == "" and row["positive_share"] == "" for row in empty)

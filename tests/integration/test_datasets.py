@@ -131,6 +131,14 @@ async def test_an_airline_sample_is_scored_with_its_time_group_and_gold_columns(
             by_start[point["start"]] = by_start.get(point["start"], 0) + sum(point["counts"].values())
     if report["group_trend_bucket"] == "hour":
         assert by_start == {point["start"]: sum(point["counts"].values()) for point in report["trend"]}
+    # The charts' numbers as CSV: the trend's rows first, then each group's, each bucket's counts as reported.
+    trend_csv = await client.get(f"/datasets/{dataset_id}/trend.csv")
+    assert trend_csv.headers["content-disposition"] == 'attachment; filename="airline-trend.csv"'
+    lines = list(csv.DictReader(io.StringIO(trend_csv.text)))
+    whole = [line for line in lines if line["group"] == ""]
+    assert [int(line["n"]) for line in whole] == [sum(point["counts"].values()) for point in report["trend"]]
+    assert {line["group"] for line in lines} - {""} == set(report["group_trends"])
+    assert sum(int(line["negative"]) for line in lines if line["group"]) == report["distribution"]["negative"]
     # Example texts: the most confident stored rows of each label, overall and per group, from the file.
     source = {
         row["text"]: row for row in csv.DictReader(io.StringIO(airline_sample(tmp_path, 500).read_text()))
