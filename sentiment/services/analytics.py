@@ -27,7 +27,8 @@ from sentiment.core.analytics_math import (
 )
 from sentiment.core.buckets import bucket_starts
 from sentiment.core.clock import WallClock, utc_now
-from sentiment.storage.analytics import AnalyticsRepository
+from sentiment.core.domain import Label
+from sentiment.storage.analytics import AnalyticsRepository, Scope
 from sentiment.storage.dialects import is_postgres
 from sentiment.storage.repositories import storable_text
 
@@ -43,6 +44,12 @@ class AnalyticsFilters(msgspec.Struct, frozen=True):
     model: str | None = None
     dataset: UUID | None = None
     bucket: Bucket | None = None
+    label: Label | None = None
+    fallback: bool | None = None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.model, self.dataset, self.label, self.fallback)
 
     @classmethod
     def from_query(
@@ -52,6 +59,8 @@ class AnalyticsFilters(msgspec.Struct, frozen=True):
         model: str | None = None,
         dataset: UUID | None = None,
         bucket: Bucket | None = None,
+        label: Label | None = None,
+        fallback: bool | None = None,
     ) -> AnalyticsFilters:
         return cls(
             since=parse_moment(since, "since") if since else None,
@@ -59,6 +68,8 @@ class AnalyticsFilters(msgspec.Struct, frozen=True):
             model=storable_text(model) if model else None,  # compared with stored names, as they are stored
             dataset=dataset,
             bucket=bucket,
+            label=label,
+            fallback=fallback,
         )
 
 
@@ -112,6 +123,8 @@ class Analytics(msgspec.Struct):
     bucket: Bucket
     model: str | None
     dataset: UUID | None
+    label: Label | None
+    fallback: bool | None
     last_updated: Annotated[datetime, msgspec.Meta(description="when these figures were computed")]
 
 
@@ -126,7 +139,7 @@ class AnalyticsService:
 
     async def summary(self, filters: AnalyticsFilters) -> Analytics:
         now = self._clock()
-        model, dataset = filters.model, filters.dataset
+        model, dataset, scope = filters.model, filters.dataset, filters.scope
         async with self._engine.connect() as connection:
             if is_postgres(connection):
                 # One snapshot for every query, so rollups, edges and series agree while predictions arrive.
@@ -134,9 +147,9 @@ class AnalyticsService:
             repository = AnalyticsRepository(connection)
             earliest = None
             if filters.since is None:
-                earliest = await repository.earliest_hour(model, dataset, from_rollups=self._use_rollups)
+                earliest = await repository.earliest_hour(scope, from_rollups=self._use_rollups)
             window = resolve_window(filters.since, filters.until, filters.bucket, now, earliest)
-            slices, counts = await self._aggregates(repository, window, model, dataset)
+            slices, counts = await self._aggregates(repository, window, scope)
             activations = await repository.breaker_activations((window.since, window.until), model)
         figures = summarise(slices)
         series = fill_series(counts, bucket_starts(window.since, window.until, window.bucket))
@@ -155,33 +168,35 @@ class AnalyticsService:
             bucket=window.bucket,
             model=model,
             dataset=dataset,
+            label=filters.label,
+            fallback=filters.fallback,
             last_updated=now,
         )
 
     async def _aggregates(
-        self, repository: AnalyticsRepository, window: Window, model: str | None, dataset: UUID | None
+        self, repository: AnalyticsRepository, window: Window, scope: Scope
     ) -> tuple[list[Slice], list[SeriesCount]]:
         whole = (window.since, window.until)
         if window.since >= window.until:
             return [], []
         if not self._use_rollups:
             return (
-                await repository.raw_slices(whole, model, dataset),
-                await repository.raw_series(whole, window.bucket, model, dataset),
+                await repository.raw_slices(whole, scope),
+                await repository.raw_series(whole, window.bucket, scope),
             )
         split = split_at_hours(window.since, window.until)
         slices: list[Slice] = []
         counts: list[SeriesCount] = []
         if split.whole_hours is not None:
-            slices += await repository.rollup_slices(split.whole_hours, model, dataset)
+            slices += await repository.rollup_slices(split.whole_hours, scope)
         for edge in split.edges:
-            slices += await repository.raw_slices(edge, model, dataset)
+            slices += await repository.raw_slices(edge, scope)
         if window.bucket == "minute":
             # Rollups are hourly: minute counts come from the rows (minute buckets only span short ranges).
-            counts += await repository.raw_series(whole, window.bucket, model, dataset)
+            counts += await repository.raw_series(whole, window.bucket, scope)
         else:
             if split.whole_hours is not None:
-                counts += await repository.rollup_series(split.whole_hours, window.bucket, model, dataset)
+                counts += await repository.rollup_series(split.whole_hours, window.bucket, scope)
             for edge in split.edges:
-                counts += await repository.raw_series(edge, window.bucket, model, dataset)
+                counts += await repository.raw_series(edge, window.bucket, scope)
         return slices, counts

@@ -3,8 +3,6 @@ beside the live state of models, breakers and alerts."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import msgspec
 
 from sentiment.core.domain import VADER_KEY, Alert
@@ -48,8 +46,8 @@ class OverviewService:
     def model_keys(self) -> list[str]:
         return [entry.key for entry in self._registry.entries()]
 
-    async def snapshot(self, since: datetime | None, until: datetime, model: str | None = None) -> Overview:
-        summary = await self._analytics.summary(AnalyticsFilters(since=since, until=until, model=model))
+    async def snapshot(self, filters: AnalyticsFilters) -> Overview:
+        summary = await self._analytics.summary(filters)
         latency = [
             ModelLatency(entry.key, figures.requests, figures.latency_p50_ms, figures.latency_p95_ms)
             for entry in self._registry.entries()

@@ -14,6 +14,7 @@ from itertools import accumulate
 from typing import Any, TypeVar
 from uuid import UUID
 
+import msgspec
 from sqlalchemy import (
     ColumnElement,
     Result,
@@ -153,39 +154,44 @@ class RollupRepository:
             await self.rebuild((first_kept, shifted(first_kept, 1, "hour")))
 
 
+class Scope(msgspec.Struct, frozen=True):
+    """Which predictions an aggregate counts (every field optional; no data set means live traffic)."""
+
+    model: str | None = None
+    dataset: UUID | None = None
+    label: str | None = None
+    fallback: bool | None = None
+
+
 class AnalyticsRepository:
     """Aggregates for /analytics: slices (per model, label, fallback flag) and counts per bucket and label."""
 
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def earliest_hour(
-        self, model: str | None, dataset: UUID | None, from_rollups: bool
-    ) -> datetime | None:
+    async def earliest_hour(self, scope: Scope, from_rollups: bool) -> datetime | None:
         """The UTC hour of the earliest matching prediction, from the rollups or from the raw rows."""
         if from_rollups:
-            query = self._filter_rollups(select(func.min(PredictionRollupRow.hour)), model, dataset)
+            query = self._filter_rollups(select(func.min(PredictionRollupRow.hour)), scope)
         else:
-            query = self._filter_rows(select(func.min(PredictionRow.created_at)), model, dataset)
+            query = self._filter_rows(select(func.min(PredictionRow.created_at)), scope)
         value = await self._connection.scalar(query)
         return floor_to(_as_datetime(value), "hour") if value is not None else None
 
-    async def rollup_slices(self, hours: Range, model: str | None, dataset: UUID | None) -> list[Slice]:
+    async def rollup_slices(self, hours: Range, scope: Scope) -> list[Slice]:
         r = PredictionRollupRow
         key = (r.model_used, r.sentiment, r.fallback_used)
         sums = [func.sum(getattr(r, name)) for name in _ROLLUP_SUMS]
         query = select(*key, *sums).where(r.hour >= hours[0], r.hour < hours[1]).group_by(*key)
-        return _slices(await self._connection.execute(self._filter_rollups(query, model, dataset)))
+        return _slices(await self._connection.execute(self._filter_rollups(query, scope)))
 
-    async def raw_slices(self, span: Range, model: str | None, dataset: UUID | None) -> list[Slice]:
+    async def raw_slices(self, span: Range, scope: Scope) -> list[Slice]:
         p = PredictionRow
         key = (p.model_used, p.sentiment, p.fallback_used)
         query = select(*key, *_raw_sums()).where(*_during(span)).group_by(*key)
-        return _slices(await self._connection.execute(self._filter_rows(query, model, dataset)))
+        return _slices(await self._connection.execute(self._filter_rows(query, scope)))
 
-    async def rollup_series(
-        self, hours: Range, bucket: Bucket, model: str | None, dataset: UUID | None
-    ) -> list[SeriesCount]:
+    async def rollup_series(self, hours: Range, bucket: Bucket, scope: Scope) -> list[SeriesCount]:
         r = PredictionRollupRow
         start = self._bucket_start(r.hour, bucket)
         query = (
@@ -193,15 +199,13 @@ class AnalyticsRepository:
             .where(r.hour >= hours[0], r.hour < hours[1])
             .group_by(start, r.sentiment)
         )
-        return _series(await self._connection.execute(self._filter_rollups(query, model, dataset)))
+        return _series(await self._connection.execute(self._filter_rollups(query, scope)))
 
-    async def raw_series(
-        self, span: Range, bucket: Bucket, model: str | None, dataset: UUID | None
-    ) -> list[SeriesCount]:
+    async def raw_series(self, span: Range, bucket: Bucket, scope: Scope) -> list[SeriesCount]:
         p = PredictionRow
         start = self._bucket_start(p.created_at, bucket)
         query = select(start, p.sentiment, func.count()).where(*_during(span)).group_by(start, p.sentiment)
-        return _series(await self._connection.execute(self._filter_rows(query, model, dataset)))
+        return _series(await self._connection.execute(self._filter_rows(query, scope)))
 
     async def breaker_activations(self, span: Range, model: str | None) -> int:
         """Breakers opened in the span (each opening raises one alert), for one model's breaker or all."""
@@ -222,20 +226,32 @@ class AnalyticsRepository:
         return func.substr(column, 1, KEY_LENGTH[bucket])
 
     @staticmethod
-    def _filter_rows(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
-        """One model's rows or all; one data set's rows, or without one, live traffic only (a corpus scored
-        in minutes would otherwise swamp the live figures)."""
-        if model is not None:
-            query = query.where(PredictionRow.model_used == model)
-        return query.where(
-            PredictionRow.dataset_id == dataset if dataset is not None else PredictionRow.dataset_id.is_(None)
+    def _filter_rows(query: AnySelect, scope: Scope) -> AnySelect:
+        """The scope's rows: of one data set, or without one live traffic only (a corpus scored in minutes
+        would otherwise swamp the live figures); optionally one model, one label, fallback answers or not."""
+        p = PredictionRow
+        query = query.where(
+            p.dataset_id == scope.dataset if scope.dataset is not None else p.dataset_id.is_(None)
         )
+        if scope.model is not None:
+            query = query.where(p.model_used == scope.model)
+        if scope.label is not None:
+            query = query.where(p.sentiment == scope.label)
+        if scope.fallback is not None:
+            query = query.where(p.fallback_used == scope.fallback)
+        return query
 
     @staticmethod
-    def _filter_rollups(query: AnySelect, model: str | None, dataset: UUID | None) -> AnySelect:
-        if model is not None:
-            query = query.where(PredictionRollupRow.model_used == model)
-        return query.where(PredictionRollupRow.dataset_key == (dataset or NO_DATASET))
+    def _filter_rollups(query: AnySelect, scope: Scope) -> AnySelect:
+        r = PredictionRollupRow
+        query = query.where(r.dataset_key == (scope.dataset or NO_DATASET))
+        if scope.model is not None:
+            query = query.where(r.model_used == scope.model)
+        if scope.label is not None:
+            query = query.where(r.sentiment == scope.label)
+        if scope.fallback is not None:
+            query = query.where(r.fallback_used == scope.fallback)
+        return query
 
 
 def _during(span: Range) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

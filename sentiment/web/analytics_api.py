@@ -14,6 +14,7 @@ from litestar.types import ControllerRouterHandler
 
 from sentiment.core.analytics_math import Bucket
 from sentiment.core.buckets import shifted
+from sentiment.core.domain import Label
 from sentiment.services.analytics import Analytics, AnalyticsFilters, AnalyticsService
 from sentiment.web.chart_csv import SERIES_CSV, csv_response, series_csv
 from sentiment.web.errors import error_responses
@@ -48,8 +49,12 @@ async def analytics_filters(
         Bucket | None,
         QueryParameter(description="width of the time-series buckets; chosen from the range if absent"),
     ] = None,
+    label: Annotated[Label | None, QueryParameter(description="only predictions with this label")] = None,
+    fallback: Annotated[
+        bool | None, QueryParameter(description="true: answered by the fallback only; false: never")
+    ] = None,
 ) -> AnalyticsFilters:
-    return AnalyticsFilters.from_query(since, until, model, dataset, bucket)
+    return AnalyticsFilters.from_query(since, until, model, dataset, bucket, label, fallback)
 
 
 _FILTERS = {"filters": Provide(analytics_filters)}

@@ -15,6 +15,7 @@ from sentiment.core.analytics_math import parse_moment
 from sentiment.core.buckets import shifted
 from sentiment.core.clock import utc_now
 from sentiment.core.domain import LABELS, InvalidInput
+from sentiment.services.analytics import AnalyticsFilters
 from sentiment.services.overview import OverviewService
 from sentiment.web.charts import bar_chart, sentiment_charts, view_of
 
@@ -25,7 +26,8 @@ RANGES: dict[str, tuple[str, timedelta | None]] = {
     "30d": ("last 30 days", timedelta(days=30)),
     "all": ("all time", None),
 }
-FILTERS = ("range", "since", "until", "model", "view")
+FILTERS = ("range", "since", "until", "model", "label", "fallback", "view")
+_FALLBACK = {"true": True, "false": False}
 
 
 def _ms(value: float | None) -> str:
@@ -44,15 +46,19 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
         kept.pop("since", None), kept.pop("until", None)
     custom = since is not None or until is not None
     chosen = kept.get("range", "all") if kept.get("range") in RANGES and not custom else "all"
-    label, span = RANGES[chosen]
+    range_label, span = RANGES[chosen]
     if custom:
-        label = f"{since:%Y-%m-%d %H:%M} to " if since else "from the start to "
-        label += f"{until:%Y-%m-%d %H:%M} UTC" if until else "now"
+        range_label = f"{since:%Y-%m-%d %H:%M} to " if since else "from the start to "
+        range_label += f"{until:%Y-%m-%d %H:%M} UTC" if until else "now"
     else:
         since = now - span if span else None
     model = kept.get("model") if kept.get("model") in overview.model_keys else None
+    label = next((name for name in LABELS if name == kept.get("label")), None)
+    fallback = _FALLBACK.get(kept.get("fallback", ""))
     view = view_of(kept.get("view"))
-    snapshot = await overview.snapshot(since=since, until=until or now, model=model)
+    snapshot = await overview.snapshot(
+        AnalyticsFilters(since=since, until=until or now, model=model, label=label, fallback=fallback)
+    )
     summary = snapshot.summary
     series = [
         (
@@ -64,17 +70,22 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
     ]
     usage = sorted(summary.model_usage.items(), key=lambda item: -item[1])
 
+    fallback_words = {True: "answered by the fallback", False: "not by the fallback", None: ""}
+    narrowed = [part for part in (model, label, fallback_words[fallback]) if part]
+
     def with_view(chosen_view: str) -> str:
         return "/ui?" + urlencode({**kept, "view": chosen_view})
 
     return {
-        "range_label": label + (f", {model}" if model else ""),
+        "range_label": ", ".join([range_label, *narrowed]),
         "ranges": [(key, name) for key, (name, _) in RANGES.items()],
         "chosen_range": None if custom else chosen,
         "filters": {
             "since": f"{since:%Y-%m-%dT%H:%M}" if custom and since else "",
             "until": f"{until:%Y-%m-%dT%H:%M}" if until else "",
             "model": model or "",
+            "label": label or "",
+            "fallback": kept.get("fallback", "") if fallback is not None else "",
             "view": view,
         },
         "models": overview.model_keys,
@@ -97,6 +108,8 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
                 "until": summary.until.isoformat(),
                 "bucket": summary.bucket,
                 **({"model": model} if model else {}),
+                **({"label": label} if label else {}),
+                **({"fallback": kept["fallback"]} if fallback is not None else {}),
             }
         ),
         "distribution": bar_chart(

@@ -239,6 +239,8 @@ def random_filters(rnd: random.Random) -> AnalyticsFilters:
         model=rnd.choice((None, None, "a", "vader", "nobody")),
         dataset=rnd.choice((None, None, DATASET)),
         bucket=rnd.choice((None, None, "hour", "day")),
+        label=rnd.choice((None, None, "negative", "positive")),
+        fallback=rnd.choice((None, None, True, False)),
     )
 
 
@@ -421,7 +423,15 @@ async def test_openapi_documents_the_endpoint_its_parameters_and_its_400(sqlite_
         schema = (await client.get("/schema/openapi.json")).json()
     operation = schema["paths"]["/analytics"]["get"]
     assert operation["tags"] == ["analytics"]
-    assert {p["name"] for p in operation["parameters"]} == {"since", "until", "model", "dataset", "bucket"}
+    assert {p["name"] for p in operation["parameters"]} == {
+        "since",
+        "until",
+        "model",
+        "dataset",
+        "bucket",
+        "label",
+        "fallback",
+    }
     assert {"200", "400"} <= set(operation["responses"])
 
 
@@ -465,9 +475,28 @@ async def test_the_series_as_csv_holds_the_counts_shares_and_net_of_each_bucket(
     ]
     ten, eleven, twelve = rows[0], rows[1], rows[2]
     assert (ten["n"], ten["negative_share"], ten["net"]) == ("1", "100.000", "-100.000")  # 10:45, negative
-    assert (ten["negative_ci_low"], ten["negative_ci_high"]) == ("20.655", "100.000")  # Wilson, n = 1: 1 / (1 + z²)
+    assert (ten["negative_ci_low"], ten["negative_ci_high"]) == (
+        "20.655",
+        "100.000",
+    )  # Wilson, n = 1: 1 / (1 + z²)
     assert (eleven["positive_share"], eleven["bucket_end"]) == ("100.000", "2026-03-01T12:00:00Z")
     assert twelve["neutral_share"] == "100.000" and twelve["net"] == "0.000"
     assert rows[3]["n"] == "1" and rows[4]["n"] == "1"
     empty = [row for row in rows if row["n"] == "0"]
     assert all(row["net"] == "" and row["positive_share"] == "" for row in empty)
+
+
+async def test_label_and_fallback_filters_narrow_every_figure(known: AsyncEngine) -> None:
+    for service in services(known):
+        positive = await service.summary(AnalyticsFilters(since=at(10, 30), until=at(14), label="positive"))
+        assert positive.total_predictions == 2 and positive.model_usage == {"b": 100.0}
+        assert positive.sentiment_distribution == {"negative": 0.0, "neutral": 0.0, "positive": 100.0}
+        fallback = await service.summary(AnalyticsFilters(since=at(10, 30), until=at(14), fallback=True))
+        assert (fallback.total_predictions, fallback.fallback_rate, fallback.model_usage) == (
+            1,
+            100.0,
+            {"vader": 100.0},
+        )
+        answered = await service.summary(AnalyticsFilters(since=at(10, 30), until=at(14), fallback=False))
+        assert (answered.total_predictions, answered.fallback_rate) == (3, 0.0)
+        assert (answered.label, answered.fallback) == (None, False)

@@ -170,3 +170,24 @@ async def test_the_data_sets_page_pages_through_every_data_set_newest_first(clie
     assert names(second) == [f"set-{i:02d}.csv" for i in range(4, -1, -1)]
     assert "30 data sets" in first and "page 1 of 2" in first and 'href="/ui/datasets?page=2"' in first
     assert names(beyond) == names(second)  # past the end: the last page
+
+
+async def test_the_overview_narrows_to_a_label_and_fallback_from_its_url(client: AsyncTestClient) -> None:
+    answers = (
+        await client.post(
+            "/predict/batch", json={"texts": ["I love it", "awful, just awful", "great!", "ok"]}
+        )
+    ).json()["results"]
+    assert in_app(client, client.app.state.resources.writer.flush, 10)
+    positive = sum(answer["sentiment"] == "positive" for answer in answers)
+    html = (await client.get("/ui", params={"label": "positive", "fallback": "false"})).text
+    total = re.search(r'id="total-predictions">([\d,]+)<', html)
+    assert total is not None and int(total.group(1)) == positive and 0 < positive < len(answers)
+    assert "all time, positive, not by the fallback" in html
+    assert "<option selected>positive</option>" in html and '<option value="false" selected>' in html
+    csv_link = re.search(r'href="(/analytics/series\.csv\?[^"]+)"', html)
+    assert (
+        csv_link is not None
+        and "label=positive" in csv_link.group(1)
+        and "fallback=false" in csv_link.group(1)
+    )
