@@ -681,9 +681,11 @@ async def start_from_page(
 
 
 def _progress_template(request: Request[Any, Any, Any], progress: Progress) -> Template:
+    """The progress panel; each answer tells the page's list of data sets to refresh too, so the two agree."""
     return Template(
         template_name="partials/dataset_progress.html",
         context=context(request, "/ui/analyze", **progress_values(progress)),
+        headers={"HX-Trigger": "dataset-progress"},
     )
 
 

@@ -409,8 +409,13 @@ async def test_the_page_flow_picks_columns_then_polls_progress_until_the_report(
     assert f'hx-get="/ui/datasets/{dataset_id}/progress"' in started.text
     assert 'id="dataset-progress"' in started.text
     await finished(client, dataset_id)
-    done = (await client.get(f"/ui/datasets/{dataset_id}/progress")).text
+    done_response = await client.get(f"/ui/datasets/{dataset_id}/progress")
+    done = done_response.text
     assert "hx-trigger" not in done  # polling stops
+    # Every progress answer has the page's list of data sets refresh too: the two never disagree for long.
+    assert done_response.headers["hx-trigger"] == "dataset-progress"
+    analyze = (await client.get("/ui/analyze")).text
+    assert 'hx-trigger="load, every 5s, dataset-progress from:body"' in analyze
     assert f'href="/datasets/{dataset_id}/export"' in done and 'value="200"' in done
 
     page = (await client.get(f"/ui/datasets/{dataset_id}")).text
