@@ -27,7 +27,7 @@ from sentiment.app import create_app
 from sentiment.core.clock import utc_now
 from sentiment.core.domain import VADER_KEY
 from sentiment.inference.batching import BatchPolicy
-from sentiment.inference.catalogue import BUILTIN_MODELS
+from sentiment.inference.catalogue import BUILTIN_MODELS, ModelSpec
 from sentiment.inference.faults import Fault
 from sentiment.inference.registry import ModelRegistry, load_backend
 from sentiment.services import datasets as datasets_module
@@ -36,7 +36,7 @@ from sentiment.services.settings import DatasetSettings
 from sentiment.storage.database import create_engine
 from sentiment.storage.datasets import RUNNING, Dataset, DatasetRepository, DatasetStatus
 from sentiment.storage.tables import DatasetRow, PredictionRow
-from tests.conftest import in_app
+from tests.conftest import SST2_MODEL, in_app
 from tests.integration.test_datasets import settings_for
 
 CHUNK_ROWS = 64
@@ -44,6 +44,7 @@ ROWS = 300  # chunks of 64 usable rows; a few rows are problems
 OPTIONS = DatasetOptions(
     text_column="text", model="vader", time_column="when", group_column="airline", gold_column="gold"
 )
+COMPARED_MODEL = "minilm-sst2"
 LATER = timedelta(minutes=5)  # past STALE_AFTER_S: a heartbeat this old is a process gone
 
 
@@ -67,10 +68,14 @@ class Replica(NamedTuple):
 
 @asynccontextmanager
 async def replica(
-    engine: AsyncEngine, folder: Path, clock: Callable[[], datetime] = utc_now
+    engine: AsyncEngine, folder: Path, clock: Callable[[], datetime] = utc_now, compare: bool = False
 ) -> AsyncIterator[Replica]:
-    """A service process's data-set side: its own models and jobs, the shared database and data folder."""
-    registry = ModelRegistry(BUILTIN_MODELS, VADER_KEY, load_backend, BatchPolicy(), None)
+    """A service process's data-set side: its own models and jobs, the shared database and data folder
+    (`compare`: minilm-sst2 catalogued and loaded, to compare with)."""
+    specs = BUILTIN_MODELS + ((ModelSpec(COMPARED_MODEL, str(SST2_MODEL)),) if compare else ())
+    registry = ModelRegistry(specs, VADER_KEY, load_backend, BatchPolicy(), None)
+    if compare:
+        assert (await registry.load(COMPARED_MODEL)).loaded
     settings = DatasetSettings(data_dir=str(folder / "data"), chunk_rows=CHUNK_ROWS)
     datasets = DatasetService(engine, registry, settings, store_text=True, clock=clock)
     try:
@@ -130,10 +135,10 @@ async def outcome(datasets: DatasetService, engine: AsyncEngine, dataset_id: UUI
     return Outcome(dataset, figures, texts, datasets.export_file(dataset_id).read_bytes())
 
 
-async def uninterrupted(engine: AsyncEngine, folder: Path) -> Outcome:
-    async with replica(engine, folder) as first:
+async def uninterrupted(engine: AsyncEngine, folder: Path, options: DatasetOptions = OPTIONS) -> Outcome:
+    async with replica(engine, folder, compare=bool(options.compare)) as first:
         dataset_id = await uploaded(first.datasets)
-        await first.datasets.start(dataset_id, OPTIONS)
+        await first.datasets.start(dataset_id, options)
         assert (await until(first.datasets, dataset_id, finished)).status == "done"
         return await outcome(first.datasets, engine, dataset_id)
 
@@ -166,14 +171,14 @@ async def stored(engine: AsyncEngine, dataset_id: UUID) -> Dataset:
 
 
 async def killed_mid_way(
-    engine: AsyncEngine, first: Replica, monkeypatch: pytest.MonkeyPatch
+    engine: AsyncEngine, first: Replica, monkeypatch: pytest.MonkeyPatch, options: DatasetOptions = OPTIONS
 ) -> tuple[UUID, StopsAtChunk]:
     """A job that stored two chunks and stopped before storing the third, whose rows are in its export: its
     heartbeat stays where the second chunk left it, as when its process is killed."""
     monkeypatch.setattr(datasets_module, "HEARTBEAT_S", 3600.0)
     stop = StopsAtChunk(monkeypatch, chunk=3)
     dataset_id = await uploaded(first.datasets)
-    await first.datasets.start(dataset_id, OPTIONS)
+    await first.datasets.start(dataset_id, options)
     await asyncio.wait_for(stop.reached.wait(), 60)
     before = await stored(engine, dataset_id)
     assert (before.status, before.rows_scored) == ("scoring", 2 * CHUNK_ROWS)
@@ -225,6 +230,33 @@ async def test_a_job_killed_mid_way_is_resumed_by_another_service_and_scores_eve
         "scored.csv",
         "source.csv",
     ]
+
+
+async def test_a_comparison_killed_mid_way_resumes_with_its_agreement_and_disagreements_as_an_unbroken_run(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = msgspec.structs.replace(OPTIONS, compare=(COMPARED_MODEL,))
+    baseline = await uninterrupted(engine, tmp_path / "baseline", options)
+    async with replica(engine, tmp_path, compare=True) as first:
+        dataset_id, stop = await killed_mid_way(engine, first, monkeypatch, options)
+        async with replica(engine, tmp_path, clock=later, compare=True) as second:
+            assert await second.datasets.resume_stopped() == [dataset_id]
+            stop.wake.set()
+            await asyncio.wait_for(job_ended(dataset_id), 60)
+            assert (await until(second.datasets, dataset_id, finished)).status == "done"
+            resumed = await outcome(second.datasets, engine, dataset_id)
+    # The pair's table counts every scored row once, and the disagreements are those of the whole file.
+    (pair,) = resumed.report["agreements"]
+    assert (pair["first"], pair["second"], pair["rows"]) == (
+        VADER_KEY,
+        COMPARED_MODEL,
+        baseline.dataset["rows_scored"],
+    )
+    assert (
+        resumed.report["disagreements"]
+        and resumed.report["disagreements"] == baseline.report["disagreements"]
+    )
+    assert_each_row_once(resumed, baseline)
 
 
 async def test_of_two_services_that_see_the_same_stopped_job_exactly_one_resumes_it(
