@@ -55,7 +55,7 @@ CSV_COLUMNS = (
     "dataset_id",
     "group",
 )
-EXPORT_CHUNK = 2000
+EXPORT_CHUNK = 5000
 
 
 class PredictionList(msgspec.Struct):
@@ -154,10 +154,20 @@ class HistoryService:
         return f"predictions-{self._clock().strftime('%Y%m%dT%H%M%SZ')}.{export_format}"
 
     async def export(self, filters: PredictionFilters, export_format: ExportFormat) -> AsyncIterator[bytes]:
-        """Every matching prediction, encoded a chunk at a time as it is read."""
+        """Every matching prediction stored before the export began (unless `until` says otherwise), encoded a
+        chunk at a time: each chunk a keyset page read on a connection of its own, so nothing is held while
+        the client reads, and a client that goes away leaves nothing open."""
+        if filters.until is None:
+            filters = msgspec.structs.replace(filters, until=self._clock())
         encoder = msgspec.json.Encoder()
         if export_format == "csv":
             yield _csv_bytes([CSV_COLUMNS])
-        async with self._engine.connect() as connection:
-            async for rows in HistoryRepository(connection).stream(filters, EXPORT_CHUNK):
+        position = None
+        while True:
+            async with self._engine.connect() as connection:
+                rows = await HistoryRepository(connection).after(filters, position, EXPORT_CHUNK)
+            if rows:
                 yield _csv_bytes(csv_rows(rows)) if export_format == "csv" else encoder.encode_lines(rows)
+            if len(rows) < EXPORT_CHUNK:
+                return
+            position = position_of(rows[-1], filters.sort)

@@ -1,9 +1,8 @@
 """Stored predictions as people browse and export them: filtered by time, model, label, data set, group,
-fallback and text; read a page at a time (by page number, or after a keyset position) or streamed whole."""
+fallback and text; read a page at a time, by page number or after a keyset position."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -169,11 +168,3 @@ class HistoryRepository:
             conditions.append(_after(filters.sort, position))
         query = _ordered(select(*_COLUMNS).where(*conditions), filters.sort).limit(limit)
         return [_stored(row) for row in await self._connection.execute(query)]
-
-    async def stream(self, filters: PredictionFilters, chunk: int) -> AsyncIterator[list[StoredPrediction]]:
-        """Every matching row in order, `chunk` at a time, from one query read as it goes (a server-side
-        cursor): memory stays the same for a thousand rows or a million."""
-        query = _ordered(select(*_COLUMNS).where(*_conditions(filters)), filters.sort)
-        result = await self._connection.stream(query.execution_options(yield_per=chunk))
-        async for rows in result.partitions(chunk):
-            yield [_stored(row) for row in rows]

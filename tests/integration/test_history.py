@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from uuid_utils.compat import uuid7
@@ -170,3 +171,18 @@ async def test_the_page_keeps_its_filters_in_its_links_and_its_export(client: As
     assert f"/predictions/export.csv?dataset={DATASET}&amp;group=United" in html
     live = (await client.get("/ui/predictions")).text
     assert 'data-total="13"' in live and "tweet 0" not in live
+
+
+async def test_rows_sharing_a_time_are_paged_once_each(database_url: str) -> None:
+    # A data set's chunk is stored with one time for all its rows: the id alone orders them.
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    same = [msgspec.structs.replace(prediction(i, f"tied {i}", DATASET), timestamp=T0) for i in range(9)]
+    async with engine.begin() as connection:
+        await PredictionRepository(connection).add_many(same, store_text=True)
+    await engine.dispose()
+    async with AsyncTestClient(app=create_app(make_settings(database_url))) as client:
+        for sort in ("newest", "oldest"):
+            rows = await every_page(client, dataset=str(DATASET), sort=sort, limit=2)
+            assert sorted(texts(rows)) == sorted(f"tied {i}" for i in range(9)), sort
+        assert (await listing(client, dataset=str(DATASET)))["total"] == 9
