@@ -16,6 +16,15 @@ _SHARED: list[structlog.typing.Processor] = [
 ]
 
 
+class AbandonedGracefulClose(logging.Filter):
+    """SQLAlchemy closes an aiosqlite connection whose query was cancelled (a client that left mid-request)
+    in a shielded task, then gives up on it and closes it by force; asyncio reports the abandoned task as an
+    error when it is collected. Nothing is lost or left open: the line is not a fault to page anyone about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "_terminate_graceful_close" not in record.getMessage()
+
+
 def configure_logging(level: str, json: bool) -> None:
     structlog.configure(
         processors=[
@@ -47,3 +56,6 @@ def configure_logging(level: str, json: bool) -> None:
     # its optional GPU kernels and Triton missing on a CPU machine, and torch deprecates an API torchao calls.
     for name in ("torchao", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    asyncio_log = logging.getLogger("asyncio")
+    if not any(isinstance(f, AbandonedGracefulClose) for f in asyncio_log.filters):
+        asyncio_log.addFilter(AbandonedGracefulClose())
