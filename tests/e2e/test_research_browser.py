@@ -276,7 +276,14 @@ def test_a_data_set_scored_by_two_models_shows_them_side_by_side_with_kappa_and_
     labels = first.locator("span.label").all_inner_texts()
     assert len(labels) == 2 and labels[0] != labels[1]
     watched_page.screenshot("research-model-comparison")
+    report = page.url
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.goto(report)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert all(10 <= size <= 16 for size in page.evaluate(DRAWN_TEXT_PX))
+    watched_page.screenshot("390-ui-datasets-comparison")
 
+    first = page.locator("#dataset-disagreements tbody tr").first
     first.locator("td.text a").click()
     page.wait_for_url(re.compile(r"/ui/predictions\?dataset="))
     assert int(page.locator("[data-total]").get_attribute("data-total") or 0) >= 1
