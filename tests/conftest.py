@@ -196,7 +196,8 @@ class ServerProcess:
             cwd=log_path.parent,
         )
 
-    def wait_healthy(self, timeout_s: float = 60.0) -> None:
+    def wait_healthy(self, timeout_s: float = 60.0, probe: str = "/health") -> None:
+        """Until `probe` answers 200: /health (serving) or /ready (the default model loaded too)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -204,11 +205,12 @@ class ServerProcess:
                     f"server exited with {self.process.returncode}:\n{self.log_path.read_text()}"
                 )
             try:
-                if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.base_url}{probe}", timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
-                time.sleep(0.1)
-        raise TimeoutError(f"server not healthy after {timeout_s} s:\n{self.log_path.read_text()}")
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{probe} not 200 after {timeout_s} s:\n{self.log_path.read_text()}")
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout_s: float = 30.0) -> int:
         if self.process.poll() is None:

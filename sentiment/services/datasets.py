@@ -788,12 +788,18 @@ class DatasetService:
                     for start in starts
                 ]
             top, group_count = await repository.group_counts(dataset_id, TOP_GROUPS)
-            examples = [
-                Example(label, text, confidence, group)
-                for group, label, text, confidence in await repository.examples(
-                    dataset_id, EXAMPLES_PER_LABEL, [name for name, _ in top[:GROUP_TRENDS]], 1
-                )
-            ]
+            # Read once the job is done: a running job's report is polled every second, and the examples scan
+            # the data set's rows.
+            examples = (
+                []
+                if dataset.status in RUNNING
+                else [
+                    Example(label, text, confidence, group)
+                    for group, label, text, confidence in await repository.examples(
+                        dataset_id, EXAMPLES_PER_LABEL, [name for name, _ in top[:GROUP_TRENDS]], 1
+                    )
+                ]
+            )
             group_trends: dict[str, list[TrendPoint]] = {}
             group_width = None
             if span is not None and width is not None and top:

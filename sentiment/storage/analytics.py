@@ -230,28 +230,25 @@ class AnalyticsRepository:
         """The scope's rows: of one data set, or without one live traffic only (a corpus scored in minutes
         would otherwise swamp the live figures); optionally one model, one label, fallback answers or not."""
         p = PredictionRow
-        query = query.where(
-            p.dataset_id == scope.dataset if scope.dataset is not None else p.dataset_id.is_(None)
-        )
-        if scope.model is not None:
-            query = query.where(p.model_used == scope.model)
-        if scope.label is not None:
-            query = query.where(p.sentiment == scope.label)
-        if scope.fallback is not None:
-            query = query.where(p.fallback_used == scope.fallback)
-        return query
+        in_dataset = p.dataset_id == scope.dataset if scope.dataset is not None else p.dataset_id.is_(None)
+        return query.where(in_dataset, *_narrowed(scope, p.model_used, p.sentiment, p.fallback_used))
 
     @staticmethod
     def _filter_rollups(query: AnySelect, scope: Scope) -> AnySelect:
         r = PredictionRollupRow
-        query = query.where(r.dataset_key == (scope.dataset or NO_DATASET))
-        if scope.model is not None:
-            query = query.where(r.model_used == scope.model)
-        if scope.label is not None:
-            query = query.where(r.sentiment == scope.label)
-        if scope.fallback is not None:
-            query = query.where(r.fallback_used == scope.fallback)
-        return query
+        in_dataset = r.dataset_key == (scope.dataset or NO_DATASET)
+        return query.where(in_dataset, *_narrowed(scope, r.model_used, r.sentiment, r.fallback_used))
+
+
+def _narrowed(
+    scope: Scope,
+    model: SQLColumnExpression[str],
+    label: SQLColumnExpression[str],
+    fallback: SQLColumnExpression[bool],
+) -> list[ColumnElement[bool]]:
+    """The scope's model, label and fallback conditions on either table's columns of the same names."""
+    wanted = ((model, scope.model), (label, scope.label), (fallback, scope.fallback))
+    return [column == value for column, value in wanted if value is not None]
 
 
 def _during(span: Range) -> tuple[ColumnElement[bool], ColumnElement[bool]]:

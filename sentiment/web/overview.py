@@ -27,7 +27,8 @@ RANGES: dict[str, tuple[str, timedelta | None]] = {
     "all": ("all time", None),
 }
 FILTERS = ("range", "since", "until", "model", "label", "fallback", "view")
-_FALLBACK = {"true": True, "false": False}
+# A page's fallback filter as its URL writes it (GET /predictions and /analytics read true/false too).
+FALLBACK_CHOICES = {"true": True, "false": False}
 
 
 def _ms(value: float | None) -> str:
@@ -54,7 +55,7 @@ async def overview_values(overview: OverviewService, query: Mapping[str, str]) -
         since = now - span if span else None
     model = kept.get("model") if kept.get("model") in overview.model_keys else None
     label = next((name for name in LABELS if name == kept.get("label")), None)
-    fallback = _FALLBACK.get(kept.get("fallback", ""))
+    fallback = FALLBACK_CHOICES.get(kept.get("fallback", ""))
     view = view_of(kept.get("view"))
     snapshot = await overview.snapshot(
         AnalyticsFilters(since=since, until=until or now, model=model, label=label, fallback=fallback)

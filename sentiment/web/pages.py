@@ -45,7 +45,7 @@ from sentiment.web.guard import (
     throttled,
 )
 from sentiment.web.key_guard import SESSION_KEY, api_keys_of
-from sentiment.web.overview import overview_values
+from sentiment.web.overview import FALLBACK_CHOICES, overview_values
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = bundled_dir("templates")
@@ -176,9 +176,6 @@ def _moment(raw: str | None, name: str) -> datetime | None:
     return parse_moment(raw, name) if raw else None
 
 
-_FALLBACK_CHOICES = {"true": True, "false": False}
-
-
 def history_filters(query: Mapping[str, str]) -> PredictionFilters:
     """The predictions page's filters, named as GET /predictions names them (so its export link can pass them
     on as they are); a value that is not a choice is ignored, a malformed time or data set raises."""
@@ -190,7 +187,7 @@ def history_filters(query: Mapping[str, str]) -> PredictionFilters:
         until=_moment(query.get("until"), "until"),
         dataset=UUID(query["dataset"]) if query.get("dataset") else None,
         group=query.get("group") or None,
-        fallback=_FALLBACK_CHOICES.get(query.get("fallback", "")),
+        fallback=FALLBACK_CHOICES.get(query.get("fallback", "")),
         sort=next((sort for sort in SORTS if sort == query.get("sort")), "newest"),
     )
 

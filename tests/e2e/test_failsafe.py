@@ -28,10 +28,7 @@ def server(tmp_path: Path, start_server: Callable[[dict[str, str]], ServerProces
             "FAILSAFE_CIRCUIT_BREAKER_TIMEOUT": str(OPEN_S),
         }
     )
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{server.base_url}/ready").status_code != 200:
-        assert time.monotonic() < deadline, "model did not load"
-        time.sleep(0.1)
+    server.wait_healthy(probe="/ready")
     return server
 
 

@@ -31,10 +31,7 @@ def server(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> Server
             "SENTIMENT_ALERT_CHECK_SECONDS": "1",
         }
     )
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{server.base_url}/ready").status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.wait_healthy(probe="/ready")
     return server
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import DATA, SST2_MODEL, PageWatch, ServerProcess
+from tests.conftest import SST2_MODEL, PageWatch, ServerProcess
+from tests.integration.test_datasets import AIRLINE, AIRLINE_COLUMNS
 from tests.seeding import seed_month
 
 pytestmark = pytest.mark.browser
-AIRLINE = DATA / "airline_tweets.csv"
 ADMIN = {"authorization": "Bearer research-token"}
 WIDTHS = (390, 1366)
 
@@ -47,10 +47,7 @@ def server(tmp_path: Path, start_server: Callable[..., ServerProcess]) -> Server
             "SENTIMENT_ALERT_CHECK_SECONDS": "1",
         }
     )
-    deadline = time.monotonic() + 60
-    while httpx.get(f"{server.base_url}/ready").status_code != 200:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    server.wait_healthy(probe="/ready")
     return server
 
 
@@ -60,13 +57,7 @@ def upload_airline(base: str) -> str:
         answer = httpx.post(
             f"{base}/datasets",
             files={"file": ("airline_tweets.csv", file, "text/csv")},
-            data={
-                "text_column": "text",
-                "time_column": "tweet_created",
-                "group_column": "airline",
-                "gold_column": "airline_sentiment",
-                "model": "vader",
-            },
+            data={**AIRLINE_COLUMNS, "model": "vader"},
             timeout=60,
         )
     assert answer.status_code == 202, answer.text
