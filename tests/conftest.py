@@ -286,6 +286,13 @@ class PageWatch:
         if url.scheme in {"http", "https", "ws", "wss"} and url.host not in {"127.0.0.1", "localhost"}:
             self.foreign_requests.append(str(url))
 
+    def log_in(self, base_url: str, token: str) -> None:
+        """Through the login form, which lands on the alerts page when no page asked for the login."""
+        self.page.goto(f"{base_url}/ui/login")  # type: ignore[attr-defined]
+        self.page.fill("#token", token)  # type: ignore[attr-defined]
+        self.page.click("button[type=submit]")  # type: ignore[attr-defined]
+        self.page.wait_for_url(f"{base_url}/ui/alerts")  # type: ignore[attr-defined]
+
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"

@@ -107,10 +107,7 @@ def test_alert_walks_through_its_life_from_breaker_opening_to_resolved(
     server: ServerProcess, watched_page: PageWatch
 ) -> None:
     base, page = server.base_url, watched_page.page
-    page.goto(f"{base}/ui/login")
-    page.fill("#token", "browser-token")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/ui/alerts")
+    watched_page.log_in(base, "browser-token")
 
     httpx.post(f"{base}/failsafe/faults", json={"model": "minilm-sst2", "mode": "fail"}, headers=ADMIN)
     for i in range(3):

@@ -159,10 +159,7 @@ def test_an_admin_closes_an_open_breaker_from_its_alert(
     server: ServerProcess, watched_page: PageWatch
 ) -> None:
     base, page = server.base_url, watched_page.page
-    page.goto(f"{base}/ui/login")
-    page.fill("#token", "research-token")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/ui/alerts")
+    watched_page.log_in(base, "research-token")
     httpx.post(f"{base}/failsafe/faults", json={"model": "minilm-sst2", "mode": "fail"}, headers=ADMIN)
     for i in range(3):
         assert httpx.post(f"{base}/predict", json={"text": f"failing {i}"}).json()["fallback_used"]
@@ -194,10 +191,7 @@ def test_no_page_scrolls_sideways_on_a_phone_and_chart_text_stays_10_to_16_px(
     dataset = upload_airline(base)
     httpx.post(f"{base}/predict", json={"text": "a live one, so the minutes chart has a point"})
     # As an admin: the pages then carry their admin controls too (actions, delete and reset buttons).
-    page.goto(f"{base}/ui/login")
-    page.fill("#token", "research-token")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/ui/alerts")
+    watched_page.log_in(base, "research-token")
     pages = [
         "/ui?range=all",
         "/ui?range=all&view=share",

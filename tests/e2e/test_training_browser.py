@@ -46,10 +46,7 @@ def test_an_admin_trains_a_model_from_a_data_set_page_and_it_serves(
 
     page.goto(f"{base}/ui/datasets/{dataset}")
     page.locator("#training").get_by_text("Log in as an admin to train a model.").wait_for()
-    page.goto(f"{base}/ui/login")
-    page.fill("#token", TOKEN)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    watched_page.log_in(base, TOKEN)
     page.goto(f"{base}/ui/datasets/{dataset}")
 
     # A first run, cancelled while it trains.
