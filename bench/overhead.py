@@ -6,8 +6,9 @@ load generator's noise does not count), with VADER and the answer cache off.
 
 (1) single-text POST /predict from `--clients` clients; (2) 256-text POST /predict/batch from 2 clients;
 (3) the bare VADER backend on the same texts in this process, for the share that is VADER's own. Every
-answered row is stored before the CPU is read, so the storage writes count. `--profile` runs the service
-under cProfile and prints its top functions by own time.
+answered row is stored before the CPU is read, so the storage writes count. `--profile` samples the service
+with py-spy (`pip install py-spy`) during (1) and (2) and prints, per phase, the functions with the most samples
+of their own and the frames with the most samples under them.
 Writes bench/results/overhead-*.json.
 """
 
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +61,40 @@ def measured(
     }
 
 
+def sampled(service: Process, phase: str, run):  # type: ignore[no-untyped-def]
+    """Run `run()` with py-spy sampling the service; print where its samples fell."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    stacks = Path(tempfile.mkdtemp(prefix="overhead-spy-")) / f"{phase}.txt"
+    command = [spy, "record", "--format", "raw", "--rate", "250", "--gil", "-o", str(stacks)]
+    recorder = subprocess.Popen([*command, "--pid", str(service.process.pid)], stdout=subprocess.DEVNULL)
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        return run()
+    finally:
+        recorder.send_signal(2)
+        recorder.wait(30)
+        print_profile(phase, stacks)
+
+
+def print_profile(phase: str, stacks: Path, top: int = 25) -> None:
+    own: collections.Counter[str] = collections.Counter()
+    under: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in stacks.read_text().splitlines():
+        frames, _, count = line.rpartition(" ")
+        names = [frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in frames.split(";")]
+        total += int(count)
+        own[names[-1]] += int(count)
+        for name in set(names):
+            under[name] += int(count)
+    print(f"--- {phase}: {total} samples; own time")
+    for name, count in own.most_common(top):
+        print(f"{count / total:6.1%}  {name}")
+    print(f"--- {phase}: time under")
+    for name, count in under.most_common(top * 2):
+        print(f"{count / total:6.1%}  {name}")
+
+
 def bare_vader_us(texts: list[str]) -> float:
     from sentiment.inference.vader import VaderBackend
 
@@ -87,12 +125,8 @@ def main() -> None:
         "PRELOAD_MODEL": "vader",
         "DATABASE_URL": database,
     }
-    profile = Path(tempfile.mkdtemp(prefix="overhead-profile-")) / "service.prof"
-    command = [sys.executable, "-m", "sentiment", "serve"]
-    if args.profile:
-        command = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "sentiment", "serve"]
     port = free_port()
-    service = Process([*command, "--port", str(port)], env, port, "/ready")
+    service = Process([sys.executable, "-m", "sentiment", "serve", "--port", str(port)], env, port, "/ready")
     singles = [("/predict", {"text": f"{texts[i % len(texts)]} #{i}"}, 1) for i in range(args.requests)]
     batches = [
         (
@@ -102,13 +136,16 @@ def main() -> None:
         )
         for i in range(args.batches)
     ]
+    def phase(run, name: str):  # type: ignore[no-untyped-def]
+        return sampled(service, name, run) if args.profile else run()
+
     try:
         measured(service, port, args.clients, singles[:500])  # warm-up
         print(f"(1) {args.requests} single-text /predict, {args.clients} clients ...", flush=True)
-        single = measured(service, port, args.clients, singles)
+        single = phase(lambda: measured(service, port, args.clients, singles), "single")
         print(f"    server CPU {single['cpu_ms_per_request']:.3f} ms per request", flush=True)
         print(f"(2) {args.batches} x {BATCH}-text /predict/batch, 2 clients ...", flush=True)
-        batch = measured(service, port, 2, batches)
+        batch = phase(lambda: measured(service, port, 2, batches), "batch")
         print(f"    server CPU {batch['cpu_us_per_text']:.1f} us per text", flush=True)
     finally:
         service.stop()
@@ -124,10 +161,6 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"written {out.relative_to(ROOT)}")
-    if args.profile:
-        import pstats
-
-        pstats.Stats(str(profile)).sort_stats("tottime").print_stats(40)
 
 
 if __name__ == "__main__":
