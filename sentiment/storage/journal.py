@@ -68,6 +68,7 @@ class JournalBatch:
     bytes: int
     inherited: bool
     lost_rows: int = 0  # past a record the disk damaged: counted as gone, logged
+    end_of_journal: bool = False  # it holds every durable row there was when it was read
 
 
 class Journal:
@@ -237,7 +238,8 @@ class Journal:
                     rows.extend(self._decoder.decode(payload))
                     offset += RECORD_HEADER.size + length
             size = offset - position.offset
-            return JournalBatch(rows, Position(segment.number, offset), size, segment.inherited, lost)
+            at_end = offset >= end and segment is self._segments[-1]
+            return JournalBatch(rows, Position(segment.number, offset), size, segment.inherited, lost, at_end)
         return None
 
     def advance(self, batch: JournalBatch) -> None:

@@ -137,11 +137,7 @@ class PredictionWriter:
                     return
                 self._journal.arrived.clear()
                 await self._journal.arrived.wait()
-                # Let a batch gather instead of inserting each
-                # request's rows on their own; closing cuts it short.
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(self._settings.flush_interval_s):
-                        await self._closing.wait()
+                await self._let_a_batch_gather()
                 continue
             rows = batch.rows
             # Rows a dead process wrote, or a batch whose commit may have landed before an error, may already
@@ -156,6 +152,16 @@ class PredictionWriter:
             self.dropped += batch.lost_rows
             async with self._progress:
                 self._progress.notify_all()
+            if batch.end_of_journal:
+                # Caught up: under steady traffic the next rows gather for one insert instead of a
+                # transaction every few requests.
+                await self._let_a_batch_gather()
+
+    async def _let_a_batch_gather(self) -> None:
+        """Wait `flush_interval_s` before the next insert; closing cuts it short."""
+        with suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.flush_interval_s):
+                await self._closing.wait()
 
     async def _settle(self, rows: list[Prediction]) -> bool:
         """Insert the rows; False when the database is away (the batch is tried again)."""

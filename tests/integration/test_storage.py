@@ -528,3 +528,30 @@ async def test_writes_that_fail_while_the_database_answers_are_said_and_alerted_
         stored = {str(i) for i in (await connection.scalars(select(PredictionRow.id))).all()}
     await engine.dispose()
     assert stored == set(answered)
+
+
+async def test_under_steady_traffic_rows_gather_into_a_few_inserts_not_one_per_request(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine(database_url)
+    inserts: list[int] = []
+    add_many = PredictionRepository.add_many
+
+    async def counted(self: PredictionRepository, rows: list[Prediction], store_text: bool) -> None:
+        inserts.append(len(rows))
+        await add_many(self, rows, store_text)
+
+    monkeypatch.setattr(PredictionRepository, "add_many", counted)
+    writer = PredictionWriter(engine, WriterSettings(flush_interval_s=0.3, journal_dir=str(tmp_path)), True)
+    writer.start()
+    for i in range(20):  # a request every 20 ms for 0.4 s
+        await store(writer, [answered(f"request {i}")])
+        await asyncio.sleep(0.02)
+    assert await writer.flush(10)
+    await writer.close()
+    async with engine.connect() as connection:
+        assert await PredictionRepository(connection).count() == 20
+    await engine.dispose()
+    # The first row after an idle spell waits 0.3 s for company; once caught up, the writer waits again.
+    assert sum(inserts) == 20 and len(inserts) <= 3, inserts
