@@ -61,7 +61,7 @@ from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.guard import ADMIN_TOKEN, ADMIN_TOKEN_SCHEME
 from sentiment.web.key_guard import require_api_key, scores_text
-from sentiment.web.observability import PROMETHEUS, RequestContextMiddleware, metrics
+from sentiment.web.observability import RequestContextMiddleware, metrics
 from sentiment.web.rate_limit import AddressRateLimit
 from sentiment.web.sessions import PageSessionConfig
 
@@ -233,9 +233,8 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[
-            RequestContextMiddleware(),
-            CancelWhenClientGoes(),
-            PROMETHEUS.middleware,
+            RequestContextMiddleware,
+            CancelWhenClientGoes,
             session_config(settings).middleware,
             *([rate_limit(settings.rate_limit, settings.max_batch_size)] if settings.rate_limit else []),
         ],

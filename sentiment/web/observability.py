@@ -1,22 +1,21 @@
 """What every HTTP exchange gets: a request id bound to its log lines, one access-log event, security headers,
-and the Prometheus scrape (HTTP metrics from Litestar's middleware plus the service's own state)."""
+HTTP metrics; and the Prometheus scrape (those metrics, the models' and the service's own state)."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import secrets
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import cache
+from typing import NamedTuple
 
 import structlog
 from litestar import Response, get
-from litestar.datastructures import MutableScopeHeaders
 from litestar.di import NamedDependency
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-from litestar.plugins.prometheus import PrometheusConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -25,6 +24,9 @@ from sentiment.services.system import SystemService
 log = structlog.get_logger("sentiment.http")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# A new request id: this process's random half, then a count; unique without a system call per request.
+_ID_PREFIX = secrets.token_hex(8)
+_ID_COUNT = itertools.count()
 
 # No inline script or style anywhere: pages, htmx and /docs load theirs from /static.
 SECURITY_HEADERS = {
@@ -36,25 +38,60 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "x-frame-options": "DENY",
 }
+_ENCODED_SECURITY_HEADERS = [(name.encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
-PROMETHEUS = PrometheusConfig(
-    app_name="sentiment",
-    prefix="sentiment",
-    group_path=True,
-    exclude_unhandled_paths=True,
-    exclude=["^/metrics$"],
+APP_NAME = "sentiment"
+_HTTP_LABELS = ["method", "path", "status_code", "app_name"]
+REQUESTS = Counter("sentiment_requests_total", "Total requests", _HTTP_LABELS)
+ERRORS = Counter("sentiment_requests_error_total", "Total errors in requests", _HTTP_LABELS)
+DURATION = Histogram("sentiment_request_duration_seconds", "Request duration, in seconds", _HTTP_LABELS)
+IN_PROGRESS = Gauge(
+    "sentiment_requests_in_progress",
+    "Total requests currently in progress",
+    _HTTP_LABELS,
+    multiprocess_mode="livesum",
 )
+UNMEASURED_PATHS = frozenset({"/metrics"})
 
 
-class RequestContextMiddleware(ASGIMiddleware):
-    """Binds a request id (the caller's `x-request-id` when it is sane, else a new one) to every log line of
-    the request, echoes it in the response, adds the security headers, and logs one `http_request` event."""
+class _RouteMetrics(NamedTuple):
+    requests: Counter
+    errors: Counter | None
+    duration: Histogram
 
-    scopes = (ScopeType.HTTP,)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        supplied = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = supplied if _SAFE_REQUEST_ID.match(supplied) else uuid.uuid4().hex
+@cache
+def _in_progress(method: str, route: str) -> Gauge:
+    return IN_PROGRESS.labels(method, route, "200", APP_NAME)
+
+
+@cache
+def _route_metrics(method: str, route: str, status: int) -> _RouteMetrics:
+    """One route's metric children, looked up once: `labels()` on every request costs more than the count."""
+    values = (method, route, str(status), APP_NAME)
+    errors = ERRORS.labels(*values) if status >= 500 else None
+    return _RouteMetrics(REQUESTS.labels(*values), errors, DURATION.labels(*values))
+
+
+class RequestContextMiddleware:
+    """For every routed HTTP exchange: a request id (the caller's `x-request-id` when it is sane, else a new
+    one) bound to its log lines and echoed in the response, the security headers, one `http_request` event,
+    and the HTTP metrics by route template (requests, errors, durations, in progress). One plain ASGI layer
+    with one send wrapper: this runs on every request, so it costs a few microseconds, not a Litestar
+    middleware stack of its own."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        request_id = _request_id(scope["headers"])
+        method = str(scope.get("method", "GET"))
+        template: str | None = scope.get("path_template")  # routed requests only: a bounded set of labels
+        route = template or scope["path"]
+        measured = template is not None and template not in UNMEASURED_PATHS
         started = time.perf_counter()
         status: int | None = None
         failed = False
@@ -63,28 +100,46 @@ class RequestContextMiddleware(ASGIMiddleware):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableScopeHeaders.from_message(message)
-                headers["x-request-id"] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = list(message.get("headers") or ())
+                present = {name.lower() for name, _ in headers}
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(pair for pair in _ENCODED_SECURITY_HEADERS if pair[0] not in present)
+                message = {**message, "headers": headers}
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await next_app(scope, receive, send_with_headers)
-            except BaseException:
-                failed = True
-                raise
-            finally:
-                # No answer and no error: the client left first (nginx's 499, "client closed request").
-                status = status if status is not None else 500 if failed else 499
-                log.info(
-                    "http_request",
-                    method=scope.get("method"),
-                    route=scope.get("path_template", scope["path"]),
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                )
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        in_progress = _in_progress(method, route) if measured else None
+        if in_progress is not None:
+            in_progress.inc()
+        try:
+            await self._app(scope, receive, send_with_headers)
+        except BaseException:
+            failed = True
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            # No answer and no error: the client left first (nginx's 499, "client closed request").
+            status = status if status is not None else 500 if failed else 499
+            if in_progress is not None:
+                in_progress.dec()
+                metrics = _route_metrics(method, route, status)
+                metrics.requests.inc()
+                metrics.duration.observe(seconds)
+                if metrics.errors is not None:
+                    metrics.errors.inc()
+            duration_ms = round(seconds * 1000, 3)
+            log.info("http_request", method=method, route=route, status=status, duration_ms=duration_ms)
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            supplied = value.decode("latin-1")
+            if _SAFE_REQUEST_ID.match(supplied):
+                return supplied
+            break
+    return f"{_ID_PREFIX}{next(_ID_COUNT):016x}"
 
 
 class ServiceCollector(Collector):
