@@ -147,13 +147,18 @@ class BatchQueue:
         call_timeout_s: float | None,
         on_outcome: Callable[[CallOutcome], None] = lambda _: None,
         before_call: Callable[[], None] = lambda: None,
+        inline_chars: int = 0,
     ) -> None:
+        """`inline_chars`: live work of at most this many characters runs on the event loop when the queue is
+        idle, for a model whose call on that much text costs less than handing it to a thread (VADER: tens of
+        microseconds a short text, against a thread wake-up, a GIL hand-off and a loop wake-up)."""
         self.name = name
         self.policy = policy
         self._backend: Backend = backend
         self._call_timeout_s = call_timeout_s
         self._on_outcome = on_outcome
         self._before_call = before_call
+        self._inline_chars = inline_chars
         self._items: deque[_Item] = deque()
         self._bulk: deque[_Item] = deque()
         self._live_calls_in_a_row = 0
@@ -169,10 +174,19 @@ class BatchQueue:
         return len(self._items) + len(self._bulk)
 
     async def submit(
-        self, texts: Sequence[str], trial: bool = False, timeout_s: float | None = None, bulk: bool = False
+        self,
+        texts: Sequence[str],
+        trial: bool = False,
+        timeout_s: float | None = None,
+        bulk: bool = False,
+        may_run_inline: bool = True,
     ) -> TimedResult:
         """Queue the texts (in the bulk lane when `bulk`), wait for all their results (raises QueueFull at
-        once when there is no room)."""
+        once when there is no room). Small live work on an idle queue is answered at once, on the loop (see
+        `inline_chars`), unless the caller says it may not (an injected fault must hang the worker, never the
+        loop)."""
+        if may_run_inline and not bulk and self._fits_inline(texts):
+            return self._answer_inline(texts, trial)
         if self.depth + len(texts) > self.policy.max_queue:
             raise QueueFull(self.name)
         request = _Request(texts, trial, asyncio.get_running_loop().create_future())
@@ -191,6 +205,33 @@ class BatchQueue:
         except asyncio.CancelledError:
             request.future.cancel()
             raise
+
+    def _fits_inline(self, texts: Sequence[str]) -> bool:
+        if self.depth or self._calling or len(texts) > self._inline_chars:
+            return False
+        return sum(map(len, texts)) <= self._inline_chars
+
+    def _answer_inline(self, texts: Sequence[str], trial: bool) -> TimedResult:
+        started = time.perf_counter()
+        try:
+            scored = self._backend.predict(texts)
+        except Exception as error:
+            reason = self._failed(error, len(texts), time.perf_counter() - started, trial)
+            raise ModelCallFailed(reason) from error
+        seconds = time.perf_counter() - started
+        self._on_outcome(CallOutcome(True, trial, len(texts), seconds))
+        return TimedResult(scored, 0.0, seconds * 1000)
+
+    def _failed(self, error: Exception, size: int, seconds: float, trial: bool) -> str:
+        """Log and report a failed call; its reason, for its callers."""
+        reason = (
+            f"no forward pass finished within {self._call_timeout_s:g} s"
+            if isinstance(error, TimeoutError)
+            else f"{type(error).__name__}: {error}"
+        )
+        log.warning("model_call_failed", model=self.name, batch_size=size, error=reason)
+        self._on_outcome(CallOutcome(False, trial, size, seconds, reason))
+        return reason
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until every queued text has been answered (True) or the timeout passed (False)."""
@@ -283,17 +324,10 @@ class BatchQueue:
             work = asyncio.get_running_loop().run_in_executor(self._executor, forward)
             scored = await self._while_alive(work, progress)
         except Exception as error:  # noqa: BLE001 - any model failure is a verdict for the breaker, not a crash
-            seconds = time.perf_counter() - started
-            reason = (
-                f"no forward pass finished within {self._call_timeout_s:g} s"
-                if isinstance(error, TimeoutError)
-                else f"{type(error).__name__}: {error}"
-            )
-            log.warning("model_call_failed", model=self.name, batch_size=len(batch), error=reason)
+            reason = self._failed(error, len(batch), time.perf_counter() - started, trial)
             for request in requests:
                 if not request.future.done():
                     request.future.set_exception(ModelCallFailed(reason))
-            self._on_outcome(CallOutcome(False, trial, len(batch), seconds, reason))
             return
         seconds = time.perf_counter() - started
         for request in requests:

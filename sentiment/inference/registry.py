@@ -34,6 +34,9 @@ OutcomeHook = Callable[[str, CallOutcome], None]
 # few ms for ordinary long text. Texts over LONG_TEXT_CHARS go to a lane of their own, one per call.
 VADER_POLICY = BatchPolicy(max_batch_size=256, max_batch_tokens=1 << 30, max_wait_s=0.0, max_queue=1 << 16)
 LONG_TEXT_CHARS = 1000
+# VADER answers this much text (a tweet or a few) in well under a millisecond: on an idle queue it runs on the
+# event loop, where a thread hand-off would cost more than the scoring (bench/overhead.py).
+VADER_INLINE_CHARS = 1000
 LONG_VADER_POLICY = BatchPolicy(max_batch_size=1, max_wait_s=0.0, max_queue=1 << 12)
 UNLOAD_DRAIN_S = 30.0
 
@@ -192,7 +195,7 @@ class ModelEntry:
             raise ModelNotLoaded(self.key)
         long = [len(text) > LONG_TEXT_CHARS for text in texts]
         if self.long_lane is None or not any(long):
-            return await self.queue.submit(texts, trial, timeout_s, bulk)
+            return await self.queue.submit(texts, trial, timeout_s, bulk, may_run_inline=self.fault is None)
         if all(long):
             return await self.long_lane.submit(texts, trial, timeout_s, bulk)
         shorts_in = [text for text, is_long in zip(texts, long, strict=True) if not is_long]
@@ -235,7 +238,7 @@ class ModelRegistry:
         self._entries[default_key].wanted = True
         self.vader = self._entries[VADER_KEY]
         vader = loader(self.vader.spec)
-        self._attach(self.vader, vader, VADER_POLICY, None)
+        self._attach(self.vader, vader, VADER_POLICY, None, inline_chars=VADER_INLINE_CHARS)
         self.vader.long_lane = BatchQueue(
             f"{VADER_KEY}-long",
             vader,
@@ -347,7 +350,12 @@ class ModelRegistry:
         return entry
 
     def _attach(
-        self, entry: ModelEntry, backend: Backend, policy: BatchPolicy, timeout_s: float | None
+        self,
+        entry: ModelEntry,
+        backend: Backend,
+        policy: BatchPolicy,
+        timeout_s: float | None,
+        inline_chars: int = 0,
     ) -> None:
         entry.labels = backend.labels
         entry.execution_path = backend.execution_path
@@ -362,6 +370,7 @@ class ModelRegistry:
             backend.call_timeout_s or timeout_s,
             on_outcome=lambda outcome: self._on_outcome(entry.key, outcome),
             before_call=entry.apply_fault,
+            inline_chars=inline_chars,
         )
 
     async def close(self) -> None:

@@ -194,3 +194,47 @@ async def test_timing_splits_queue_wait_from_inference(backend: RecordingBackend
     await queue.close()
     assert ran.inference_ms >= 140 and ran.queue_ms < 50
     assert waited.queue_ms >= 90 and waited.inference_ms < 50
+
+
+class ThreadRecordingBackend(RecordingBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def predict(self, texts: Sequence[str]) -> list[Scored]:
+        self.threads.append(threading.current_thread().name)
+        return super().predict(texts)
+
+
+async def test_small_live_work_on_an_idle_queue_is_answered_on_the_loop_and_the_rest_on_the_worker() -> None:
+    backend = ThreadRecordingBackend()
+    outcomes: list[CallOutcome] = []
+    queue = BatchQueue("m", backend, POLICY, None, on_outcome=outcomes.append, inline_chars=10)
+    loop_thread = threading.current_thread().name
+    small = await queue.submit(["tiny", "text"])
+    assert [s.confidence for s in small.scored] == [4.0, 4.0] and small.queue_ms == 0.0
+    await queue.submit(["longer than ten"])  # too much text
+    await queue.submit(["tiny"], bulk=True)  # bulk work always queues
+    await queue.submit(["tiny"], may_run_inline=False)  # an injected fault must hang the worker, not the loop
+    backend.gate.clear()
+    busy = asyncio.create_task(queue.submit(["busy"], may_run_inline=False))
+    await asyncio.sleep(0.05)
+    behind = asyncio.create_task(queue.submit(["tiny"]))  # never ahead of work already queued or running
+    await asyncio.sleep(0.01)
+    backend.gate.set()
+    await asyncio.gather(busy, behind)
+    backend.fail = True
+    with pytest.raises(ModelCallFailed, match="boom"):
+        await queue.submit(["tiny"])
+    await queue.close()
+    assert backend.threads[0] == loop_thread and backend.threads[-1] == loop_thread
+    assert all(name.startswith("model-m") for name in backend.threads[1:-1]) and len(backend.threads) == 7
+    assert [(o.ok, o.size) for o in outcomes] == [
+        (True, 2),
+        (True, 1),
+        (True, 1),
+        (True, 1),
+        (True, 1),
+        (True, 1),
+        (False, 1),
+    ]
