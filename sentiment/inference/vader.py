@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer, SentiText
 
 from sentiment.core.domain import Label, Scored
 from sentiment.inference.backend import BaseBackend
@@ -27,15 +27,53 @@ def scored_from_vader(polarity: dict[str, float]) -> Scored:
     return Scored(label=label, confidence=confidence, scores=scores)
 
 
+# Words that can change a valence in vaderSentiment's negation check (with any word containing "n't"): its
+# negations, and the "never so"/"without doubt" patterns. A window without one is left as it is.
+_NEGATION_TRIGGERS = frozenset(NEGATE) | {"never", "without", "so", "this"}
+
+
 class LinearVader(SentimentIntensityAnalyzer):
-    """VADER with the same answers in linear time. vaderSentiment lowercases the whole text's word list again
-    for every sentiment-laden word it checks for negations and idioms, so its cost grows with the square of
-    the words: a 10,000-character run of emoji (each one a few words) took 40 s and held up every request
-    behind it. The checks only look three words back and two ahead: they are given those words alone."""
+    """VADER with the same answers in linear time, and less of it. vaderSentiment lowercases the whole text's
+    word list again for every sentiment-laden word it checks for negations and idioms, so its cost grows with
+    the square of the words: a 10,000-character run of emoji (each one a few words) took 40 s and held up
+    every request behind it. The checks only look three words back and two ahead: they are given those words
+    alone, and the negation check only when one of those words could change the answer. A text without emoji
+    skips vaderSentiment's character-by-character search for them (a fifth of its time on a tweet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The emoji search looks at one character at a time: only single-character entries can match.
+        self._emoji_characters = frozenset(emoji for emoji in self.emojis if len(emoji) == 1)
+
+    def polarity_scores(self, text: str) -> dict[str, float]:
+        if not self._emoji_characters.isdisjoint(text):
+            return super().polarity_scores(text)
+        # From here on vaderSentiment's own polarity_scores, unchanged, on the text its search would return.
+        text = text.strip()
+        sentitext = SentiText(text)
+        sentiments: list[float] = []
+        words_and_emoticons = sentitext.words_and_emoticons
+        for i, item in enumerate(words_and_emoticons):
+            if item.lower() in BOOSTER_DICT:
+                sentiments.append(0)
+                continue
+            if (
+                i < len(words_and_emoticons) - 1
+                and item.lower() == "kind"
+                and words_and_emoticons[i + 1].lower() == "of"
+            ):
+                sentiments.append(0)
+                continue
+            sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
+        sentiments = self._but_check(words_and_emoticons, sentiments)
+        return self.score_valence(sentiments, text)
 
     @staticmethod
     def _negation_check(valence: float, words_and_emoticons: list[str], start_i: int, i: int) -> float:
         low = max(0, i - 3)
+        preceding = [word.lower() for word in words_and_emoticons[low:i]]
+        if _NEGATION_TRIGGERS.isdisjoint(preceding) and not any("n't" in word for word in preceding):
+            return valence
         return SentimentIntensityAnalyzer._negation_check(
             valence, words_and_emoticons[low : i + 1], start_i, i - low
         )
