@@ -4,6 +4,7 @@ batching queue (or VADER) -> predictions -> the writer."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
@@ -119,8 +120,9 @@ class PredictionService:
         fallback_texts = sum(prediction.fallback_used for prediction in predictions)
         entry.stats.record_request(len(predictions), total_ms, fallback_texts)
         self._recent.record(entry.key, len(predictions), fallback_texts, total_ms)
-        for prediction in predictions:
-            PREDICTIONS.labels(model=prediction.model_used, label=prediction.sentiment).inc()
+        # Counted per model and label, then added: one metric update each, not one per text.
+        for (model_used, label), count in Counter((p.model_used, p.sentiment) for p in predictions).items():
+            PREDICTIONS.labels(model=model_used, label=label).inc(count)
         queue_ms = max((answer.queue_ms for answer, _ in answers), default=0.0)
         inference_ms = max((answer.inference_ms for answer, _ in answers), default=0.0)
         return PredictionBatch(predictions, entry.key, queue_ms, inference_ms, total_ms)

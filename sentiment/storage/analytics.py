@@ -89,9 +89,13 @@ class RollupRepository:
         """Count `predictions` into their hours, one upsert for the batch. Call it in the transaction that
         inserts them."""
         totals: dict[tuple[datetime, str, str, bool, UUID], _RollupSums] = {}
+        hours: dict[datetime, datetime] = {}  # a request's rows share one time
         for p in predictions:
+            hour = hours.get(p.timestamp)
+            if hour is None:
+                hour = hours[p.timestamp] = floor_to(p.timestamp, "hour")
             key = (
-                floor_to(p.timestamp, "hour"),
+                hour,
                 p.model_used,
                 p.sentiment,
                 p.fallback_used,
