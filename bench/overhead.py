@@ -6,9 +6,9 @@ load generator's noise does not count), with VADER and the answer cache off.
 
 (1) single-text POST /predict from `--clients` clients; (2) 256-text POST /predict/batch from 2 clients;
 (3) the bare VADER backend on the same texts in this process, for the share that is VADER's own. Every
-answered row is stored before the CPU is read, so the storage writes count. `--profile` samples the service
-with py-spy (`pip install py-spy`) during (1) and (2) and prints, per phase, the functions with the most samples
-of their own and the frames with the most samples under them.
+answered row is stored before the CPU is read, so the storage writes count. `--profile` samples the
+service with py-spy (`pip install py-spy`) during (1) and (2) and prints, per phase, the functions with the
+most samples of their own and the frames with the most samples under them.
 Writes bench/results/overhead-*.json.
 """
 
@@ -82,7 +82,9 @@ def print_profile(phase: str, stacks: Path, top: int = 25) -> None:
     total = 0
     for line in stacks.read_text().splitlines():
         frames, _, count = line.rpartition(" ")
-        names = [frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in frames.split(";")]
+        names = [
+            frame.split(" (")[0] + " " + frame.rsplit("/", 1)[-1].rstrip(")") for frame in frames.split(";")
+        ]
         total += int(count)
         own[names[-1]] += int(count)
         for name in set(names):
@@ -136,6 +138,7 @@ def main() -> None:
         )
         for i in range(args.batches)
     ]
+
     def phase(run, name: str):  # type: ignore[no-untyped-def]
         return sampled(service, name, run) if args.profile else run()
 

@@ -105,7 +105,7 @@ def test_linear_vader_looks_at_a_few_words_around_each_word_not_the_whole_text(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Why it is linear: the checks vaderSentiment runs for every sentiment-laden word see at most six words
-    (three back, two ahead), whatever the length of the text; 5,000 negated emoji are 20,000 words, thousands of checks."""
+    (three back, two ahead), whatever the length of the text: 5,000 negated emoji are 20,000 words."""
     seen: list[int] = []
     for name in ("_negation_check", "_special_idioms_check"):
         check = getattr(SentimentIntensityAnalyzer, name)
