@@ -63,7 +63,7 @@ from sentiment.web.guard import ADMIN_TOKEN, ADMIN_TOKEN_SCHEME
 from sentiment.web.key_guard import require_api_key, scores_text
 from sentiment.web.observability import RequestContextMiddleware, metrics
 from sentiment.web.rate_limit import AddressRateLimit
-from sentiment.web.sessions import PageSessionConfig
+from sentiment.web.sessions import PageSessionConfig, SessionsWhereNeeded
 
 # The most a shutdown step that only tidies up (alerts, key usage, background tasks) may take.
 STEP_S = 2.0
@@ -228,14 +228,15 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             *keys_api.ROUTES,
             metrics,
         ],
-        guards=[require_api_key],  # only where SENTIMENT_API_KEYS=on, and never on probes, scrape or pages
+        # Only with SENTIMENT_API_KEYS=on (never on probes, scrape or pages): each guard costs every request.
+        guards=[require_api_key] if settings.api_keys else [],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[
             RequestContextMiddleware,
             CancelWhenClientGoes,
-            session_config(settings).middleware,
+            DefineMiddleware(SessionsWhereNeeded, config=session_config(settings)),
             *([rate_limit(settings.rate_limit, settings.max_batch_size)] if settings.rate_limit else []),
         ],
         stores={"sessions": sessions},

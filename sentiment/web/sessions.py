@@ -5,7 +5,8 @@ only a random id. Litestar's server-side backend, narrowed where a page session 
 - an id the store does not know is never adopted: a cookie planted on a browser cannot fix its session id;
 - a session the handler cleared (login, logout) loses its id and row: login then starts under a new id;
 - an unchanged session is not written back: its expiry is renewed by an update on read, so a session that a
-  logout ended meanwhile, on any replica, is not brought back by a request already in flight."""
+  logout ended meanwhile, on any replica, is not brought back by a request already in flight;
+- a request that brings no cookie and is not a page (an API client's) skips the middleware altogether."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
-from litestar.types import Empty, Message, ScopeSession
+from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
 from litestar.utils.dataclass import extract_dataclass_items
+
+from sentiment.web.key_guard import PAGE_PATHS
 
 
 class StoredSession(dict[str, Any]):
@@ -87,3 +90,23 @@ class PageSessionBackend(ServerSideSessionBackend):
 
 class PageSessionConfig(ServerSideSessionConfig):
     _backend_class = PageSessionBackend
+
+
+class SessionsWhereNeeded:
+    """The session middleware for the requests that can have a session: those that bring a cookie, and pages
+    (which start one, for a CSRF token or a login). An API call without a cookie has none before and none
+    after: it skips the cookie parsing and the send wrapper, on every request."""
+
+    def __init__(self, app: ASGIApp, config: PageSessionConfig) -> None:
+        self._app = app
+        self._with_sessions = config.middleware(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not PAGE_PATHS.match(scope["path"]) and not _has_cookie(scope):
+            await self._app(scope, receive, send)
+        else:
+            await self._with_sessions(scope, receive, send)
+
+
+def _has_cookie(scope: Scope) -> bool:
+    return any(name == b"cookie" for name, _ in scope["headers"])
