@@ -48,19 +48,19 @@ class LinearVader(SentimentIntensityAnalyzer):
     def polarity_scores(self, text: str) -> dict[str, float]:
         if not self._emoji_characters.isdisjoint(text):
             return super().polarity_scores(text)
-        # From here on vaderSentiment's own polarity_scores, unchanged, on the text its search would return.
+        # From here on vaderSentiment's own polarity_scores on the text its search would return, but for words
+        # outside the lexicon: every one of its branches gives those 0, so sentiment_valence is not called.
         text = text.strip()
         sentitext = SentiText(text)
         sentiments: list[float] = []
         words_and_emoticons = sentitext.words_and_emoticons
+        last = len(words_and_emoticons) - 1
         for i, item in enumerate(words_and_emoticons):
-            if item.lower() in BOOSTER_DICT:
-                sentiments.append(0)
-                continue
+            lowered = item.lower()
             if (
-                i < len(words_and_emoticons) - 1
-                and item.lower() == "kind"
-                and words_and_emoticons[i + 1].lower() == "of"
+                lowered not in self.lexicon
+                or lowered in BOOSTER_DICT
+                or (lowered == "kind" and i < last and words_and_emoticons[i + 1].lower() == "of")
             ):
                 sentiments.append(0)
                 continue
