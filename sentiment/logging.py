@@ -1,10 +1,13 @@
 """Process-wide log set-up: structlog events and the stdlib loggers of uvicorn and alembic all leave as one
-kind of line, JSON in production (`LOG_JSON=true`), readable console lines in development."""
+kind of line, JSON in production (`LOG_JSON=true`, tracebacks in an `exception` field), readable console lines
+in development. structlog's own events (an access-log line per request among them) are rendered and written
+by structlog itself: a stdlib record, handler and formatter per line cost twice the rendering."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
 
@@ -25,23 +28,36 @@ class AbandonedGracefulClose(logging.Filter):
         return "_terminate_graceful_close" not in record.getMessage()
 
 
+class NamedWriteLogger(structlog.WriteLogger):
+    """structlog's line writer, with the name the logger was asked for (the `logger` field)."""
+
+    def __init__(self, name: str, file: TextIO) -> None:
+        super().__init__(file)
+        self.name = name
+
+
 def configure_logging(level: str, json: bool) -> None:
+    rendering: list[structlog.typing.Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if json
+        else [structlog.dev.ConsoleRenderer(colors=False)]
+    )
+    stream = sys.stderr
+
+    def writer(*args: Any) -> NamedWriteLogger:
+        return NamedWriteLogger(str(args[0]) if args else "", stream)
+
     structlog.configure(
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *_SHARED,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*_SHARED, *rendering],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=writer,
         cache_logger_on_first_use=True,
     )
-    renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendering],
         )
     )
     root = logging.getLogger()

@@ -145,8 +145,8 @@ async def test_clients_that_leave_mid_batch_leave_no_queued_work_behind(
     """16 clients send batches of long texts (minutes of VADER's work in all) and leave after a second: the
     texts they left queued are dropped, and the next caller is answered at once."""
     server = start_server({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'left.db'}"})
-    # About 80 ms of VADER each, so no client's batch can finish within its one second.
-    texts = [f"{i} " + "😀" * 5000 for i in range(32)]
+    # About 25 ms of VADER each, so no client's batch of 128 can finish within its one second.
+    texts = [f"{i} " + "😀" * 5000 for i in range(128)]
     async with httpx.AsyncClient(base_url=server.base_url, timeout=1.0) as client:
         leaving = [client.post("/predict/batch", json={"texts": texts}) for _ in range(16)]
         outcomes = await asyncio.gather(*leaving, return_exceptions=True)
@@ -157,7 +157,7 @@ async def test_clients_that_leave_mid_batch_leave_no_queued_work_behind(
             if depth == 0:
                 break
             await asyncio.sleep(0.1)
-        assert depth == 0  # without the drop, 2,048 long texts would still be queued here
+        assert depth == 0  # without the drop, 8,192 long texts would still be queued here
         answer = await client.post("/predict", json={"text": "the next caller", "model": "vader"})
     assert answer.status_code == 200
     log = server.log_path.read_text()
