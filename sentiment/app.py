@@ -56,7 +56,7 @@ from sentiment.web import (
     pages,
     training_api,
 )
-from sentiment.web.dependencies import DEPENDENCIES
+from sentiment.web.dependencies import service_dependencies
 from sentiment.web.disconnect import CancelWhenClientGoes
 from sentiment.web.errors import EXCEPTION_HANDLERS
 from sentiment.web.guard import ADMIN_TOKEN, ADMIN_TOKEN_SCHEME
@@ -215,7 +215,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             stack.callback(deadline.start)  # the first step of the shutdown
             yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *api.ROUTES,
             *failsafe_api.ROUTES,
@@ -230,7 +230,7 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
         ],
         # Only with SENTIMENT_API_KEYS=on (never on probes, scrape or pages): each guard costs every request.
         guards=[require_api_key] if settings.api_keys else [],
-        dependencies=DEPENDENCIES,
+        dependencies=service_dependencies(lambda: app.state.services),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[
@@ -251,3 +251,4 @@ def create_app(settings: Settings, loader: BackendLoader | None = None) -> Lites
             components=Components(security_schemes={ADMIN_TOKEN_SCHEME: ADMIN_TOKEN}),
         ),
     )
+    return app

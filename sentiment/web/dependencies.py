@@ -7,7 +7,6 @@ from dataclasses import fields
 from typing import Any
 
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
 from litestar.di import Provide
 
 from sentiment.services.access import AccessService
@@ -20,13 +19,17 @@ def access_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessService:
     return services.access
 
 
-def _provider(name: str) -> Callable[[State], object]:
-    def provide(state: State) -> object:
-        return getattr(state.services, name)
+def service_dependencies(services: Callable[[], Services]) -> dict[str, Provide]:
+    """One provider per service, each reading the services the lifespan built. They take no parameters:
+    Litestar checks and converts a provider's parameters (a copy of the app's State) on every request."""
+    return {
+        field.name: Provide(_provider(services, field.name), sync_to_thread=False)
+        for field in fields(Services)
+    }
+
+
+def _provider(services: Callable[[], Services], name: str) -> Callable[[], object]:
+    def provide() -> object:
+        return getattr(services(), name)
 
     return provide
-
-
-DEPENDENCIES = {
-    field.name: Provide(_provider(field.name), sync_to_thread=False) for field in fields(Services)
-}

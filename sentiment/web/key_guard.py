@@ -70,8 +70,7 @@ async def identify(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | N
     """The caller named by the request's key or admin token, checked once per request (the second guard to
     ask gets the first one's answer); None when the request brings neither. A wrong or revoked key is 401; a
     key over its own rate limit, or a client throttled for wrong keys, is 429 (RateLimited)."""
-    known = connection.state.get(_CALLER)
-    if isinstance(known, Caller):
+    if (known := _known_caller(connection)) is not None:
         return known
     supplied = presented_key(connection)
     if supplied is None:
@@ -98,6 +97,13 @@ async def identify(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | N
         caller = Caller(key)
     connection.state[_CALLER] = caller
     return caller
+
+
+def _known_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | None:
+    """The caller a guard identified earlier in this request, read from the scope (`connection.state` builds
+    a State object on every access, and every scoring request asks)."""
+    known = connection.scope.get("state", {}).get(_CALLER)
+    return known if isinstance(known, Caller) else None
 
 
 async def _session_caller(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller | None:
@@ -159,6 +165,6 @@ async def require_uploader(
 
 def count_texts(connection: ASGIConnection[Any, Any, Any, Any], texts: int) -> None:
     """Add the texts a request scored to its key's usage (nothing for the admin, or without a key)."""
-    caller = connection.state.get(_CALLER)
-    if isinstance(caller, Caller) and caller.key is not None:
+    caller = _known_caller(connection)
+    if caller is not None and caller.key is not None:
         api_keys_of(connection).count_texts(caller.key, texts)
