@@ -110,9 +110,16 @@ async def test_an_unhandled_error_is_logged_once_with_its_traceback_and_request_
     monkeypatch.setattr(SystemService, "status", broken)
     app = create_app(make_settings(sqlite_url))
     async with AsyncTestClient(app=app) as client:
+        before = samples((await client.get("/metrics")).text)
         with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logged:
             response = await client.get("/status", headers={"x-request-id": "trace-me-1"})
+        after = samples((await client.get("/metrics")).text)
     assert response.status_code == 500
+    failed = {"app_name": "sentiment", "method": "GET", "path": "/status", "status_code": "500"}
+    for name in ("sentiment_requests_error_total", "sentiment_requests_total"):
+        assert value(after, name, **failed) - value(before, name, **failed) == 1
+    idle = {"app_name": "sentiment", "method": "GET", "path": "/status", "status_code": "200"}
+    assert value(after, "sentiment_requests_in_progress", **idle) == 0
     assert response.json() == {"status_code": 500, "detail": "Internal Server Error"}
     errors = [line for line in logged if line["event"] == "unhandled_error"]
     assert len(errors) == 1
