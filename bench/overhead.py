@@ -2,7 +2,7 @@
 load generator's noise does not count), with VADER and the answer cache off.
 
     .venv/bin/python bench/overhead.py [--requests 20000] [--batches 200] [--clients 8]
-        [--database-url URL] [--profile]
+        [--database-url URL] [--log-level WARNING] [--profile]
 
 (1) single-text POST /predict from `--clients` clients; (2) 256-text POST /predict/batch from 2 clients;
 (3) the bare VADER backend on the same texts in this process, for the share that is VADER's own. Every
@@ -117,12 +117,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database-url")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--log-level", default="WARNING", help="the service's LOG_LEVEL (INFO: an access-log line a request)"
+    )
     args = parser.parse_args()
     texts = read_texts(args.data)
     database = args.database_url or f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='overhead-')}/overhead.db"
     env = {
         "HF_HUB_OFFLINE": "1",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": args.log_level,
         "SENTIMENT_CACHE_SIZE": "0",
         "PRELOAD_MODEL": "vader",
         "DATABASE_URL": database,
