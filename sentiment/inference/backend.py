@@ -15,7 +15,7 @@ class Backend(Protocol):
     labels: tuple[Label, ...]
     # "cuda" when the model runs on a GPU, which is fed larger batches; else "cpu".
     device: str
-    # What actually runs (fp32, int8, onnx, onnx-int8, cuda-fp16, vader, remote), shown to operators.
+    # What actually runs (fp32, int8, onnx, onnx-int8, cuda-fp16, cuda-fp32, vader, remote), for operators.
     execution_path: str
     # Why a faster execution path that was asked for was refused, when it was.
     fast_path_rejected: str | None

@@ -28,6 +28,7 @@ EXECUTION_PATHS: tuple[ExecutionPath, ...] = get_args(ExecutionPath)
 # What `auto` tries on a CPU, fastest first (bench/paths.py); the first that passes its self-check serves,
 # else fp32. On a GPU the model runs in half precision.
 AUTO_ON_CPU: tuple[ExecutionPath, ...] = ("onnx-int8",)
+GPU_HALF = "cuda-fp16"  # the execution path a GPU serves when half precision passes its self-check
 
 # Exported models (ONNX) and self-check verdicts are kept here unless SENTIMENT_CACHE_DIR says otherwise.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "sentiment"
@@ -80,19 +81,26 @@ def build(
     long_texts: LongTexts = "head",
 ) -> Backend:
     """The backend for `path` (for `auto`, the first of AUTO_ON_CPU that passes its self-check), or fp32 with
-    `fast_path_rejected` saying why. On a GPU the model runs in half precision and the CPU paths do not
-    apply."""
+    `fast_path_rejected` saying why. On a GPU the CPU paths do not apply: the model runs in half precision
+    when that passes the same self-check (`fp32` asks for full precision on the GPU)."""
+    reference = _Reference(source, threads, long_texts)
     if resolve_device(device) == "cuda":
         from sentiment.inference.transformers_backend import TransformersBackend
 
-        return TransformersBackend(source, threads, device="cuda", long_texts=long_texts)
-    reference = _Reference(source, threads, long_texts)
+        on_gpu = partial(TransformersBackend, source, threads, device="cuda", long_texts=long_texts)
+        return on_gpu_checked(
+            path,
+            make_half=lambda: on_gpu(half=True),
+            make_full=lambda: on_gpu(half=False),
+            reference=reference.backend,
+            remembered=cache_dir / "self-checks" / f"{source_stamp(source, GPU_HALF)}.json",
+        )
     make = make_fast or _fast_backend(threads, cache_dir, long_texts)
     candidates = AUTO_ON_CPU if path == "auto" else () if path == "fp32" else (path,)
     refusals: list[str] = []
     for candidate in candidates:
         remembered = cache_dir / "self-checks" / f"{source_stamp(source, candidate)}.json"
-        fast, reason = _vetted(partial(make, source, candidate), reference, remembered)
+        fast, reason = _vetted(partial(make, source, candidate), reference.backend, remembered)
         if fast is not None:
             log.info("execution_path_chosen", source=source, path=candidate)
             return fast
@@ -102,6 +110,29 @@ def build(
     if refusals:
         fp32.fast_path_rejected = "; ".join(refusals)
     return fp32
+
+
+def on_gpu_checked(
+    path: ExecutionPath,
+    make_half: Callable[[], Backend],
+    make_full: Callable[[], Backend],
+    reference: Callable[[], Backend],
+    remembered: Path,
+) -> Backend:
+    """Half precision on the GPU when its labels pass the self-check against fp32 (on the CPU, where fp32 is
+    the reference everywhere), else full precision on the GPU with `fast_path_rejected` saying why."""
+    if path == "fp32":
+        return make_full()
+    half, reason = _vetted(make_half, reference, remembered)
+    if half is not None:
+        log.info("execution_path_chosen", path=GPU_HALF)
+        return half
+    log.warning("fast_path_rejected", path=GPU_HALF, reason=reason)
+    full = make_full()
+    full.fast_path_rejected = (
+        f"the {GPU_HALF} path was refused and the model runs in fp32 on the GPU: {reason}"
+    )
+    return full
 
 
 class _Reference:
@@ -120,7 +151,7 @@ class _Reference:
 
 
 def _vetted(
-    make: Callable[[], Backend], reference: _Reference, remembered: Path
+    make: Callable[[], Backend], reference: Callable[[], Backend], remembered: Path
 ) -> tuple[Backend | None, str | None]:
     """The fast backend when its verdict (remembered, else measured now and remembered) lets it serve, else
     None and why not. A path refused before is not built again."""
@@ -131,7 +162,7 @@ def _vetted(
         fast = make()
         if verdict is None:
             log.info("fast_path_checking", texts=len(SAMPLE_TEXTS), remembered_in=str(remembered))
-            verdict = Verdict.of(reference.backend().predict(SAMPLE_TEXTS), fast.predict(SAMPLE_TEXTS))
+            verdict = Verdict.of(reference().predict(SAMPLE_TEXTS), fast.predict(SAMPLE_TEXTS))
             _remember(remembered, verdict)
     except Exception as error:  # noqa: BLE001 - a fast path that cannot even be built leaves the model on fp32
         return None, f"it could not be built: {type(error).__name__}: {error}"

@@ -28,9 +28,10 @@ class TransformersBackend(BaseBackend):
         int8: bool = False,
         device: str = "cpu",
         long_texts: LongTexts = "head",
+        half: bool = True,
     ) -> None:
-        """Load from a local folder or the local hub cache;
-        never reaches a hub (downloads are a separate step)."""
+        """Load from a local folder or the local hub cache; never reaches a hub (downloads are a separate
+        step). On a GPU the model runs in half precision unless `half` is False."""
         torch.set_num_threads(threads or os.cpu_count() or 1)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
@@ -52,8 +53,8 @@ class TransformersBackend(BaseBackend):
         self.execution_path = "int8" if int8 else "fp32"
         if device == "cuda":
             # On a GPU the same engine runs in half precision (and with larger batches, see the registry).
-            self._model = self._model.to(device="cuda", dtype=torch.float16)
-            self.execution_path = "cuda-fp16"
+            self._model = self._model.to(device="cuda", dtype=torch.float16 if half else torch.float32)
+            self.execution_path = "cuda-fp16" if half else "cuda-fp32"
         if int8:
             # Dynamic int8 on the linear layers through torchao, the API torch recommends in place of the
             # deprecated torch.ao.quantization.quantize_dynamic.

@@ -138,3 +138,28 @@ def test_auto_device_is_the_cpu_here_and_cuda_without_a_gpu_is_refused_clearly()
     assert resolve_device("auto") == "cpu"
     with pytest.raises(ModelLoadError, match="no CUDA GPU"):
         resolve_device("cuda")
+
+
+def test_half_precision_on_a_gpu_is_held_to_the_same_self_check(tmp_path: Path) -> None:
+    """On a GPU, half precision serves only when it passes the check that a CPU fast path must pass; else the
+    model runs in full precision on the GPU and says why. (Here CPU stand-ins play both precisions.)"""
+    fp32 = TransformersBackend(str(SST2_MODEL))
+    verdict = tmp_path / "half.json"
+
+    def full() -> Backend:
+        return fp32
+
+    passing = paths.on_gpu_checked("auto", lambda: fp32, full, lambda: fp32, verdict)
+    assert passing is fp32 and passing.fast_path_rejected is None
+    flipped = paths.on_gpu_checked(
+        "auto", lambda: LabelFlipper(fp32, every=50), full, lambda: fp32, tmp_path / "flipped.json"
+    )
+    assert flipped is fp32 and flipped.fast_path_rejected is not None
+    assert (
+        "the cuda-fp16 path was refused and the model runs in fp32 on the GPU" in flipped.fast_path_rejected
+    )
+    assert "(at least 99% needed)" in flipped.fast_path_rejected
+    asked_for_full = paths.on_gpu_checked(
+        "fp32", lambda: pytest.fail("half built"), full, lambda: pytest.fail("checked"), verdict
+    )
+    assert asked_for_full is fp32
