@@ -4,6 +4,7 @@ HTTP metrics; and the Prometheus scrape (those metrics, the models' and the serv
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import secrets
 import time
@@ -23,10 +24,27 @@ from sentiment.services.system import SystemService
 
 log = structlog.get_logger("sentiment.http")
 
+REQUEST_ID = b"x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-# A new request id: this process's random half, then a count; unique without a system call per request.
-_ID_PREFIX = secrets.token_hex(8)
-_ID_COUNT = itertools.count()
+
+
+class _RequestIds:
+    """New request ids: a random half drawn per process (again in a forked child), then a count; unique
+    without a system call per request."""
+
+    def __init__(self) -> None:
+        self._draw()
+        os.register_at_fork(after_in_child=self._draw)
+
+    def _draw(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._count = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._count):016x}"
+
+
+_REQUEST_IDS = _RequestIds()
 
 # No inline script or style anywhere: pages, htmx and /docs load theirs from /static.
 SECURITY_HEADERS = {
@@ -100,9 +118,9 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = list(message.get("headers") or ())
+                headers = [pair for pair in message.get("headers") or () if pair[0].lower() != REQUEST_ID]
                 present = {name.lower() for name, _ in headers}
-                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((REQUEST_ID, request_id.encode()))
                 headers.extend(pair for pair in _ENCODED_SECURITY_HEADERS if pair[0] not in present)
                 message = {**message, "headers": headers}
             await send(message)
@@ -134,12 +152,12 @@ class RequestContextMiddleware:
 
 def _request_id(headers: Iterable[tuple[bytes, bytes]]) -> str:
     for name, value in headers:
-        if name == b"x-request-id":
+        if name == REQUEST_ID:
             supplied = value.decode("latin-1")
             if _SAFE_REQUEST_ID.match(supplied):
                 return supplied
             break
-    return f"{_ID_PREFIX}{next(_ID_COUNT):016x}"
+    return _REQUEST_IDS.next()
 
 
 class ServiceCollector(Collector):

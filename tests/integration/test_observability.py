@@ -73,10 +73,13 @@ async def test_every_response_carries_a_request_id_and_the_security_headers(sqli
     async with AsyncTestClient(app=app) as client:
         mine = await client.get("/health", headers={"x-request-id": "trace-42"})
         fresh = await client.post("/predict", json={"text": "hello"})
+        next_one = await client.get("/health")
         refused = await client.post("/predict", json={"text": ""})
         bogus = await client.get("/health", headers={"x-request-id": "<script>"})
     assert mine.headers["x-request-id"] == "trace-42"
     assert len(fresh.headers["x-request-id"]) == 32
+    assert next_one.headers["x-request-id"] != fresh.headers["x-request-id"]
+    assert all(len(r.headers.get_list("x-request-id")) == 1 for r in (mine, fresh, refused))
     assert bogus.headers["x-request-id"] != "<script>"
     for response in (mine, fresh, refused):
         csp = response.headers["content-security-policy"]
