@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 
-from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer, SentiText
+from vaderSentiment.vaderSentiment import BOOSTER_DICT, NEGATE, SentimentIntensityAnalyzer
 
 from sentiment.core.domain import Label, Scored
 from sentiment.inference.backend import BaseBackend
@@ -32,6 +33,23 @@ def scored_from_vader(polarity: dict[str, float]) -> Scored:
 _NEGATION_TRIGGERS = frozenset(NEGATE) | {"never", "without", "so", "this"}
 
 
+class _Words:
+    """What sentiment_valence reads of vaderSentiment's SentiText (the words with their punctuation stripped
+    unless that leaves two characters or fewer, and whether only some are in capitals), made with one list
+    comprehension instead of a function call per word."""
+
+    __slots__ = ("is_cap_diff", "text", "words_and_emoticons")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.words_and_emoticons = [
+            word if len(stripped := word.strip(string.punctuation)) <= 2 else stripped
+            for word in text.split()
+        ]
+        capitals = sum(map(str.isupper, self.words_and_emoticons))
+        self.is_cap_diff = 0 < capitals < len(self.words_and_emoticons)
+
+
 class LinearVader(SentimentIntensityAnalyzer):
     """VADER with the same answers in linear time, and less of it. vaderSentiment lowercases the whole text's
     word list again for every sentiment-laden word it checks for negations and idioms, so its cost grows with
@@ -48,24 +66,26 @@ class LinearVader(SentimentIntensityAnalyzer):
     def polarity_scores(self, text: str) -> dict[str, float]:
         if not self._emoji_characters.isdisjoint(text):
             return super().polarity_scores(text)
-        # From here on vaderSentiment's own polarity_scores on the text its search would return, but for words
-        # outside the lexicon: every one of its branches gives those 0, so sentiment_valence is not called.
+        # From here on vaderSentiment's own polarity_scores on the text its search would return, each list
+        # made in one pass: words outside the lexicon get the 0 every branch of its loop gives them without a
+        # call to sentiment_valence, and the "but" check runs only where there is a "but".
         text = text.strip()
-        sentitext = SentiText(text)
+        sentitext = _Words(text)
+        words = sentitext.words_and_emoticons
+        lowered = [word.lower() for word in words]
         sentiments: list[float] = []
-        words_and_emoticons = sentitext.words_and_emoticons
-        last = len(words_and_emoticons) - 1
-        for i, item in enumerate(words_and_emoticons):
-            lowered = item.lower()
+        last = len(words) - 1
+        for i, low in enumerate(lowered):
             if (
-                lowered not in self.lexicon
-                or lowered in BOOSTER_DICT
-                or (lowered == "kind" and i < last and words_and_emoticons[i + 1].lower() == "of")
+                low not in self.lexicon
+                or low in BOOSTER_DICT
+                or (low == "kind" and i < last and lowered[i + 1] == "of")
             ):
                 sentiments.append(0)
                 continue
-            sentiments = self.sentiment_valence(0, sentitext, item, i, sentiments)
-        sentiments = self._but_check(words_and_emoticons, sentiments)
+            sentiments = self.sentiment_valence(0, sentitext, words[i], i, sentiments)
+        if "but" in lowered:
+            sentiments = self._but_check(words, sentiments)
         return self.score_valence(sentiments, text)
 
     @staticmethod
