@@ -65,8 +65,13 @@ MODIFIERS = [
     "at",
     "very",
     "but",
+    "BUT",
+    "isn't",
 ]
 LADEN = [
+    "GREAT!",
+    ":)",
+    "(good),",
     "good",
     "bad",
     "great",
