@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -95,10 +95,23 @@ class _PredictionInsert(NamedTuple):
     def rows(self, predictions: Sequence[Prediction], store_text: bool) -> list[tuple[Any, ...]]:
         columns = _prediction_columns(predictions, store_text)
         converted = (
-            columns[name] if process is None else map(process, columns[name])
+            _converted(name, process, columns[name])
             for name, process in zip(self.names, self.processors, strict=True)
         )
         return list(zip(*converted, strict=True))
+
+
+# Columns whose values repeat along a batch (a request's rows share one time): converted once per value.
+_REPEATING_COLUMNS = frozenset({"created_at", "fallback_used"})
+
+
+def _converted(name: str, process: Callable[[Any], Any] | None, values: list[Any]) -> Iterable[Any]:
+    if process is None:
+        return values
+    if name not in _REPEATING_COLUMNS:
+        return map(process, values)
+    done: dict[Any, Any] = {}
+    return [done[value] if value in done else done.setdefault(value, process(value)) for value in values]
 
 
 # Per dialect instance, not name: the JSON column's processor is its engine's serializer.
