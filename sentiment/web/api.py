@@ -31,7 +31,7 @@ AlertId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="an alert
 @post(
     "/predict",
     status_code=200,
-    guards=[require_json],
+    before_request=require_json,
     summary="Score one text",
     tags=["predictions"],
     responses=PREDICTION_ERRORS,
@@ -49,7 +49,7 @@ async def predict(
 @post(
     "/predict/batch",
     status_code=200,
-    guards=[require_json],
+    before_request=require_json,
     summary="Score a batch of texts, answered in input order",
     tags=["predictions"],
     responses=PREDICTION_ERRORS,

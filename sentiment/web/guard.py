@@ -8,8 +8,10 @@ from __future__ import annotations
 import hmac
 import math
 import secrets
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import ClientException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
@@ -106,10 +108,12 @@ async def require_admin(connection: ASGIConnection, handler: BaseRouteHandler | 
     )
 
 
-async def require_json(connection: ASGIConnection, _: BaseRouteHandler | None = None) -> None:
+async def require_json(request: Request[Any, Any, Any]) -> None:
     """A JSON endpoint takes JSON: a body labelled as a form or plain text, as a cross-site form would send
-    it, is refused before it is read."""
-    content_type = connection.headers.get("content-type", "").partition(";")[0].strip().lower()
+    it, is refused before it is read. A `before_request` hook, not a guard: Litestar copies the handler for
+    every guard it runs, and the prediction endpoints run this on every request."""
+    supplied = next((value for name, value in request.scope["headers"] if name == b"content-type"), b"")
+    content_type = supplied.decode("latin-1").partition(";")[0].strip().lower()
     if content_type in FORM_TYPES:
         raise ClientException(
             detail=f"send the body as application/json, not {content_type}",

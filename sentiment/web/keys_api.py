@@ -76,7 +76,8 @@ class CreatedKeyOut(msgspec.Struct):
 @post(
     "/keys",
     status_code=201,
-    guards=[require_admin, require_json],
+    guards=[require_admin],
+    before_request=require_json,
     security=ADMIN_SECURITY,
     summary="Create an API key; the answer is the only time the key is shown (admin token)",
     tags=["keys"],

@@ -50,7 +50,8 @@ class TrainIn(msgspec.Struct, frozen=True):
 
 @post(
     "/datasets/{dataset_id:uuid}/train",
-    guards=[require_json, require_admin],
+    guards=[require_admin],
+    before_request=require_json,
     security=ADMIN_SECURITY,
     status_code=202,
     summary="Fine-tune a model on the data set's text and gold columns (admin): a background job, one at a "
