@@ -2,8 +2,10 @@
 texts it still had queued are skipped by the model's queue instead of being scored for nobody.
 
 Litestar does not cancel a handler when its client goes; the server says so only to whoever awaits `receive`
-once the body is read. For the paths that score text, a watcher does, from the moment the body is read, and
-cancels the request when the server reports the disconnect before the response was sent.
+once the body is read. For the paths that score text, a watcher does, and cancels the request when the server
+reports the disconnect before the response was sent. It starts only for a request still running
+`WATCH_AFTER_S` after its body was read: most answers are sent sooner, and a task per request costs more than
+their scoring.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 log = structlog.get_logger(__name__)
 
 SCORING_PATHS = frozenset({"/predict", "/predict/batch", "/ui/analyze"})
+WATCH_AFTER_S = 0.05
 
 
 class CancelWhenClientGoes:
-    """A plain ASGI layer: the request runs in its own task, and only a scoring request gets a watcher (one
-    task, started once its body is read)."""
+    """A plain ASGI layer: the request runs in its own task, and only a scoring request that is still running
+    `WATCH_AFTER_S` after its body was read gets a watcher (one task)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -32,6 +35,8 @@ class CancelWhenClientGoes:
             return
         request = asyncio.current_task()
         assert request is not None  # an ASGI server runs each request in a task
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         watcher: asyncio.Task[None] | None = None
         responded = gone = False
 
@@ -45,11 +50,15 @@ class CancelWhenClientGoes:
                 log.info("client_gone", path=scope["path"])
                 request.cancel()
 
-        async def receiving() -> ReceiveMessage:
+        def start_watching() -> None:
             nonlocal watcher
+            watcher = loop.create_task(watch())
+
+        async def receiving() -> ReceiveMessage:
+            nonlocal timer
             message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False) and watcher is None:
-                watcher = asyncio.create_task(watch())
+            if message["type"] == "http.request" and not message.get("more_body", False) and timer is None:
+                timer = loop.call_later(WATCH_AFTER_S, start_watching)
             return message
 
         async def sending(message: Message) -> None:
@@ -65,6 +74,8 @@ class CancelWhenClientGoes:
                 raise  # this request itself was cancelled (a shutdown), not left by its client
             request.uncancel()  # the cancellation was this layer's: the request ends here, answered by nobody
         finally:
+            if timer is not None:
+                timer.cancel()
             if watcher is not None:
                 watcher.cancel()
                 with suppress(asyncio.CancelledError):
