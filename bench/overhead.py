@@ -1,7 +1,7 @@
 """The service's own cost: server CPU per request and per text, from the service process's CPU time (so the
 load generator's noise does not count), with VADER and the answer cache off.
 
-    .venv/bin/python bench/overhead.py [--requests 20000] [--batches 200] [--clients 8]
+    .venv/bin/python bench/overhead.py [--requests 20000] [--batches 400] [--clients 8]
         [--database-url URL] [--log-level WARNING] [--profile]
 
 (1) single-text POST /predict from `--clients` clients; (2) 256-text POST /predict/batch from 2 clients;
@@ -113,7 +113,7 @@ def main() -> None:
     )
     parser.add_argument("--data", type=Path, default=SHARED / "data" / "sst2_dev.tsv")
     parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--database-url")
     parser.add_argument("--profile", action="store_true")
