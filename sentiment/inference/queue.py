@@ -207,7 +207,7 @@ class BatchQueue:
             raise
 
     def _fits_inline(self, texts: Sequence[str]) -> bool:
-        if self.depth or self._calling or len(texts) > self._inline_chars:
+        if not texts or self.depth or self._calling or len(texts) > self._inline_chars:
             return False
         return sum(map(len, texts)) <= self._inline_chars
 

@@ -131,11 +131,12 @@ class PredictionWriter:
     async def _run(self) -> None:
         retrying = False
         while True:
+            # Cleared before reading: rows made durable while the read runs wake the wait below.
+            self._journal.arrived.clear()
             batch = await asyncio.to_thread(self._journal.read, self._settings.batch_size)
             if batch is None:
                 if self._closing.is_set():
                     return
-                self._journal.arrived.clear()
                 await self._journal.arrived.wait()
                 await self._let_a_batch_gather()
                 continue

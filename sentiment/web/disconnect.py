@@ -11,7 +11,6 @@ their scoring.
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
@@ -70,13 +69,13 @@ class CancelWhenClientGoes:
         try:
             await self._app(scope, receiving, sending)
         except asyncio.CancelledError:
-            if not gone:
-                raise  # this request itself was cancelled (a shutdown), not left by its client
-            request.uncancel()  # the cancellation was this layer's: the request ends here, answered by nobody
+            # The cancellation was this layer's (the request ends here, answered by nobody) unless the request
+            # itself was cancelled too (a shutdown): that one goes on.
+            if not gone or request.uncancel() > 0:
+                raise
         finally:
             if timer is not None:
                 timer.cancel()
             if watcher is not None:
                 watcher.cancel()
-                with suppress(asyncio.CancelledError):
-                    await watcher
+                await asyncio.wait([watcher])  # unlike awaiting it, a cancellation of this request goes on

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.exceptions import TooManyRequestsException
+from litestar.exceptions import HTTPException, TooManyRequestsException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.response import Redirect
@@ -47,8 +47,18 @@ STATUS_OF: dict[type[SentimentError], int] = {
 }
 
 
+def status_of(error: BaseException) -> int:
+    """The status an error is answered with: an HTTP exception's own, a domain error's from STATUS_OF, else
+    500."""
+    if isinstance(error, HTTPException):
+        return error.status_code
+    if isinstance(error, SentimentError):
+        return next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
+    return 500
+
+
 def domain_error_response(_: Request, error: SentimentError) -> Response[dict[str, object]]:
-    status = next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
+    status = status_of(error)
     headers = (
         {"retry-after": str(error.retry_after_s)}
         if isinstance(error, QueueFull | RateLimited | StorageBehind)

@@ -21,6 +21,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sentiment.services.system import SystemService
+from sentiment.web.errors import status_of
 
 log = structlog.get_logger("sentiment.http")
 
@@ -112,7 +113,7 @@ class RequestContextMiddleware:
         measured = template is not None and template not in UNMEASURED_PATHS
         started = time.perf_counter()
         status: int | None = None
-        failed = False
+        failed_with: int | None = None  # the status an error escaping this layer is answered with, outside it
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -131,13 +132,13 @@ class RequestContextMiddleware:
             in_progress.inc()
         try:
             await self._app(scope, receive, send_with_headers)
-        except BaseException:
-            failed = True
+        except BaseException as error:
+            failed_with = status_of(error)  # a rate limit's 429 is raised by a layer inside this one
             raise
         finally:
             seconds = time.perf_counter() - started
             # No answer and no error: the client left first (nginx's 499, "client closed request").
-            status = status if status is not None else 500 if failed else 499
+            status = status if status is not None else failed_with if failed_with is not None else 499
             if in_progress is not None:
                 in_progress.dec()
                 metrics = _route_metrics(method, route, status)

@@ -128,3 +128,21 @@ async def test_an_unhandled_error_is_logged_once_with_its_traceback_and_request_
     assert len(errors) == 1
     assert (errors[0]["path"], errors[0]["request_id"]) == ("/status", "trace-me-1")
     assert isinstance(errors[0]["exc_info"], RuntimeError)
+
+
+async def test_a_rate_limited_request_is_counted_as_its_429_not_as_a_server_error(sqlite_url: str) -> None:
+    app = create_app(make_settings(sqlite_url, rate_limit=("minute", 1)))
+    async with AsyncTestClient(app=app) as client:
+        before = samples((await client.get("/metrics")).text)
+        with structlog.testing.capture_logs() as logged:
+            answers = [(await client.post("/predict", json={"text": "hello"})).status_code for _ in range(2)]
+        after = samples((await client.get("/metrics")).text)
+    assert answers == [200, 429]
+    refused = {"app_name": "sentiment", "method": "POST", "path": "/predict", "status_code": "429"}
+    assert (
+        value(after, "sentiment_requests_total", **refused)
+        - value(before, "sentiment_requests_total", **refused)
+        == 1
+    )
+    assert value(after, "sentiment_requests_error_total", **refused) == 0
+    assert [line["status"] for line in logged if line["event"] == "http_request"] == [200, 429]
