@@ -142,13 +142,19 @@ def test_bad_input_is_refused_before_any_training(tmp_path: Path, cli_env: dict[
 
 def test_ctrl_c_cancels_the_cli_and_leaves_nothing(tmp_path: Path, cli_env: dict[str, str]) -> None:
     data = labelled_slice(tmp_path, per_label=400)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentiment", *train_args(data, "cancelled")],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # The child takes Ctrl-C as from a terminal even where this suite runs as a background job, which ignores
+    # SIGINT: a handler (unlike "ignore") is not inherited, so the child starts with the default.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sentiment", *train_args(data, "cancelled")],
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert process.stderr is not None
     for line in process.stderr:  # wait until it trains
         if line.startswith("epoch 1/1 step"):
