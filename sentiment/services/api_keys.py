@@ -19,7 +19,6 @@ import structlog
 from cachetools import TTLCache
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from uuid_utils.compat import uuid7
 
 from sentiment.core.api_keys import (
     MAX_NAME_LENGTH,
@@ -31,6 +30,7 @@ from sentiment.core.api_keys import (
 )
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import InvalidInput, RateLimited, first_line
+from sentiment.core.ids import new_id
 from sentiment.core.rate_budget import RateBudget
 from sentiment.core.tasks import cancel_and_wait
 from sentiment.services.metrics import API_KEY_RATE_LIMITED, API_KEY_REQUESTS, API_KEY_TEXTS
@@ -98,7 +98,7 @@ class ApiKeyService:
             raise InvalidInput(f"rate_per_minute must be between 1 and {MAX_RATE_PER_MINUTE:,}, or absent")
         key = new_key()
         record = ApiKey(
-            id=uuid7(),
+            id=new_id(),
             name=name,
             prefix=display_prefix(key),
             rate_per_minute=rate_per_minute,

@@ -44,7 +44,6 @@ import msgspec
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from uuid_utils.compat import uuid7
 
 from sentiment.core.buckets import key_start
 from sentiment.core.clock import WallClock, utc_now
@@ -74,6 +73,7 @@ from sentiment.core.evaluation import (
     polarity,
     read_gold_values,
 )
+from sentiment.core.ids import new_id
 from sentiment.core.retry import retry
 from sentiment.core.tasks import cancel_and_wait, poll_until, to_the_end
 from sentiment.core.timeparse import (
@@ -496,7 +496,7 @@ class DatasetService:
         `Upload.discard`) ends it."""
         await self._quota.measure()
         self._quota.check()
-        dataset_id = uuid7()
+        dataset_id = new_id()
         name = upload_name(filename)
         path = self._source(dataset_id, name)
         try:
@@ -560,7 +560,7 @@ class DatasetService:
         self._quota.check()
         table_path = self._source(dataset.id, dataset.name)
         plan = await asyncio.to_thread(lambda: plan_reading(open_table(table_path), options))
-        job = JobRun(dataset_id, uuid7())
+        job = JobRun(dataset_id, new_id())
         values = {
             "status": "queued",
             "run_id": job.run,
@@ -616,7 +616,7 @@ class DatasetService:
         for candidate in stopped:
             if candidate.id in self._jobs:
                 continue  # its heartbeat is late (the database was away), but it runs here
-            run = uuid7()
+            run = new_id()
             async with self._engine.begin() as connection:
                 repository = DatasetRepository(connection)
                 values = {"status": "queued", "run_id": run, "heartbeat_at": self._clock(), "error": None}
@@ -1127,7 +1127,7 @@ def chunk_predictions(
     """A chunk's scored rows as the predictions stored for its data set."""
     return [
         Prediction(
-            id=uuid7(),
+            id=new_id(),
             text=row.values[plan.text],
             sentiment=result.label,
             confidence=result.confidence,

@@ -8,11 +8,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 import msgspec
-from uuid_utils.compat import uuid7
 
 from sentiment.breaker import BreakerState
 from sentiment.core.clock import WallClock, utc_now
 from sentiment.core.domain import VADER_KEY, InvalidInput, ModelNotLoaded, Prediction, Scored, is_blank
+from sentiment.core.ids import new_id
 from sentiment.inference.cache import ResultCache
 from sentiment.inference.queue import ModelCallFailed, QueueTimeout
 from sentiment.inference.registry import ModelEntry, ModelRegistry
@@ -101,7 +101,7 @@ class PredictionService:
         now = self._clock()
         predictions = [
             Prediction(
-                id=uuid7(),
+                id=new_id(),
                 text=text,
                 sentiment=scored.label,
                 confidence=scored.confidence,
