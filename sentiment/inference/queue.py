@@ -148,6 +148,7 @@ class BatchQueue:
         on_outcome: Callable[[CallOutcome], None] = lambda _: None,
         before_call: Callable[[], None] = lambda: None,
         inline_chars: int = 0,
+        may_run_inline: Callable[[], bool] = lambda: True,
     ) -> None:
         """`inline_chars`: live work of at most this many characters runs on the event loop when the queue is
         idle, for a model whose call on that much text costs less than handing it to a thread (VADER: tens of
@@ -159,6 +160,7 @@ class BatchQueue:
         self._on_outcome = on_outcome
         self._before_call = before_call
         self._inline_chars = inline_chars
+        self._may_run_inline = may_run_inline
         self._items: deque[_Item] = deque()
         self._bulk: deque[_Item] = deque()
         self._live_calls_in_a_row = 0
@@ -179,13 +181,12 @@ class BatchQueue:
         trial: bool = False,
         timeout_s: float | None = None,
         bulk: bool = False,
-        may_run_inline: bool = True,
     ) -> TimedResult:
         """Queue the texts (in the bulk lane when `bulk`), wait for all their results (raises QueueFull at
         once when there is no room). Small live work on an idle queue is answered at once, on the loop (see
-        `inline_chars`), unless the caller says it may not (an injected fault must hang the worker, never the
+        `inline_chars`), while `may_run_inline` says so (an injected fault must hang the worker, never the
         loop)."""
-        if may_run_inline and not bulk and self._fits_inline(texts):
+        if not bulk and self._fits_inline(texts) and self._may_run_inline():
             return self._answer_inline(texts, trial)
         if self.depth + len(texts) > self.policy.max_queue:
             raise QueueFull(self.name)

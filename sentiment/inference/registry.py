@@ -196,13 +196,13 @@ class ModelEntry:
             raise ModelNotLoaded(self.key)
         long = [len(text) > LONG_TEXT_CHARS for text in texts]
         if self.long_lane is None or not any(long):
-            return await self.queue.submit(texts, trial, timeout_s, bulk, may_run_inline=self.fault is None)
+            return await self.queue.submit(texts, trial, timeout_s, bulk)
         if all(long):
             return await self.long_lane.submit(texts, trial, timeout_s, bulk)
         shorts_in = [text for text, is_long in zip(texts, long, strict=True) if not is_long]
         longs_in = [text for text, is_long in zip(texts, long, strict=True) if is_long]
         short_part, long_part = await asyncio.gather(
-            self.queue.submit(shorts_in, trial, timeout_s, bulk, may_run_inline=self.fault is None),
+            self.queue.submit(shorts_in, trial, timeout_s, bulk),
             self.long_lane.submit(longs_in, trial, timeout_s, bulk),
         )
         shorts, longs = iter(short_part.scored), iter(long_part.scored)
@@ -372,6 +372,7 @@ class ModelRegistry:
             on_outcome=lambda outcome: self._on_outcome(entry.key, outcome),
             before_call=entry.apply_fault,
             inline_chars=inline_chars,
+            may_run_inline=lambda: entry.fault is None,
         )
 
     async def close(self) -> None:

@@ -209,16 +209,27 @@ class ThreadRecordingBackend(RecordingBackend):
 async def test_small_live_work_on_an_idle_queue_is_answered_on_the_loop_and_the_rest_on_the_worker() -> None:
     backend = ThreadRecordingBackend()
     outcomes: list[CallOutcome] = []
-    queue = BatchQueue("m", backend, POLICY, None, on_outcome=outcomes.append, inline_chars=10)
+    fault = [False]
+    queue = BatchQueue(
+        "m",
+        backend,
+        POLICY,
+        None,
+        on_outcome=outcomes.append,
+        inline_chars=10,
+        may_run_inline=lambda: not fault[0],
+    )
     loop_thread = threading.current_thread().name
     small = await queue.submit(["tiny", "text"])
     assert [s.confidence for s in small.scored] == [4.0, 4.0] and small.queue_ms == 0.0
     await queue.submit(["longer than ten"])  # too much text
     await queue.submit(["tiny"], bulk=True)  # bulk work always queues
-    await queue.submit(["tiny"], may_run_inline=False)  # an injected fault must hang the worker, not the loop
+    fault[0] = True
+    await queue.submit(["tiny"])  # an injected fault must hang the worker, not the loop
     backend.gate.clear()
-    busy = asyncio.create_task(queue.submit(["busy"], may_run_inline=False))
+    busy = asyncio.create_task(queue.submit(["busy"]))
     await asyncio.sleep(0.05)
+    fault[0] = False
     behind = asyncio.create_task(queue.submit(["tiny"]))  # never ahead of work already queued or running
     await asyncio.sleep(0.01)
     backend.gate.set()
